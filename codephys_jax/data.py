@@ -1,0 +1,236 @@
+"""Datasets by name, preparation into TFDS array_record, and grain input pipelines.
+
+`load_builder` returns a prepared builder whose config directory is keyed by the
+preprocessing settings and the raw tree it read (see `rppg_builder`), so that a
+dataset prepared from another manual_dir or with other settings is never reused.
+Whole videos are read through `tfds` random-access data sources; training clips
+are cut from them by a grain `MapDataset` that shuffles, shards per JAX process,
+augments deterministically per (seed, index) and batches. Because every stage
+is index-addressable, a pipeline resumed at step k yields exactly the batches an
+uninterrupted run would have seen from step k on.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import importlib
+import threading
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+import grain
+import numpy as np
+
+from codephys_jax import preprocess as preprocess_lib
+from codephys_jax import rppg_builder
+
+# name -> "module:Class" (imported lazily: builders pull in OpenCV and TFDS).
+_MAX_ELEMENTS = 2**62  # "infinite" training stream
+
+DATASETS: dict[str, str] = {
+    "synthetic_rppg": "datasets.synthetic_rppg.synthetic_rppg_dataset_builder:SyntheticRppg",
+    "ubfc_rppg": "datasets.ubfc_rppg.ubfc_rppg_dataset_builder:UbfcRppg",
+    "pure": "datasets.pure.pure_dataset_builder:Pure",
+    "vipl_hr": "datasets.vipl_hr.vipl_hr_dataset_builder:ViplHr",
+    "cohface": "datasets.cohface.cohface_dataset_builder:Cohface",
+}
+
+
+def builder_class(name: str) -> type[rppg_builder.RppgBuilder]:
+  if name not in DATASETS:
+    raise ValueError(f"unknown dataset {name!r}; known: {sorted(DATASETS)}")
+  module, cls = DATASETS[name].split(":")
+  return getattr(importlib.import_module(module), cls)
+
+
+def make_builder(
+    name: str,
+    *,
+    data_dir: str | None = None,
+    manual_dir: str | None = None,
+    preprocess: preprocess_lib.PreprocessConfig | Mapping[str, Any] | None = None,
+    options: Mapping[str, Any] | None = None,
+) -> rppg_builder.RppgBuilder:
+  """An (unprepared) builder for `name` with the given settings."""
+  cls = builder_class(name)
+  if isinstance(preprocess, Mapping):
+    preprocess = preprocess_lib.PreprocessConfig(**dict(preprocess))
+  if cls.NEEDS_MANUAL_DIR and not manual_dir:
+    raise ValueError(
+        f"dataset {name!r} needs manual_dir (set --config.manual_dir). "
+        f"{cls.MANUAL_DOWNLOAD_INSTRUCTIONS}"
+    )
+  config = cls.make_config(
+      preprocess=preprocess, manual_dir=manual_dir, options=dict(options or {})
+  )
+  return cls(config=config, data_dir=data_dir, file_format="array_record")
+
+
+def load_builder(name: str, **kwargs: Any) -> rppg_builder.RppgBuilder:
+  """`make_builder` + prepare if this exact (settings, source) is not prepared yet."""
+  builder = make_builder(name, **kwargs)
+  return rppg_builder.prepare(builder, manual_dir=kwargs.get("manual_dir"))
+
+
+def _decode(example: Mapping[str, Any]) -> dict[str, Any]:
+  out = dict(example)
+  for key in ("video_id", "subject_id"):
+    if isinstance(out.get(key), bytes):
+      out[key] = out[key].decode()
+  out["valid"] = np.asarray(out["valid"]).astype(bool)
+  return out
+
+
+class VideoSource:
+  """Random access to whole prepared videos (numpy dicts) of one split."""
+
+  def __init__(self, builder: rppg_builder.RppgBuilder, split: str):
+    if split not in builder.info.splits:
+      raise ValueError(
+          f"{builder.name} has no split {split!r}; available: {sorted(builder.info.splits)}"
+      )
+    self._source = builder.as_data_source(split)
+    self.split = split
+    self.name = builder.name
+
+  def __len__(self) -> int:
+    return len(self._source)
+
+  def __getitem__(self, index: int) -> dict[str, Any]:
+    return _decode(self._source[index])
+
+  def __iter__(self) -> Iterator[dict[str, Any]]:
+    for i in range(len(self)):
+      yield self[i]
+
+
+def normalize_ppg(x: np.ndarray) -> np.ndarray:
+  """CodePhys label normalisation: (x - mean) / max|x - mean| (float32)."""
+  x = np.asarray(x, np.float32)
+  centred = x - x.mean(axis=-1, keepdims=True)
+  scale = np.max(np.abs(centred), axis=-1, keepdims=True)
+  return centred / np.maximum(scale, 1e-6)
+
+
+class ClipSource(grain.sources.RandomAccessDataSource):
+  """Fixed-length clips cut from whole videos: (video, start) pairs in a fixed order."""
+
+  def __init__(
+      self,
+      videos: VideoSource,
+      *,
+      clip_length: int,
+      stride: int | None = None,
+      cache_videos: int = 4,
+  ):
+    self._videos = videos
+    self.clip_length = clip_length
+    stride = stride or clip_length
+    self.index: list[tuple[int, int]] = []
+    for v in range(len(videos)):
+      n = len(videos[v]["ppg"])
+      self.index.extend((v, s) for s in range(0, n - clip_length + 1, stride))
+    if not self.index:
+      raise ValueError(
+          f"{videos.name}/{videos.split}: no video is at least {clip_length} frames long"
+      )
+    self._cache: collections.OrderedDict[int, dict] = collections.OrderedDict()
+    self._cache_size = cache_videos
+    self._lock = threading.Lock()
+
+  def __len__(self) -> int:
+    return len(self.index)
+
+  def _video(self, v: int) -> dict[str, Any]:
+    with self._lock:
+      if v in self._cache:
+        self._cache.move_to_end(v)
+        return self._cache[v]
+    video = self._videos[v]
+    with self._lock:
+      self._cache[v] = video
+      while len(self._cache) > self._cache_size:
+        self._cache.popitem(last=False)
+    return video
+
+  def __getitem__(self, i: int) -> dict[str, Any]:
+    v, s = self.index[i]
+    video = self._video(v)
+    sl = slice(s, s + self.clip_length)
+    return {
+        "frames": video["frames"][sl],
+        "ppg": normalize_ppg(video["ppg"][sl]),
+        "fps": np.float32(video["fps"]),
+        "video_index": np.int32(v),
+        "start": np.int32(s),
+    }
+
+  def __repr__(self) -> str:
+    return f"ClipSource({self._videos.name}/{self._videos.split}, n={len(self)})"
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineSpec:
+  """What the training input pipeline needs to know (from the config)."""
+
+  batch_size: int  # global batch size
+  seed: int
+  num_threads: int = 2
+  prefetch: int = 4
+
+
+def train_pipeline(
+    clips: ClipSource,
+    spec: PipelineSpec,
+    *,
+    start_step: int = 0,
+    augment: Callable[[dict, np.random.Generator], dict] | None = None,
+    process_index: int = 0,
+    process_count: int = 1,
+) -> Iterator[dict[str, np.ndarray]]:
+  """Infinite iterator of this process's share of each global batch.
+
+  Batches are deterministic functions of (seed, step): shuffle, augmentation and
+  per-process sharding are all index-based, so `start_step` resumes exactly.
+  """
+  if spec.batch_size % process_count:
+    raise ValueError(
+        f"global batch {spec.batch_size} not divisible by {process_count} processes"
+    )
+  local = spec.batch_size // process_count
+  ds = grain.MapDataset.source(clips).shuffle(seed=spec.seed).repeat(None)
+  if augment is not None:
+    # Seeded by the global element index: identical whatever the process count.
+    ds = ds.random_map(augment, seed=spec.seed + 1)
+
+  def pick(j: int) -> dict[str, np.ndarray]:
+    # Local element j belongs to global batch j // local; this process owns the
+    # contiguous slice [process_index * local, (process_index + 1) * local).
+    step, r = divmod(j, local)
+    return ds[step * spec.batch_size + process_index * local + r]
+
+  local_ds = (
+      grain.MapDataset.range(start_step * local, _MAX_ELEMENTS)
+      .map(pick)
+      .batch(local, drop_remainder=True)
+  )
+  it = local_ds.to_iter_dataset(
+      grain.ReadOptions(num_threads=spec.num_threads, prefetch_buffer_size=spec.prefetch)
+  )
+  return iter(it)
+
+
+def eval_batches(
+    clips: ClipSource, batch_size: int
+) -> Iterator[tuple[dict[str, np.ndarray], int]]:
+  """Every clip once, in order, padded to full batches: (batch, num_real)."""
+  n = len(clips)
+  for lo in range(0, n, batch_size):
+    items = [clips[i] for i in range(lo, min(lo + batch_size, n))]
+    real = len(items)
+    items += [items[-1]] * (batch_size - real)
+    yield {k: np.stack([it[k] for it in items]) for k in items[0]}, real
+
+
+def stack_first(items: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
+  return {k: np.stack([it[k] for it in items]) for k in items[0]}

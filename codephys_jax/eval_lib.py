@@ -1,0 +1,172 @@
+"""`evaluate(config, workdir)`: the library behind eval.py.
+
+Prepares the dataset if needed, runs a method (an unsupervised baseline on the
+skin-RGB traces, or a trained CodePhys / PhysNet checkpoint on the face crops)
+on every video of a split, and writes `metrics.json`, `per_video.csv`, a
+Bland-Altman plot and a few waveform plots into the workdir. HR follows the
+rPPG-Toolbox convention (see `codephys_jax.evaluation`); the robust estimator is
+reported beside it under its own name.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import Any, Callable, Iterable, Mapping
+
+import ml_collections
+import numpy as np
+import tqdm
+
+from codephys_jax import data as data_lib
+from codephys_jax import evaluation
+from codephys_jax import plots
+from codephys_jax import unsupervised
+
+MODEL_METHODS = ("codephys", "physnet")
+
+# video dict -> predicted waveform at the video's fps
+Predictor = Callable[[Mapping[str, Any]], np.ndarray]
+
+
+def eval_settings(config: ml_collections.ConfigDict, fps: float) -> evaluation.EvalSettings:
+  return evaluation.EvalSettings(
+      fs=float(fps),
+      diff_normalized=False,
+      detrend_lambda=config.detrend_lambda,
+      low_hz=config.low_hz,
+      high_hz=config.high_hz,
+      hr_method=config.hr_method,
+      extra_hr_methods=tuple(config.extra_hr_methods),
+      window_seconds=config.get("window_seconds"),
+      window_stride_seconds=config.get("window_stride_seconds"),
+  )
+
+
+def unsupervised_predictor(name: str) -> Predictor:
+  unsupervised.get_method(name)  # unknown names fail before any data work
+
+  def predict(video: Mapping[str, Any]) -> np.ndarray:
+    return unsupervised.extract_bvp(name, video["rgb"], float(video["fps"]))
+
+  return predict
+
+
+def make_predictor(config: ml_collections.ConfigDict) -> Predictor:
+  method = config.method.lower()
+  if method in MODEL_METHODS:
+    if not config.get("checkpoint"):
+      raise ValueError(f"method {method!r} needs --config.checkpoint=<training workdir>")
+    from codephys_jax import train_lib  # JAX/Flax only when a model is evaluated
+
+    return train_lib.load_predictor(
+        config.checkpoint, method=method, batch_size=config.get("batch_size", 4)
+    )
+  return unsupervised_predictor(method)
+
+
+def load_split(config: ml_collections.ConfigDict) -> data_lib.VideoSource:
+  logging.info("Preparing %s (if not prepared yet) ...", config.dataset)
+  builder = data_lib.load_builder(
+      config.dataset,
+      data_dir=config.get("data_dir") or None,
+      manual_dir=config.get("manual_dir") or None,
+      preprocess=dict(config.preprocess),
+      options=dict(config.get("dataset_options") or {}),
+  )
+  return data_lib.VideoSource(builder, config.split)
+
+
+def run_method(
+    videos: Iterable[Mapping[str, Any]], predictor: Predictor, *, progress: bool = True,
+    total: int | None = None,
+) -> list[tuple[str, np.ndarray, np.ndarray, float]]:
+  """(video_id, prediction, reference PPG, fps) for every video."""
+  out = []
+  for video in tqdm.tqdm(videos, total=total, desc="evaluating", disable=not progress):
+    pred = np.asarray(predictor(video), np.float64)
+    ref = np.asarray(video["ppg"], np.float64)
+    if pred.shape != ref.shape:
+      raise ValueError(
+          f"{video['video_id']}: prediction has {pred.shape} samples, reference {ref.shape}"
+      )
+    out.append((video["video_id"], pred, ref, float(video["fps"])))
+  return out
+
+
+def score(
+    results: list[tuple[str, np.ndarray, np.ndarray, float]],
+    config: ml_collections.ConfigDict,
+) -> evaluation.EvalResult:
+  fps = {r[3] for r in results}
+  if len(fps) != 1:
+    raise ValueError(f"videos of one split must share a frame rate, got {sorted(fps)}")
+  settings = eval_settings(config, fps.pop())
+  return evaluation.evaluate_signals([(v, p, r) for v, p, r, _ in results], settings)
+
+
+def write_outputs(
+    workdir: str,
+    result: evaluation.EvalResult,
+    results: list[tuple[str, np.ndarray, np.ndarray, float]],
+    config: ml_collections.ConfigDict,
+    *,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+  os.makedirs(workdir, exist_ok=True)
+  metrics = dict(result.metrics)
+  metrics["num_videos"] = len(results)
+  metrics.update({
+      "method": config.method,
+      "dataset": config.dataset,
+      "split": config.split,
+      "hr_method": config.hr_method,
+      "window_seconds": config.get("window_seconds"),
+  })
+  metrics.update(extra or {})
+  _write_json(os.path.join(workdir, "metrics.json"), metrics)
+  evaluation.write_per_video_csv(result.rows, os.path.join(workdir, "per_video.csv"))
+  rows = result.rows
+  plots.bland_altman(
+      [r["hr_pred"] for r in rows], [r["hr_ref"] for r in rows],
+      os.path.join(workdir, "bland_altman.png"),
+      title=f"{config.method} on {config.dataset}/{config.split}",
+  )
+  wave_dir = os.path.join(workdir, "waveforms")
+  os.makedirs(wave_dir, exist_ok=True)
+  for vid, pred, ref, fps in results[: config.get("num_waveform_plots", 3)]:
+    safe = vid.replace("/", "_")
+    plots.waveform(pred, ref, fps, os.path.join(wave_dir, f"{safe}.png"),
+                   title=f"{config.method}: {vid}")
+  return metrics
+
+
+def _write_json(path: str, obj: Any) -> None:
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    json.dump(obj, f, indent=2, default=_json_default)
+  os.replace(tmp, path)
+
+
+def _json_default(x: Any) -> Any:
+  if isinstance(x, (np.floating, np.integer)):
+    return x.item()
+  if isinstance(x, np.ndarray):
+    return x.tolist()
+  raise TypeError(f"not JSON serialisable: {type(x)}")
+
+
+def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+  """Evaluate `config.method` on `config.dataset`/`config.split`; returns metrics."""
+  predictor = make_predictor(config)
+  videos = load_split(config)
+  results = run_method(videos, predictor, total=len(videos))
+  result = score(results, config)
+  metrics = write_outputs(workdir, result, results, config)
+  logging.info(
+      "%s on %s/%s: MAE %.2f RMSE %.2f r %.3f (%d videos)", config.method,
+      config.dataset, config.split, metrics["mae"], metrics["rmse"],
+      metrics["pearson"], metrics["num_videos"],
+  )
+  return metrics

@@ -1,0 +1,384 @@
+"""Shared machinery of the rPPG TFDS builders (one builder folder per dataset in `datasets/`).
+
+Every rPPG builder stores one example per video: face-cropped uint8 frames at a
+common frame rate, the skin-mean RGB trace (for the unsupervised methods), the
+ground-truth PPG resampled onto the frame times, and ids. A dataset-specific
+subclass only lists the raw items of its `manual_dir` and says how to read one
+item's frames and labels; the face pipeline, resampling, validation, parallel
+preparation and the item-count check live here so that every dataset behaves the
+same way.
+
+Preparation is keyed by the preprocessing settings and by the manual_dir it read,
+so data prepared from another tree or with other settings is never reused
+silently: they land in different TFDS config directories.
+"""
+
+from __future__ import annotations
+
+import abc
+import concurrent.futures
+import dataclasses
+import hashlib
+import json
+import logging
+import multiprocessing
+import os
+import shutil
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from codephys_jax import hr as hr_lib
+from codephys_jax import preprocess as preprocess_lib
+from codephys_jax import signal as sig
+from codephys_jax import video as video_lib
+
+
+class PreparationError(ValueError):
+  """A raw item could not be turned into an example; the message names the item."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Item:
+  """One raw video of a dataset: its key, ids and whatever the reader needs."""
+
+  key: str  # Deterministic example key, e.g. "subject12" or "p1/v2/source1".
+  subject_id: str
+  payload: Mapping[str, Any]  # Paths and dataset-specific fields (picklable).
+
+
+@dataclasses.dataclass(frozen=True)
+class RawLabels:
+  """Ground-truth PPG with its own timestamps (seconds, same clock as the frames)."""
+
+  times: np.ndarray
+  ppg: np.ndarray
+  # True where the dataset records one label sample per video frame (UBFC):
+  # then a count mismatch with the decoded frames is an error, not resampled away.
+  per_frame: bool = False
+
+
+class RppgConfig(tfds.core.BuilderConfig):
+  """A builder config = preprocessing settings (+ the identity of the raw tree)."""
+
+  def __init__(
+      self,
+      *,
+      preprocess: preprocess_lib.PreprocessConfig,
+      source_id: str = "",
+      name: str | None = None,
+      **kwargs: Any,
+  ):
+    self.preprocess = preprocess
+    self.source_id = source_id
+    if name is None:
+      name = config_name(preprocess, source_id)
+    description = kwargs.pop(
+        "description",
+        f"Preprocessing {dataclasses.asdict(preprocess)}; source {source_id or '-'}",
+    )
+    super().__init__(name=name, description=description, **kwargs)
+
+
+def config_name(preprocess: preprocess_lib.PreprocessConfig, source_id: str) -> str:
+  """Stable directory-safe name: crop size + hash of every setting and the source."""
+  digest = hashlib.sha256(
+      (preprocess.fingerprint() + "|" + source_id).encode()
+  ).hexdigest()[:10]
+  return f"s{preprocess.size}_{digest}"
+
+
+def manual_dir_id(manual_dir: str | os.PathLike[str]) -> str:
+  """Identity of a raw tree: its resolved absolute path."""
+  return os.path.realpath(os.fspath(manual_dir))
+
+
+def features(size: int) -> tfds.features.FeaturesDict:
+  """The example spec shared by every rPPG builder."""
+  bytes_enc = tfds.features.Encoding.BYTES
+  return tfds.features.FeaturesDict({
+      "video_id": tfds.features.Text(),
+      "subject_id": tfds.features.Text(),
+      # uint8 crops stored as raw bytes: ~6x faster to read than int64 lists.
+      "frames": tfds.features.Tensor(
+          shape=(None, size, size, 3), dtype=np.uint8, encoding=bytes_enc
+      ),
+      "rgb": tfds.features.Tensor(shape=(None, 3), dtype=np.float32, encoding=bytes_enc),
+      "valid": tfds.features.Tensor(shape=(None,), dtype=np.uint8, encoding=bytes_enc),
+      "ppg": tfds.features.Tensor(shape=(None,), dtype=np.float32, encoding=bytes_enc),
+      "timestamps": tfds.features.Tensor(
+          shape=(None,), dtype=np.float64, encoding=bytes_enc
+      ),
+      "fps": tfds.features.Scalar(dtype=np.float32),
+      "hr": tfds.features.Scalar(dtype=np.float32),
+  })
+
+
+def reference_hr(ppg: np.ndarray, fps: float) -> float:
+  """Whole-video reference HR (standard convention) stored with each example."""
+  filtered = sig.postprocess(ppg, fps)
+  return float(hr_lib.estimate_hr(filtered, fps, method="fft"))
+
+
+def validate_labels(item_key: str, labels: RawLabels) -> None:
+  """Raise PreparationError naming the item when labels are unusable."""
+  times = np.asarray(labels.times, dtype=np.float64)
+  ppg = np.asarray(labels.ppg, dtype=np.float64)
+  if ppg.ndim != 1 or ppg.size < 2:
+    raise PreparationError(f"{item_key}: PPG label has {ppg.size} samples; need >= 2")
+  if times.shape != ppg.shape:
+    raise PreparationError(
+        f"{item_key}: {ppg.size} PPG samples but {times.size} label timestamps"
+    )
+  if not np.all(np.isfinite(ppg)):
+    raise PreparationError(
+        f"{item_key}: PPG label contains {int(np.sum(~np.isfinite(ppg)))} NaN/inf values"
+    )
+  if not np.all(np.isfinite(times)) or np.any(np.diff(times) <= 0):
+    raise PreparationError(f"{item_key}: label timestamps are not strictly increasing")
+  if np.ptp(ppg) == 0:
+    raise PreparationError(f"{item_key}: PPG label is constant")
+
+
+def build_example(
+    item_key: str,
+    subject_id: str,
+    source: video_lib.FrameSource,
+    labels: RawLabels,
+    cfg: preprocess_lib.PreprocessConfig,
+) -> dict[str, Any]:
+  """Face pipeline + label alignment for one video, with errors naming the item."""
+  validate_labels(item_key, labels)
+  try:
+    video = preprocess_lib.preprocess_video(source, cfg)
+  except video_lib.VideoError as e:
+    raise PreparationError(f"{item_key}: {e}") from e
+  if labels.per_frame and video.num_source_frames != len(labels.ppg):
+    raise PreparationError(
+        f"{item_key}: {len(labels.ppg)} PPG samples but the video has "
+        f"{video.num_source_frames} frames"
+    )
+  if len(video.frames) < 2:
+    raise PreparationError(f"{item_key}: only {len(video.frames)} frames after preprocessing")
+  try:
+    ppg = preprocess_lib.align_labels(labels.times, labels.ppg, video.timestamps)
+  except ValueError as e:
+    raise PreparationError(f"{item_key}: {e}") from e
+  ppg = ppg.astype(np.float32)
+  return {
+      "video_id": item_key,
+      "subject_id": subject_id,
+      "frames": video.frames,
+      "rgb": video.rgb.astype(np.float32),
+      "valid": video.valid.astype(np.uint8),
+      "ppg": ppg,
+      "timestamps": video.timestamps.astype(np.float64),
+      "fps": np.float32(video.fps),
+      "hr": np.float32(reference_hr(ppg, video.fps)),
+  }
+
+
+class RppgBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+  """Base class: subclasses implement `list_items`, `split_keys` and `read_item`."""
+
+  # Overridden by subclasses.
+  VERSION = tfds.core.Version("1.0.0")
+  DEFAULT_SIZE = 72
+  NEEDS_MANUAL_DIR = True
+  MANUAL_DOWNLOAD_INSTRUCTIONS = ""
+  # Parallel preparation: 0 = min(2, cpu count); 1 = in-process (no pool).
+  # The CODEPHYS_PREP_WORKERS environment variable overrides it.
+  num_workers: int = 0
+
+  @classmethod
+  def make_config(
+      cls,
+      *,
+      preprocess: preprocess_lib.PreprocessConfig | None = None,
+      manual_dir: str | os.PathLike[str] | None = None,
+      options: Mapping[str, Any] | None = None,
+  ) -> RppgConfig:
+    """A config keyed by the preprocessing settings and the raw tree's path."""
+    if options:
+      raise ValueError(f"{cls.__name__} takes no dataset options, got {sorted(options)}")
+    preprocess = preprocess or preprocess_lib.PreprocessConfig(size=cls.DEFAULT_SIZE)
+    source_id = manual_dir_id(manual_dir) if manual_dir else ""
+    return RppgConfig(preprocess=preprocess, source_id=source_id, version=cls.VERSION)
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    cfg: RppgConfig = self.builder_config
+    return self.dataset_info_from_configs(
+        features=features(cfg.preprocess.size),
+        supervised_keys=None,
+        homepage=getattr(self, "HOMEPAGE", None),
+        metadata=tfds.core.MetadataDict(
+            preprocess=dataclasses.asdict(cfg.preprocess), source_id=cfg.source_id
+        ),
+    )
+
+  # --- dataset-specific API -------------------------------------------------
+
+  @abc.abstractmethod
+  def list_items(self, manual_dir: str | None) -> list[Item]:
+    """Every raw video found in the tree, sorted by key (never by glob order)."""
+
+  @abc.abstractmethod
+  def split_keys(self, items: Sequence[Item]) -> dict[str, list[str]]:
+    """Protocol splits: split name -> item keys (explicit lists, not fs order)."""
+
+  @staticmethod
+  @abc.abstractmethod
+  def read_item(item: Item) -> tuple[video_lib.FrameSource, RawLabels]:
+    """Open the item's frames (streaming) and parse its labels. Runs in workers."""
+
+  def expected_exclusions(self, items: Sequence[Item]) -> int:
+    """How many found items the protocol leaves out of `full` (0 by default)."""
+    del items
+    return 0
+
+  # --- TFDS plumbing ---------------------------------------------------------
+
+  def _manual_dir(self, dl_manager) -> str:
+    manual_dir = os.fspath(dl_manager.manual_dir)
+    if not os.path.isdir(manual_dir):
+      raise PreparationError(
+          f"{self.name}: manual_dir {manual_dir!r} does not exist. "
+          f"{self.MANUAL_DOWNLOAD_INSTRUCTIONS}"
+      )
+    cfg: RppgConfig = self.builder_config
+    if cfg.source_id and cfg.source_id != manual_dir_id(manual_dir):
+      raise PreparationError(
+          f"{self.name}: config {cfg.name} was made for {cfg.source_id}, "
+          f"not for manual_dir {manual_dir_id(manual_dir)}"
+      )
+    return manual_dir
+
+  def _split_generators(self, dl_manager):
+    manual_dir = self._manual_dir(dl_manager) if self.NEEDS_MANUAL_DIR else None
+    items = self.list_items(manual_dir)
+    if not items:
+      raise PreparationError(
+          f"{self.name}: no items found under {manual_dir}. "
+          f"{self.MANUAL_DOWNLOAD_INSTRUCTIONS}"
+      )
+    by_key = {it.key: it for it in items}
+    if len(by_key) != len(items):
+      raise PreparationError(f"{self.name}: duplicate item keys under {manual_dir}")
+    # A partial tree (e.g. only test subjects) simply has fewer splits.
+    splits = {k: v for k, v in self.split_keys(items).items() if v}
+    expected_full = len(items) - self.expected_exclusions(items)
+    if "full" in splits and len(splits["full"]) != expected_full:
+      raise PreparationError(
+          f"{self.name}: 'full' has {len(splits['full'])} items, expected "
+          f"{len(items)} found - {self.expected_exclusions(items)} excluded"
+      )
+    logging.info(
+        "%s: %d items found, %s", self.name, len(items),
+        {k: len(v) for k, v in splits.items()},
+    )
+    out = {}
+    for split, keys in splits.items():
+      missing = [k for k in keys if k not in by_key]
+      if missing:
+        raise PreparationError(f"{self.name}: split {split!r} names missing items {missing}")
+      out[split] = self._generate_examples([by_key[k] for k in keys])
+    return out
+
+  def _generate_examples(self, items: Sequence[Item]) -> Iterator[tuple[str, dict]]:
+    cfg: RppgConfig = self.builder_config
+    fn = _ExampleFn(type(self).read_item, cfg.preprocess)
+    workers = (
+        int(os.environ.get("CODEPHYS_PREP_WORKERS", "0"))
+        or self.num_workers
+        or min(2, os.cpu_count() or 1)
+    )
+    if workers <= 1 or len(items) <= 1:
+      for item in items:
+        yield item.key, fn(item)
+      return
+    # Videos are independent: process them in parallel, yield in a fixed order,
+    # and let any worker error stop the whole preparation (nothing is dropped).
+    ctx = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+      for item, example in zip(items, pool.map(fn, items)):
+        yield item.key, example
+
+
+@dataclasses.dataclass(frozen=True)
+class _ExampleFn:
+  """Picklable per-item work for the process pool."""
+
+  read_item: Callable[[Item], tuple[video_lib.FrameSource, RawLabels]]
+  preprocess: preprocess_lib.PreprocessConfig
+
+  def __call__(self, item: Item) -> dict[str, Any]:
+    try:
+      source, labels = self.read_item(item)
+    except PreparationError:
+      raise
+    except (OSError, ValueError, KeyError) as e:
+      raise PreparationError(f"{item.key}: {e}") from e
+    with source:
+      return build_example(item.key, item.subject_id, source, labels, self.preprocess)
+
+
+def prepare(
+    builder: RppgBuilder,
+    *,
+    manual_dir: str | None = None,
+) -> RppgBuilder:
+  """Prepare (if needed) an rPPG builder into its data_dir as array_record.
+
+  On any failure, everything this call created under the dataset's directory is
+  removed again, so a failed preparation leaves nothing half-written.
+  """
+  if builder.is_prepared():
+    return builder
+  root = os.path.join(os.fspath(builder.data_dir_root), builder.name)
+  before = _tree(root)
+  download_config = tfds.download.DownloadConfig(manual_dir=manual_dir)
+  try:
+    builder.download_and_prepare(
+        download_config=download_config, file_format="array_record"
+    )
+    _write_provenance(builder, manual_dir)
+  except BaseException:
+    _remove_new(root, before)
+    raise
+  return builder
+
+
+def _tree(root: str) -> set[str]:
+  paths = set()
+  for dirpath, dirnames, filenames in os.walk(root):
+    paths.add(dirpath)
+    paths.update(os.path.join(dirpath, n) for n in dirnames + filenames)
+  return paths
+
+
+def _remove_new(root: str, before: set[str]) -> None:
+  # Deepest first, so directories are empty by the time they are removed.
+  for path in sorted(_tree(root) - before, key=len, reverse=True):
+    if os.path.isdir(path) and not os.path.islink(path):
+      shutil.rmtree(path, ignore_errors=True)
+    elif os.path.lexists(path):
+      os.remove(path)
+
+
+def _write_provenance(builder: RppgBuilder, manual_dir: str | None) -> None:
+  cfg: RppgConfig = builder.builder_config
+  path = os.path.join(os.fspath(builder.data_path), "provenance.json")
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    json.dump(
+        {
+            "dataset": builder.name,
+            "config": cfg.name,
+            "manual_dir": manual_dir_id(manual_dir) if manual_dir else None,
+            "preprocess": dataclasses.asdict(cfg.preprocess),
+        },
+        f,
+        indent=2,
+    )
+  os.replace(tmp, path)

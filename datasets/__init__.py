@@ -1,0 +1,1 @@
+"""TFDS builders, one folder per rPPG benchmark (see codephys_jax.data.DATASETS)."""

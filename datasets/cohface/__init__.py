@@ -1,0 +1,1 @@
+"""COHFACE (Heusch et al. 2017) TFDS builder."""

@@ -1,0 +1,120 @@
+"""COHFACE builder: dummy tree, official lists, 20 -> 30 fps alignment, bad videos."""
+
+import os
+import shutil
+
+import h5py
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from codephys_jax import data as data_lib
+from codephys_jax import rppg_builder
+from datasets.cohface import cohface_dataset_builder as cohface
+
+DUMMY = os.path.join(os.path.dirname(__file__), "dummy_data")
+
+
+class CohfaceTest(tfds.testing.DatasetBuilderTestCase):
+  DATASET_CLASS = cohface.Cohface
+  EXAMPLE_DIR = DUMMY
+  SPLITS = {"train": 2, "dev": 1, "test": 1, "full": 4}
+  OVERLAPPING_SPLITS = ["train", "dev", "test", "full"]
+  MOCK_OUT_FORBIDDEN_OS_FUNCTIONS = False
+  SKIP_CHECKSUMS = True
+
+
+def test_official_lists_partition_the_subjects():
+  subjects = [s for v in cohface.OFFICIAL_SUBJECTS.values() for s in v]
+  assert sorted(subjects) == list(range(1, 41))
+  assert [len(v) for v in cohface.OFFICIAL_SUBJECTS.values()] == [12, 12, 16]
+
+
+def test_protocol_files_match_built_in_lists(tmp_path):
+  from_files = cohface.protocol_keys(DUMMY)
+  built_in = cohface.protocol_keys(str(tmp_path))  # no protocols/ there
+  assert from_files == built_in
+  assert from_files["train"][:2] == ["1/0", "1/1"] and len(from_files["test"]) == 64
+
+
+def test_protocol_file_errors(tmp_path):
+  folder = tmp_path / "protocols" / "all"
+  folder.mkdir(parents=True)
+  (folder / "train.txt").write_text("1/0/data\n2/0\n")
+  (folder / "dev.txt").write_text("")
+  (folder / "test.txt").write_text("")
+  with pytest.raises(rppg_builder.PreparationError, match=r"train.txt: line 2"):
+    cohface.protocol_keys(str(tmp_path))
+  (folder / "train.txt").write_text("1/0/data\n")
+  (folder / "test.txt").write_text("1/0/data\n")
+  with pytest.raises(rppg_builder.PreparationError, match="1/0 is listed in both"):
+    cohface.protocol_keys(str(tmp_path))
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+  data_dir = str(tmp_path_factory.mktemp("tfds"))
+  return data_lib.load_builder(
+      "cohface", data_dir=data_dir, manual_dir=DUMMY, preprocess={"size": 32}
+  )
+
+
+def test_twenty_fps_video_is_resampled_and_pulse_aligned(prepared):
+  videos = {v["video_id"]: v for v in data_lib.VideoSource(prepared, "full")}
+  assert sorted(videos) == ["1/0", "1/2", "17/0", "3/1"]
+  for key, ex in videos.items():
+    n = len(ex["frames"])
+    # 80 frames at 20 fps span 3.95 s -> 119 frames at 30 fps.
+    assert n == 119 and ex["fps"] == pytest.approx(30.0), key
+    np.testing.assert_allclose(ex["timestamps"], np.arange(n) / 30.0, atol=1e-6)
+    with h5py.File(os.path.join(DUMMY, key, "data.hdf5")) as f:
+      ref = np.interp(ex["timestamps"], f["time"][()], f["pulse"][()])
+    np.testing.assert_allclose(ex["ppg"], ref, rtol=1e-5, atol=1e-5)
+    assert 40 < ex["hr"] < 180 and ex["valid"].mean() > 0.9
+  test_ids = [v["video_id"] for v in data_lib.VideoSource(prepared, "test")]
+  assert test_ids == ["3/1"]
+
+
+def _corrupt(tree, how):
+  folder = tree / "3" / "1"
+  if how == "missing_hdf5":
+    (folder / "data.hdf5").unlink()
+  elif how == "no_pulse":
+    with h5py.File(folder / "data.hdf5", "a") as f:
+      del f["pulse"]
+  elif how == "length":
+    with h5py.File(folder / "data.hdf5", "a") as f:
+      t = f["time"][()]
+      del f["time"]
+      f.create_dataset("time", data=t[:-5])
+  elif how == "not_hdf5":
+    (folder / "data.hdf5").write_bytes(b"not an hdf5 file")
+  elif how == "short_pulse":
+    with h5py.File(folder / "data.hdf5", "a") as f:
+      t, p = f["time"][()], f["pulse"][()]
+      del f["time"], f["pulse"]
+      f.create_dataset("time", data=t[:512])
+      f.create_dataset("pulse", data=p[:512])
+  elif how == "empty_video":
+    (folder / "data.avi").write_bytes(b"")
+
+
+@pytest.mark.parametrize("how, message", [
+    ("missing_hdf5", "data.hdf5"),
+    ("no_pulse", "missing dataset(s) ['pulse']"),
+    ("length", "pulse samples but"),
+    ("not_hdf5", "cannot read HDF5"),
+    ("short_pulse", "labels end"),
+    ("empty_video", "data.avi"),
+])
+def test_bad_video_stops_with_named_error_and_writes_nothing(tmp_path, how, message):
+  tree = tmp_path / "raw"
+  shutil.copytree(os.path.join(DUMMY, "3", "1"), tree / "3" / "1")
+  _corrupt(tree, how)
+  data_dir = tmp_path / "tfds"
+  with pytest.raises(rppg_builder.PreparationError) as err:
+    data_lib.load_builder("cohface", data_dir=str(data_dir), manual_dir=str(tree),
+                          preprocess={"size": 16})
+  assert "3/1" in str(err.value) and message in str(err.value)
+  written = [os.path.join(r, f) for r, _, fs in os.walk(data_dir) for f in fs]
+  assert written == [], written

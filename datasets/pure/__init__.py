@@ -1,0 +1,1 @@
+"""PURE (Stricker et al. 2014) TFDS builder."""

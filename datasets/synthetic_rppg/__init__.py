@@ -1,0 +1,1 @@
+"""Embedded synthetic rPPG dataset (no download)."""

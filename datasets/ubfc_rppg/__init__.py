@@ -1,0 +1,1 @@
+"""UBFC-rPPG (DATASET_2) TFDS builder."""

@@ -1,0 +1,138 @@
+"""UBFC-rPPG DATASET_2 (Bobbia et al. 2019), read from a manual download.
+
+Protocol (CodePhys / PhysFormer family): drop subjects 11, 18, 20 and 24, sort
+the rest in natural numeric order, train on the first 30 and test on the
+remaining 8. The split is written out below as explicit subject ids so that it
+never depends on directory listing order. `full` holds every subject found.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Sequence
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from codephys_jax import rppg_builder
+from codephys_jax import video as video_lib
+
+# The 42 subjects of DATASET_2, in natural order.
+ALL_SUBJECTS = (
+    1, 3, 4, 5, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 20, 22, 23, 24, 25, 26,
+    27, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48,
+    49,
+)
+EXCLUDED_SUBJECTS = (11, 18, 20, 24)
+_KEPT = tuple(s for s in ALL_SUBJECTS if s not in EXCLUDED_SUBJECTS)
+TRAIN_SUBJECTS = _KEPT[:30]  # 1 .. 41
+TEST_SUBJECTS = _KEPT[30:]  # 42 .. 49
+
+_SUBJECT_RE = re.compile(r"^subject(\d+)$")
+
+
+def parse_ground_truth(path: str) -> rppg_builder.RawLabels:
+  """Parse `ground_truth.txt`: line 1 PPG, line 2 device HR, line 3 times (s).
+
+  The reference HR is derived from line 1, never from the glitchy line 2.
+  """
+  try:
+    with open(path) as f:
+      lines = [ln for ln in f.read().splitlines() if ln.strip()]
+  except OSError as e:
+    raise rppg_builder.PreparationError(f"{path}: cannot read ({e})") from e
+  if len(lines) < 3:
+    raise rppg_builder.PreparationError(
+        f"{path}: expected 3 lines (PPG, HR, timestamps), found {len(lines)}"
+    )
+  rows = []
+  for number, line in enumerate(lines[:3], start=1):
+    try:
+      rows.append(np.array([float(v) for v in line.split()], dtype=np.float64))
+    except ValueError as e:
+      raise rppg_builder.PreparationError(
+          f"{path}: line {number} is not numeric ({e})"
+      ) from e
+  ppg, _, times = rows
+  if ppg.size != times.size:
+    raise rppg_builder.PreparationError(
+        f"{path}: {ppg.size} PPG samples but {times.size} timestamps"
+    )
+  if not np.all(np.isfinite(ppg)):
+    raise rppg_builder.PreparationError(f"{path}: PPG line contains NaN/inf")
+  return rppg_builder.RawLabels(times=times - times[0], ppg=ppg, per_frame=True)
+
+
+def find_video(subject_dir: str) -> str:
+  """The subject's `vid.*` file, whatever its container (avi, mp4, ...)."""
+  names = sorted(n for n in os.listdir(subject_dir) if n.startswith("vid."))
+  if not names:
+    raise rppg_builder.PreparationError(f"{subject_dir}: no vid.* video file")
+  if len(names) > 1:
+    raise rppg_builder.PreparationError(
+        f"{subject_dir}: several video files {names}; keep exactly one vid.*"
+    )
+  return os.path.join(subject_dir, names[0])
+
+
+class UbfcRppg(rppg_builder.RppgBuilder):
+  """UBFC-rPPG DATASET_2: face crops, PPG on frame times, protocol splits."""
+
+  VERSION = tfds.core.Version("1.0.0")
+  RELEASE_NOTES = {"1.0.0": "Initial release: face crops, skin RGB, aligned PPG."}
+  HOMEPAGE = "https://sites.google.com/view/ybenezeth/ubfcrppg"
+  MANUAL_DOWNLOAD_INSTRUCTIONS = """
+  Request UBFC-rPPG from its authors, unpack DATASET_2 and pass its folder as
+  manual_dir. Expected tree (42 subjects):
+
+    DATASET_2/
+      subject1/
+        vid.avi             # any container OpenCV reads (vid.mp4 also accepted)
+        ground_truth.txt    # 3 lines: PPG waveform, device HR, timestamps (s)
+      subject3/
+      ...
+      subject49/
+  """
+  BUILDER_CONFIGS = [rppg_builder.RppgConfig(
+      preprocess=rppg_builder.preprocess_lib.PreprocessConfig(size=72),
+      name="default", version=VERSION,
+  )]
+
+  def list_items(self, manual_dir: str) -> list[rppg_builder.Item]:
+    root = manual_dir
+    if not any(_SUBJECT_RE.match(n) for n in os.listdir(root)) and os.path.isdir(
+        os.path.join(root, "DATASET_2")
+    ):
+      root = os.path.join(root, "DATASET_2")
+    found = []
+    for name in os.listdir(root):
+      m = _SUBJECT_RE.match(name)
+      if m and os.path.isdir(os.path.join(root, name)):
+        found.append((int(m.group(1)), name))
+    found.sort()  # natural numeric order
+    return [
+        rppg_builder.Item(
+            key=name, subject_id=str(number),
+            payload={"dir": os.path.join(root, name)},
+        )
+        for number, name in found
+    ]
+
+  def split_keys(self, items: Sequence[rppg_builder.Item]) -> dict[str, list[str]]:
+    numbers = {int(it.subject_id): it.key for it in items}
+    return {
+        "train": [numbers[s] for s in TRAIN_SUBJECTS if s in numbers],
+        "test": [numbers[s] for s in TEST_SUBJECTS if s in numbers],
+        "full": [it.key for it in items],
+    }
+
+  @staticmethod
+  def read_item(item: rppg_builder.Item):
+    subject_dir = item.payload["dir"]
+    gt_path = os.path.join(subject_dir, "ground_truth.txt")
+    if not os.path.isfile(gt_path):
+      raise rppg_builder.PreparationError(f"{item.key}: missing {gt_path}")
+    labels = parse_ground_truth(gt_path)
+    source = video_lib.open_video(find_video(subject_dir))
+    return source, labels

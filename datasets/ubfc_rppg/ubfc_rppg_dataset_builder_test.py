@@ -1,0 +1,130 @@
+"""UBFC-rPPG builder: dummy tree in the real layout, protocol splits, bad subjects."""
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from codephys_jax import data as data_lib
+from codephys_jax import rppg_builder
+from datasets.ubfc_rppg import ubfc_rppg_dataset_builder as ubfc
+
+DUMMY = os.path.join(os.path.dirname(__file__), "dummy_data")
+
+
+class UbfcRppgTest(tfds.testing.DatasetBuilderTestCase):
+  DATASET_CLASS = ubfc.UbfcRppg
+  EXAMPLE_DIR = DUMMY
+  SPLITS = {"train": 2, "test": 2, "full": 5}
+  OVERLAPPING_SPLITS = ["train", "test", "full"]
+  MOCK_OUT_FORBIDDEN_OS_FUNCTIONS = False
+  SKIP_CHECKSUMS = True
+
+
+def test_protocol_lists():
+  assert len(ubfc.ALL_SUBJECTS) == 42
+  assert len(ubfc.TRAIN_SUBJECTS) == 30 and len(ubfc.TEST_SUBJECTS) == 8
+  assert ubfc.TEST_SUBJECTS == (42, 43, 44, 45, 46, 47, 48, 49)
+  assert not set(ubfc.EXCLUDED_SUBJECTS) & set(ubfc.TRAIN_SUBJECTS + ubfc.TEST_SUBJECTS)
+
+
+def test_parse_ground_truth_uses_ppg_line(tmp_path):
+  path = tmp_path / "ground_truth.txt"
+  path.write_text("1 2 3 4\n70 0 70 70\n0.5 0.533 0.566 0.6\n")
+  labels = ubfc.parse_ground_truth(str(path))
+  np.testing.assert_allclose(labels.ppg, [1, 2, 3, 4])
+  np.testing.assert_allclose(labels.times, [0, 0.033, 0.066, 0.1], atol=1e-9)
+  assert labels.per_frame
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+  data_dir = str(tmp_path_factory.mktemp("tfds"))
+  builder = data_lib.load_builder(
+      "ubfc_rppg", data_dir=data_dir, manual_dir=DUMMY, preprocess={"size": 32}
+  )
+  return builder, data_dir
+
+
+def test_examples_are_aligned_and_identified(prepared):
+  builder, _ = prepared
+  videos = data_lib.VideoSource(builder, "full")
+  ids = sorted(videos[i]["video_id"] for i in range(len(videos)))
+  assert ids == ["subject1", "subject11", "subject3", "subject42", "subject45"]
+  for ex in videos:
+    n = len(ex["frames"])
+    assert ex["frames"].shape == (n, 32, 32, 3) and ex["frames"].dtype == np.uint8
+    assert ex["ppg"].shape == (n,) and ex["rgb"].shape == (n, 3)
+    assert ex["fps"] == pytest.approx(30.0)
+    # The stored PPG is the ground-truth line 1 on the frame times.
+    gt = ubfc.parse_ground_truth(os.path.join(DUMMY, ex["video_id"], "ground_truth.txt"))
+    np.testing.assert_allclose(ex["ppg"], gt.ppg[:n], rtol=1e-5, atol=1e-6)
+    assert 40 < ex["hr"] < 180
+
+
+def test_reuse_is_keyed_by_manual_dir_and_settings(prepared, tmp_path):
+  builder, data_dir = prepared
+  same = data_lib.make_builder(
+      "ubfc_rppg", data_dir=data_dir, manual_dir=DUMMY, preprocess={"size": 32})
+  assert same.is_prepared() and same.data_path == builder.data_path
+  other_size = data_lib.make_builder(
+      "ubfc_rppg", data_dir=data_dir, manual_dir=DUMMY, preprocess={"size": 24})
+  assert not other_size.is_prepared()
+  copy = tmp_path / "copy"
+  shutil.copytree(DUMMY, copy)
+  other_dir = data_lib.make_builder(
+      "ubfc_rppg", data_dir=data_dir, manual_dir=str(copy), preprocess={"size": 32})
+  assert not other_dir.is_prepared()
+  assert other_dir.data_path != builder.data_path
+
+
+def _corrupt(tree, how):
+  gt = tree / "subject42" / "ground_truth.txt"
+  if how == "missing_gt":
+    gt.unlink()
+  elif how == "non_numeric":
+    lines = gt.read_text().splitlines()
+    gt.write_text("\n".join([lines[0].replace(" ", " abc ", 1)] + lines[1:]) + "\n")
+  elif how == "nan":
+    lines = gt.read_text().splitlines()
+    gt.write_text("\n".join(["nan " + lines[0].split(" ", 1)[1]] + lines[1:]) + "\n")
+  elif how == "length":
+    lines = [ln.split() for ln in gt.read_text().splitlines()]
+    gt.write_text("\n".join(" ".join(ln[:-10]) for ln in lines) + "\n")
+  elif how == "two_lines":
+    gt.write_text("\n".join(gt.read_text().splitlines()[:2]) + "\n")
+  elif how == "corrupt_video":
+    (tree / "subject42" / "vid.avi").write_bytes(b"\x00garbage" * 100)
+  elif how == "empty_video":
+    (tree / "subject42" / "vid.avi").write_bytes(b"")
+  elif how == "no_face":
+    from codephys_jax import video as video_lib
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 255, (120, 160, 3), dtype=np.uint8) for _ in range(120)]
+    video_lib.write_video(tree / "subject42" / "vid.avi", frames, 30.0, codec="MJPG")
+
+
+@pytest.mark.parametrize("how, message", [
+    ("missing_gt", "ground_truth.txt"),
+    ("non_numeric", "not numeric"),
+    ("nan", "NaN"),
+    ("length", "frames"),
+    ("two_lines", "expected 3 lines"),
+    ("corrupt_video", "vid.avi"),
+    ("empty_video", "vid.avi"),
+    ("no_face", "face"),
+])
+def test_bad_subject_stops_with_named_error_and_writes_nothing(tmp_path, how, message):
+  tree = tmp_path / "raw"
+  # Only the subject being broken: keeps each failing preparation short.
+  shutil.copytree(os.path.join(DUMMY, "subject42"), tree / "subject42")
+  _corrupt(tree, how)
+  data_dir = tmp_path / "tfds"
+  with pytest.raises(rppg_builder.PreparationError) as err:
+    data_lib.load_builder("ubfc_rppg", data_dir=str(data_dir), manual_dir=str(tree),
+                          preprocess={"size": 16})
+  assert "subject42" in str(err.value) and message in str(err.value)
+  written = [os.path.join(r, f) for r, _, fs in os.walk(data_dir) for f in fs]
+  assert written == [], written

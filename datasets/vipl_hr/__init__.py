@@ -1,0 +1,1 @@
+"""VIPL-HR (Niu et al. 2018) TFDS builder."""

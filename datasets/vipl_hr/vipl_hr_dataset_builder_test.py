@@ -1,0 +1,156 @@
+"""VIPL-HR builder: dummy tree, time.txt frame clocks, fold files, exclusions, bad items."""
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+import scipy.io
+import tensorflow_datasets as tfds
+
+from codephys_jax import data as data_lib
+from codephys_jax import rppg_builder
+from codephys_jax import video as video_lib
+from datasets.vipl_hr import vipl_hr_dataset_builder as vipl
+
+DUMMY = os.path.join(os.path.dirname(__file__), "dummy_data")
+DATA = os.path.join(DUMMY, "data")
+
+
+class ViplHrTest(tfds.testing.DatasetBuilderTestCase):
+  DATASET_CLASS = vipl.ViplHr
+  EXAMPLE_DIR = DUMMY
+  # fold4/fold5 name only subjects absent from the dummy: those splits are empty
+  # and dropped; p19/v2/source2 is excluded and p1/v1/source4 (NIR) never listed.
+  SPLITS = {
+      "full": 3, "fold1": 1, "fold2": 1, "fold3": 1,
+      "train_fold1": 2, "train_fold2": 2, "train_fold3": 2,
+      "train_fold4": 3, "train_fold5": 3,
+  }
+  OVERLAPPING_SPLITS = list(SPLITS)
+  MOCK_OUT_FORBIDDEN_OS_FUNCTIONS = False
+  SKIP_CHECKSUMS = True
+
+
+@pytest.mark.parametrize("contents, expected", [
+    ({"fold2": np.array([[3.0, 1.0, 2.0]])}, [1, 2, 3]),          # assumed real format
+    ({"fold": np.array([[7], [5]], dtype=np.int32)}, [5, 7]),     # column, other name
+    ({"subjects": np.array(["p12", "p4"], dtype=object)}, [4, 12]),  # only variable, strings
+])
+def test_read_fold_formats(tmp_path, contents, expected):
+  path = str(tmp_path / "fold2.mat")
+  scipy.io.savemat(path, contents)
+  assert vipl.read_fold(path, 2) == expected
+
+
+def test_read_fold_rejects_ambiguous_and_fractional(tmp_path):
+  path = str(tmp_path / "fold1.mat")
+  scipy.io.savemat(path, {"a": np.array([1.0]), "b": np.array([2.0])})
+  with pytest.raises(rppg_builder.PreparationError, match="fold1.mat.*not exactly one"):
+    vipl.read_fold(path, 1)
+  scipy.io.savemat(path, {"fold1": np.array([1.5])})
+  with pytest.raises(rppg_builder.PreparationError, match="positive integers"):
+    vipl.read_fold(path, 1)
+
+
+def test_parse_wave_and_time(tmp_path):
+  wave = tmp_path / "wave.csv"
+  wave.write_text("Wave\n10\n12\n\n11\n")
+  labels = vipl.parse_wave(str(wave))
+  np.testing.assert_allclose(labels.ppg, [10, 12, 11])
+  np.testing.assert_allclose(labels.times, [0, 1 / 60, 2 / 60])
+  t = tmp_path / "time.txt"
+  t.write_text("1000\n1041\n1079\n")
+  np.testing.assert_allclose(vipl.parse_time(str(t)), [0, 0.041, 0.079])
+
+
+def test_timestamped_source_restamps_and_checks_counts():
+  folder = os.path.join(DATA, "p2/v1/source2")
+  ts = vipl.parse_time(os.path.join(folder, "time.txt"))
+  src = vipl.TimestampedSource(video_lib.open_video(os.path.join(folder, "video.avi")),
+                               ts, timestamps_path="time.txt")
+  got = np.array([t for t, _ in src])
+  np.testing.assert_array_equal(got, ts)
+  assert src.fps == pytest.approx(25.0, rel=0.02)
+  short = vipl.TimestampedSource(video_lib.open_video(os.path.join(folder, "video.avi")),
+                                 ts[:50], timestamps_path="time.txt")
+  with pytest.raises(video_lib.VideoError, match="time.txt.*more frames"):
+    list(short)
+
+
+def test_folds_are_subject_exclusive(tmp_path):
+  tree = tmp_path / "raw"
+  shutil.copytree(DUMMY, tree)
+  scipy.io.savemat(str(tree / "fold3.mat"), {"fold3": np.array([[3.0, 2.0]])})
+  with pytest.raises(rppg_builder.PreparationError, match="fold3.mat: subject 2 is also"):
+    vipl.ViplHr(data_dir=str(tmp_path / "d")).fold_subjects(str(tree))
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+  data_dir = str(tmp_path_factory.mktemp("tfds"))
+  return data_lib.load_builder(
+      "vipl_hr", data_dir=data_dir, manual_dir=DUMMY, preprocess={"size": 32}
+  )
+
+
+def test_examples_use_time_txt_clock(prepared):
+  videos = {v["video_id"]: v for v in data_lib.VideoSource(prepared, "full")}
+  assert sorted(videos) == ["p1/v1/source1", "p2/v1/source2", "p3/v1/source3"]
+  for key, ex in videos.items():
+    folder = os.path.join(DATA, key)
+    time_path = os.path.join(folder, "time.txt")
+    if os.path.exists(time_path):
+      span = vipl.parse_time(time_path)[-1]
+    else:
+      span = (video_lib.open_video(os.path.join(folder, "video.avi")).num_frames - 1) / 30
+    n = len(ex["frames"])
+    # p2's container claims 30 fps for 100 frames (3.3 s); time.txt says 4 s.
+    assert n == int(np.floor(span * 30 + 0.05)) + 1, key
+    labels = vipl.parse_wave(os.path.join(folder, "wave.csv"))
+    ref = np.interp(ex["timestamps"], labels.times, labels.ppg)
+    np.testing.assert_allclose(ex["ppg"], ref, rtol=1e-5, atol=1e-4)
+    assert ex["subject_id"] == key.split("/")[0][1:]
+  assert len(videos["p2/v1/source2"]["frames"]) > 115
+
+
+def _corrupt(tree, how):
+  folder = tree / "data" / "p2" / "v1" / "source2"
+  if how == "no_header":
+    lines = (folder / "wave.csv").read_text().splitlines()
+    (folder / "wave.csv").write_text("\n".join(lines[1:]) + "\n")
+  elif how == "missing_wave":
+    (folder / "wave.csv").unlink()
+  elif how == "time_count":
+    lines = (folder / "time.txt").read_text().splitlines()
+    (folder / "time.txt").write_text("\n".join(lines[:-7]) + "\n")
+  elif how == "time_backwards":
+    lines = (folder / "time.txt").read_text().splitlines()
+    lines[10], lines[11] = lines[11], lines[10]
+    (folder / "time.txt").write_text("\n".join(lines) + "\n")
+  elif how == "short_wave":
+    lines = (folder / "wave.csv").read_text().splitlines()
+    (folder / "wave.csv").write_text("\n".join(lines[:120]) + "\n")  # ~2 s of 4
+  elif how == "corrupt_video":
+    (folder / "video.avi").write_bytes(b"\x00garbage" * 100)
+
+
+@pytest.mark.parametrize("how, message", [
+    ("no_header", "'Wave' header"),
+    ("missing_wave", "wave.csv"),
+    ("time_count", "time.txt"),
+    ("time_backwards", "not strictly increasing"),
+    ("short_wave", "labels end"),
+    ("corrupt_video", "video.avi"),
+])
+def test_bad_item_stops_with_named_error_and_writes_nothing(tmp_path, how, message):
+  tree = tmp_path / "raw"
+  shutil.copytree(os.path.join(DATA, "p2"), tree / "data" / "p2")
+  _corrupt(tree, how)
+  data_dir = tmp_path / "tfds"
+  with pytest.raises(rppg_builder.PreparationError) as err:
+    data_lib.load_builder("vipl_hr", data_dir=str(data_dir), manual_dir=str(tree),
+                          preprocess={"size": 16})
+  assert "p2/v1/source2" in str(err.value) and message in str(err.value)
+  written = [os.path.join(r, f) for r, _, fs in os.walk(data_dir) for f in fs]
+  assert written == [], written

@@ -1,0 +1,138 @@
+"""Tests for codephys_jax.face: cropping, skin mask, detection and tracking."""
+
+import numpy as np
+import pytest
+
+from codephys_jax.face import (Box, FaceTracker, crop_square, detect_faces, skin_mask,
+                               skin_mean_rgb)
+from codephys_jax.synthetic_video import make_subject
+
+
+@pytest.fixture(scope="module")
+def face_frames():
+  subject = make_subject(3, duration_s=2.0, fps=30.0, width=320, height=240)
+  return list(subject.frames())
+
+
+def test_crop_square_inside_equals_slice():
+  frame = np.random.default_rng(0).integers(0, 256, (60, 80, 3), dtype=np.uint8)
+  crop = crop_square(frame, Box(40.0, 30.0, 20.0))
+  np.testing.assert_array_equal(crop, frame[20:40, 30:50])
+
+
+def test_crop_square_outside_pads_by_edge_replication():
+  frame = np.random.default_rng(1).integers(0, 256, (60, 80, 3), dtype=np.uint8)
+  # Box [-10, 20) x [50, 80) sticks out left and bottom.
+  crop = crop_square(frame, Box(5.0, 65.0, 30.0))
+  ref = np.pad(frame, ((0, 20), (10, 0), (0, 0)), mode="edge")[50:80, 0:30]
+  assert crop.shape == (30, 30, 3)
+  np.testing.assert_array_equal(crop, ref)
+
+
+def test_skin_mask_separates_skin_from_background():
+  rng = np.random.default_rng(0)
+  img = np.empty((64, 64, 3), np.float32)
+  img[:, :40] = (205, 150, 125)   # skin in the centre-left
+  img[:, 40:] = (60, 90, 200)     # blue background
+  img[28:34, 10:30] = (30, 25, 25)  # a dark "eyebrow"
+  img = np.clip(img + rng.normal(0, 3, img.shape), 0, 255).astype(np.uint8)
+  for adaptive in (False, True):
+    m = skin_mask(img, adaptive=adaptive)
+    assert m.dtype == np.bool_ and m.shape == (64, 64)
+    assert m[:, :40][:28].mean() > 0.95
+    assert m[:, 40:].mean() < 0.02
+    assert m[28:34, 10:30].mean() < 0.1
+
+
+def test_adaptive_mask_drops_off_tone_pixels():
+  # A second skin-like but clearly different tone (e.g. lips, hair highlight)
+  # passes the fixed bounds but not the face-adaptive ones.
+  img = np.empty((64, 64, 3), np.uint8)
+  img[:] = (200, 160, 135)
+  img[:8] = (170, 60, 70)
+  fixed, adaptive = skin_mask(img, adaptive=False), skin_mask(img, adaptive=True)
+  assert fixed[:8].mean() > 0.9
+  assert adaptive[:8].mean() == 0.0
+  assert adaptive[8:].mean() == 1.0
+
+
+def test_skin_mean_rgb_matches_numpy_and_rejects():
+  rng = np.random.default_rng(2)
+  crop = rng.integers(0, 256, (30, 30, 3), dtype=np.uint8)
+  mask = rng.random((30, 30)) < 0.5
+  rgb, ok = skin_mean_rgb(crop, mask)
+  assert ok and rgb.dtype == np.float32
+  np.testing.assert_allclose(rgb, crop[mask].mean(axis=0), rtol=1e-5)
+  sparse = np.zeros((30, 30), bool)
+  sparse[0, :5] = True
+  rgb, ok = skin_mean_rgb(crop, sparse, min_fraction=0.05)
+  assert not ok and np.isnan(rgb).all()
+  rgb, ok = skin_mean_rgb(crop, None)
+  np.testing.assert_allclose(rgb, crop.reshape(-1, 3).mean(axis=0), rtol=1e-5)
+
+
+def test_detect_faces_on_synthetic_and_not_on_noise(face_frames):
+  boxes = detect_faces(face_frames[0])
+  assert len(boxes) >= 1
+  b = max(boxes, key=lambda x: x.side)  # what the tracker picks
+  assert 60 < b.cx < 260 and 50 < b.cy < 190 and 60 < b.side < 200
+  noise = np.random.default_rng(0).integers(0, 256, (240, 320, 3), dtype=np.uint8)
+  assert detect_faces(noise) == []
+
+
+def test_tracker_finds_face_enlarges_and_is_smooth(face_frames):
+  tracker = FaceTracker(detect_every=10, box_scale=1.5)
+  boxes = [tracker.update(f) for f in face_frames]
+  assert all(b is not None for b in boxes)
+  assert tracker.num_detector_calls == 6  # 60 frames / every 10
+  assert tracker.num_detections >= 5
+  # First frame: exactly the detector's square scaled 1.5x about its centre.
+  det = max(detect_faces(face_frames[0]), key=lambda x: x.side)
+  assert boxes[0].side == pytest.approx(1.5 * det.side)
+  assert (boxes[0].cx, boxes[0].cy) == pytest.approx((det.cx, det.cy))
+  c = np.array([[b.cx, b.cy, b.side] for b in boxes])
+  steps = np.abs(np.diff(c, axis=0))
+  assert steps.max() < 0.05 * c[:, 2].mean()  # no frame-to-frame jitter or jumps
+
+
+def test_tracker_rejects_isolated_jump_then_follows(face_frames):
+  f0 = face_frames[0]
+  moved = np.roll(f0, 110, axis=1)  # face jumps ~1 face width right
+  tracker = FaceTracker(detect_every=1, smoothing=1.0, patience=3)
+  b0 = tracker.update(f0)
+  seq = [tracker.update(moved) for _ in range(3)]
+  # Two implausible detections are ignored; the third in a row is believed.
+  assert seq[0] == b0 and seq[1] == b0
+  assert seq[2].cx == pytest.approx(b0.cx + 110, abs=8)
+
+
+def test_tracker_keeps_last_box_when_face_lost(face_frames):
+  blank = np.full_like(face_frames[0], 128)
+  tracker = FaceTracker(detect_every=2, smoothing=1.0)
+  b0 = tracker.update(face_frames[0])
+  later = [tracker.update(blank) for _ in range(6)]
+  assert all(b == b0 for b in later)
+
+
+def test_tracker_none_until_face_seen():
+  noise = np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8)
+  tracker = FaceTracker(detect_every=5)
+  assert [tracker.update(noise) for _ in range(3)] == [None] * 3
+  assert not tracker.found_any
+  assert tracker.num_detector_calls == 3  # retried every frame while nothing is tracked
+  with pytest.raises(ValueError, match="detect_every"):
+    FaceTracker(detect_every=0)
+
+
+def test_skin_mask_on_synthetic_face_crop(face_frames):
+  tracker = FaceTracker()
+  box = tracker.update(face_frames[0])
+  crop = crop_square(face_frames[0], box)
+  m = skin_mask(crop)
+  n = m.shape[0]
+  centre = m[int(0.4 * n):int(0.6 * n), int(0.3 * n):int(0.7 * n)]
+  # The cheek/nose band is mostly skin; the 1.5x crop's corners are background.
+  assert centre.mean() > 0.6
+  corners = np.concatenate([m[:n // 10, :n // 10].ravel(), m[:n // 10, -n // 10:].ravel()])
+  assert corners.mean() < 0.2
+  assert 0.15 < m.mean() < 0.7
