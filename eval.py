@@ -2,9 +2,9 @@
 
 from absl import app
 from absl import flags
-from absl import logging
 from ml_collections import config_flags
 
+from codephys_jax import logs
 from codephys_jax import eval_lib
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -15,7 +15,7 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Where outputs are written.", re
 
 def main(argv):
   del argv
-  logging.set_verbosity(logging.INFO)
+  logs.setup()
   cfg = _CONFIG.value
   if cfg.get("robustness") is not None and cfg.robustness.get("enabled", False):
     from codephys_jax import robustness

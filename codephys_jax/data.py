@@ -113,7 +113,15 @@ def normalize_ppg(x: np.ndarray) -> np.ndarray:
 
 
 class ClipSource(grain.sources.RandomAccessDataSource):
-  """Fixed-length clips cut from whole videos: (video, start) pairs in a fixed order."""
+  """Fixed-length clips cut from whole videos: (video, start) pairs in a fixed order.
+
+  `source_length` (default: `clip_length`) is the window cut from the video,
+  for augmentations that need more frames than the model's `clip_length`
+  (speed resampling, see `augment.required_source_length`). Starts follow
+  `stride` as without it; a start whose longer window would run past the end
+  of the video is moved back so the window fits, and videos shorter than the
+  window are left out.
+  """
 
   def __init__(
       self,
@@ -122,17 +130,25 @@ class ClipSource(grain.sources.RandomAccessDataSource):
       clip_length: int,
       stride: int | None = None,
       cache_videos: int = 4,
+      source_length: int | None = None,
   ):
     self._videos = videos
     self.clip_length = clip_length
+    window = clip_length if source_length is None else int(source_length)
+    if window < clip_length:
+      raise ValueError(f"source_length {window} is shorter than clip_length {clip_length}")
+    self.source_length = window
     stride = stride or clip_length
     self.index: list[tuple[int, int]] = []
     for v in range(len(videos)):
       n = len(videos[v]["ppg"])
-      self.index.extend((v, s) for s in range(0, n - clip_length + 1, stride))
+      if n < window:
+        continue
+      starts = dict.fromkeys(min(s, n - window) for s in range(0, n - clip_length + 1, stride))
+      self.index.extend((v, s) for s in starts)
     if not self.index:
       raise ValueError(
-          f"{videos.name}/{videos.split}: no video is at least {clip_length} frames long"
+          f"{videos.name}/{videos.split}: no video is at least {window} frames long"
       )
     self._cache: collections.OrderedDict[int, dict] = collections.OrderedDict()
     self._cache_size = cache_videos
@@ -156,7 +172,7 @@ class ClipSource(grain.sources.RandomAccessDataSource):
   def __getitem__(self, i: int) -> dict[str, Any]:
     v, s = self.index[i]
     video = self._video(v)
-    sl = slice(s, s + self.clip_length)
+    sl = slice(s, s + self.source_length)
     return {
         "frames": video["frames"][sl],
         "ppg": normalize_ppg(video["ppg"][sl]),

@@ -1,0 +1,231 @@
+"""Training augmentation of face-crop clips (grain `random_map` functions).
+
+The reference recipe (METHOD.md, PhysFormer/CodePhys family): horizontal flip,
+illumination offset N(0, 10) grey levels per clip, pixel noise N(0, 2), speed
+resampling by a factor in [0.6, 1.4] and random resized crop with scale in
+[0.5, 1]; plus, optionally, the camera degradations of
+`codephys_jax.degradations` (one Degradation per clip, so noise patterns, blur
+and motion stay coherent over time as in a real video).
+
+Speed resampling plays the clip `speed` times faster: T output frames are taken
+at source positions `offset + speed * k`, so the clip needs about speed * T
+source frames (`required_source_length`; `data.ClipSource(source_length=...)`
+cuts such windows). The PPG label is linearly interpolated at the same positions
+and re-normalised, so the pulse in the frames and the label stay in sync and the
+heart rate seen by the model is multiplied by `speed`.
+
+Order inside one clip: speed resampling, crop, flip, camera degradation, then
+illumination offset and pixel noise (the last two in float, rounded once).
+Every random draw comes from the generator grain passes in, so an element's
+augmentation is a function of (seed, element index) only. uint8 in, uint8 out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Callable, Mapping, Sequence
+
+import cv2
+import numpy as np
+
+from codephys_jax import data as data_lib
+from codephys_jax import degradations as deg_lib
+
+AugmentFn = Callable[[dict, np.random.Generator], dict]
+_FRAME_INTERP = ("linear", "nearest")
+
+
+@dataclasses.dataclass(frozen=True)
+class AugmentConfig:
+  """Augmentation settings; a range (x, x) or a zero std/prob disables that step.
+
+  Attributes:
+    flip_prob: probability of a horizontal flip (whole clip).
+    illumination_std: std of a per-clip brightness offset, grey levels.
+    noise_std: std of i.i.d. per-pixel Gaussian noise, grey levels.
+    speed_range: playback speed factor drawn uniformly per clip.
+    crop_scale: area fraction of a square crop drawn uniformly per clip, resized
+      back to the full size (the same window for every frame).
+    degradations: camera degradation names for `degradations.random_degradation`
+      (empty = none).
+    degradation_prob: probability that a clip gets one degradation.
+    severity_range: severity drawn uniformly for that degradation.
+    frame_interp: 'linear' (blend the two neighbouring frames) or 'nearest' for
+      speed resampling of the frames.
+  """
+
+  flip_prob: float = 0.5
+  illumination_std: float = 10.0
+  noise_std: float = 2.0
+  speed_range: tuple[float, float] = (0.6, 1.4)
+  crop_scale: tuple[float, float] = (0.5, 1.0)
+  degradations: tuple[str, ...] = ()
+  degradation_prob: float = 0.0
+  severity_range: tuple[float, float] = (1.0, 4.0)
+  frame_interp: str = "linear"
+
+  def __post_init__(self):
+    object.__setattr__(self, "speed_range", tuple(float(x) for x in self.speed_range))
+    object.__setattr__(self, "crop_scale", tuple(float(x) for x in self.crop_scale))
+    object.__setattr__(self, "severity_range", tuple(float(x) for x in self.severity_range))
+    object.__setattr__(self, "degradations", tuple(self.degradations))
+    for name in ("speed_range", "crop_scale", "severity_range"):
+      lo_hi = getattr(self, name)
+      if len(lo_hi) != 2 or lo_hi[0] > lo_hi[1]:
+        raise ValueError(f"{name} must be (low, high) with low <= high, got {lo_hi}")
+    if self.speed_range[0] <= 0:
+      raise ValueError(f"speed_range must be > 0, got {self.speed_range}")
+    if not 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1:
+      raise ValueError(f"crop_scale must satisfy 0 < low <= high <= 1, got {self.crop_scale}")
+    for name in ("flip_prob", "degradation_prob"):
+      if not 0 <= getattr(self, name) <= 1:
+        raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+    for name in ("illumination_std", "noise_std"):
+      if getattr(self, name) < 0:
+        raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+    unknown = [n for n in self.degradations if n not in deg_lib.DEGRADATIONS]
+    if unknown:
+      raise ValueError(
+          f"unknown degradations {unknown}; valid names: {sorted(deg_lib.DEGRADATIONS)}"
+      )
+    lo, hi = self.severity_range
+    if not 0 <= lo <= hi <= deg_lib.MAX_SEVERITY:
+      raise ValueError(
+          f"severity_range must be within [0, {deg_lib.MAX_SEVERITY}], got {self.severity_range}"
+      )
+    if self.frame_interp not in _FRAME_INTERP:
+      raise ValueError(f"frame_interp must be one of {_FRAME_INTERP}, got {self.frame_interp!r}")
+
+  @classmethod
+  def from_config(cls, cfg: Mapping[str, Any]) -> "AugmentConfig":
+    """From a ConfigDict / mapping with these field names (an `enabled` key is ignored)."""
+    values = dict(cfg.to_dict() if hasattr(cfg, "to_dict") else cfg)
+    values.pop("enabled", None)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - fields)
+    if unknown:
+      raise ValueError(f"unknown augmentation settings {unknown}; known: {sorted(fields)}")
+    return cls(**values)
+
+  @classmethod
+  def identity(cls) -> "AugmentConfig":
+    """Every step disabled (clips are only cut to length and re-normalised)."""
+    return cls(flip_prob=0.0, illumination_std=0.0, noise_std=0.0, speed_range=(1.0, 1.0),
+               crop_scale=(1.0, 1.0))
+
+
+def required_source_length(cfg: AugmentConfig, clip_length: int) -> int:
+  """Source frames a clip needs: positions up to max_speed * (T - 1) must exist."""
+  if clip_length < 2:
+    raise ValueError(f"clip_length must be >= 2, got {clip_length}")
+  max_speed = cfg.speed_range[1]
+  # The small tolerance keeps e.g. 1.4 * 159 = 222.6 from rounding up past an exact integer.
+  return max(clip_length, math.ceil(max_speed * (clip_length - 1) - 1e-9) + 1)
+
+
+def speed_positions(speed: float, clip_length: int, offset: float) -> np.ndarray:
+  """Source positions (fractional frame indices) of the output frames."""
+  return offset + speed * np.arange(clip_length, dtype=np.float64)
+
+
+def resample_frames(frames: np.ndarray, positions: np.ndarray, *, mode: str = "linear") -> np.ndarray:
+  """Frames at fractional positions: blend of the two neighbours, or the nearest."""
+  last = frames.shape[0] - 1
+  if mode == "nearest":
+    return frames[np.clip(np.rint(positions).astype(np.int64), 0, last)]
+  lo = np.clip(np.floor(positions).astype(np.int64), 0, last)
+  hi = np.minimum(lo + 1, last)
+  w = (positions - lo).astype(np.float32)[:, None, None, None]
+  out = frames[lo].astype(np.float32) * (1 - w) + frames[hi].astype(np.float32) * w
+  return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def resized_crop(frames: np.ndarray, top: int, left: int, side: int) -> np.ndarray:
+  """The same square window of every frame, resized back to the frames' size."""
+  h, w = frames.shape[1:3]
+  window = frames[:, top:top + side, left:left + side]
+  if side == h and side == w:
+    return window.copy()
+  return np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_LINEAR) for f in window])
+
+
+def make_augment(cfg: AugmentConfig, clip_length: int) -> AugmentFn:
+  """A grain random_map function: clip dict (from data.ClipSource) -> augmented clip.
+
+  The input's `frames` (uint8 [L, S, S, 3]) and `ppg` ([L]) need
+  L >= required_source_length(cfg, clip_length); the output has exactly
+  `clip_length` frames and PPG samples (PPG re-normalised with
+  data.normalize_ppg). Other keys pass through unchanged.
+  """
+  need = required_source_length(cfg, clip_length)
+
+  def augment(clip: dict, rng: np.random.Generator) -> dict:
+    frames = np.asarray(clip["frames"])
+    ppg = np.asarray(clip["ppg"], np.float64)
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+      raise ValueError(f"frames must be uint8 [L, H, W, 3], got {frames.dtype} {frames.shape}")
+    if frames.shape[0] != ppg.shape[0]:
+      raise ValueError(f"{frames.shape[0]} frames but {ppg.shape[0]} PPG samples")
+    length = frames.shape[0]
+    if length < need:
+      raise ValueError(
+          f"clip has {length} frames; speed range {cfg.speed_range} with clip_length "
+          f"{clip_length} needs {need} (data.ClipSource(source_length="
+          f"augment.required_source_length(...)))"
+      )
+    out = dict(clip)
+
+    speed = float(rng.uniform(*cfg.speed_range))
+    max_offset = (length - 1) - speed * (clip_length - 1)
+    offset = int(rng.integers(0, int(math.floor(max_offset + 1e-9)) + 1))
+    pos = speed_positions(speed, clip_length, offset)
+    frames = resample_frames(frames, pos, mode=cfg.frame_interp)
+    out["ppg"] = data_lib.normalize_ppg(np.interp(pos, np.arange(length), ppg))
+
+    h, w = frames.shape[1:3]
+    scale = float(rng.uniform(*cfg.crop_scale))
+    side = max(1, min(h, w, int(round(math.sqrt(scale) * min(h, w)))))
+    top = int(rng.integers(0, h - side + 1))
+    left = int(rng.integers(0, w - side + 1))
+    frames = resized_crop(frames, top, left, side)
+
+    if rng.random() < cfg.flip_prob:
+      frames = frames[:, :, ::-1]
+
+    if cfg.degradations and cfg.degradation_prob > 0:
+      degrade = deg_lib.random_degradation(
+          rng, cfg.degradations, cfg.severity_range, cfg.degradation_prob,
+          fps=float(clip.get("fps", 30.0)),
+      )
+      frames = degrade.apply_clip(np.ascontiguousarray(frames))
+
+    offset_grey = float(rng.normal(0.0, cfg.illumination_std)) if cfg.illumination_std else 0.0
+    if offset_grey or cfg.noise_std:
+      x = frames.astype(np.float32) + np.float32(offset_grey)
+      if cfg.noise_std:
+        x += rng.normal(0.0, cfg.noise_std, x.shape).astype(np.float32)
+      frames = np.clip(np.rint(x), 0, 255).astype(np.uint8)
+    out["frames"] = np.ascontiguousarray(frames)
+    return out
+
+  return augment
+
+
+def augmentations_summary(cfg: AugmentConfig) -> Sequence[str]:
+  """Names of the enabled steps, for logs."""
+  steps = []
+  if cfg.speed_range != (1.0, 1.0):
+    steps.append(f"speed {cfg.speed_range}")
+  if cfg.crop_scale != (1.0, 1.0):
+    steps.append(f"crop {cfg.crop_scale}")
+  if cfg.flip_prob:
+    steps.append(f"flip {cfg.flip_prob}")
+  if cfg.degradations and cfg.degradation_prob:
+    steps.append(f"degradations {list(cfg.degradations)} p={cfg.degradation_prob} "
+                 f"severity {cfg.severity_range}")
+  if cfg.illumination_std:
+    steps.append(f"illumination N(0, {cfg.illumination_std})")
+  if cfg.noise_std:
+    steps.append(f"noise N(0, {cfg.noise_std})")
+  return steps

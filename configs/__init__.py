@@ -1,0 +1,1 @@
+"""ml_collections config files (`get_config()`); see each file's docstring for its command."""

@@ -1,0 +1,82 @@
+"""Pieces shared by the training configs (each config file imports and overrides)."""
+
+import ml_collections
+from ml_collections import config_dict
+
+
+def eval_settings() -> ml_collections.ConfigDict:
+  """The evaluation convention (DATA_AND_EVAL.md), used during and after training."""
+  return ml_collections.ConfigDict(dict(
+      hr_method="fft",
+      extra_hr_methods=("peak", "hann_dft", "robust"),
+      low_hz=0.75,
+      high_hz=2.5,
+      detrend_lambda=100.0,
+      window_seconds=config_dict.placeholder(float),
+      window_stride_seconds=config_dict.placeholder(float),
+  ))
+
+
+def augment(enabled: bool = False) -> ml_collections.ConfigDict:
+  """Paper augmentations + camera degradations (codephys_jax.augment)."""
+  return ml_collections.ConfigDict(dict(
+      enabled=enabled,
+      flip_prob=0.5,
+      illumination_std=10.0,
+      noise_std=2.0,
+      speed_range=(0.6, 1.4),
+      crop_scale=(0.5, 1.0),
+      degradations=("sensor_noise", "defocus", "motion_blur", "jpeg"),
+      degradation_prob=0.5,
+      severity_range=(1.0, 4.0),
+  ))
+
+
+def optim(*, batch_size: int, num_steps: int, learning_rate: float, weight_decay: float,
+          warmup_steps: int, log_every: int, eval_every: int, clip_stride: int):
+  return dict(
+      batch_size=batch_size, num_steps=num_steps, learning_rate=learning_rate,
+      weight_decay=weight_decay, warmup_steps=warmup_steps, log_every=log_every,
+      eval_every=eval_every, checkpoint_every=eval_every, clip_stride=clip_stride,
+      grad_clip=1.0, final_lr_fraction=0.1, max_to_keep=2,
+  )
+
+
+def base(*, dataset: str = "synthetic_rppg", size: int = 128,
+         clip_length: int = 160) -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  c.dataset = dataset
+  c.manual_dir = ""
+  c.data_dir = ""
+  c.preprocess = ml_collections.ConfigDict(dict(
+      size=size, target_fps=30.0, detect_every=10, box_scale=1.5, roi="face", skin_mask=True,
+  ))
+  c.dataset_options = ml_collections.ConfigDict()
+  c.train_split = "train"
+  c.eval_split = "test"
+  c.clip_length = clip_length
+  c.stages = ("codebook", "codephys", "baseline")
+  c.export = True
+  c.eval = eval_settings()
+  c.augment = augment(False)
+  c.compare = ml_collections.ConfigDict(dict(
+      enabled=True, splits={"clean": "test"}, unsupervised=("pos", "chrom", "green"),
+  ))
+  return c
+
+
+def codebook_model(*, hidden: int, code_dim: int, num_codes: int) -> dict:
+  return dict(hidden=hidden, code_dim=code_dim, num_codes=num_codes, num_res_blocks=2,
+              update="ema", ema_decay=0.95, beta=0.25, dead_code_threshold=0.1)
+
+
+def codephys_model(backbone_kwargs: dict, *, query_mode: str = "nearest") -> dict:
+  return dict(backbone="physnet", backbone_kwargs=backbone_kwargs, query_mode=query_mode,
+              temperature=1.0, freeze_stage1=True, freeze_teacher=True, attention_kernel=7,
+              transformer_depth=2, transformer_heads=4, transformer_dim=64)
+
+
+def codephys_losses() -> dict:
+  return dict(neg_pearson=1.0, feature=1.0, distill=0.5, freq_ce=0.1, freq_kl=0.1,
+              code_ce=1.0)

@@ -1,0 +1,42 @@
+"""Default run: CodePhys Stage I + Stage II, the PhysNet baseline and POS/CHROM/GREEN
+on the embedded synthetic dataset (no download), tiny shapes for a 2-core CPU.
+
+Command (README's main command):
+
+  ./run.sh demo            # = python train.py --config=configs/default.py --workdir=workdirs/default
+
+Hardware / runtime: 2-core x86-64 CPU, no accelerator; see README for the
+measured wall time (budget: under 10 minutes including dataset preparation).
+Output: workdir/{codebook,codephys,baseline}/ (each a workdir `eval.py
+--config.checkpoint=` accepts), workdir/eval/ per method and split, and
+workdir/results.json with MAE/RMSE/Pearson per method and condition (clean test
+split, degraded test split). Expected result: see the README table (measured).
+"""
+
+from configs import common
+
+
+def get_config():
+  c = common.base(dataset="synthetic_rppg", size=32, clip_length=64)
+  c.dataset_options = dict(num_train=16, num_test=8, duration_s=20.0)
+  c.codebook = dict(
+      model=common.codebook_model(hidden=64, code_dim=32, num_codes=64),
+      loss_weights=dict(mse=1.0, neg_pearson=1.0, vq=1.0),
+      **common.optim(batch_size=32, num_steps=600, learning_rate=2e-3, weight_decay=0.0,
+                     warmup_steps=50, log_every=50, eval_every=300, clip_stride=8),
+  )
+  backbone = dict(base_width=8, output_channels=32, spatial_out=2)
+  c.codephys = dict(
+      model=common.codephys_model(backbone),
+      stage1_workdir="",  # empty: the sibling codebook/ of this run
+      loss_weights=common.codephys_losses(),
+      **common.optim(batch_size=8, num_steps=150, learning_rate=1e-3, weight_decay=5e-5,
+                     warmup_steps=10, log_every=25, eval_every=75, clip_stride=16),
+  )
+  c.baseline = dict(
+      model=dict(backbone="physnet", backbone_kwargs=backbone),
+      **common.optim(batch_size=8, num_steps=150, learning_rate=1e-3, weight_decay=5e-5,
+                     warmup_steps=10, log_every=25, eval_every=75, clip_stride=16),
+  )
+  c.compare.splits = {"clean": "test", "degraded": "test_degraded"}
+  return c
