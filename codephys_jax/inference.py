@@ -1,10 +1,10 @@
 """Whole-video inference from a clip model: overlapping clips blended by overlap-add.
 
 Models see fixed-length clips. Normalising and concatenating non-overlapping
-clip outputs leaves a jump at every clip border, which puts spurious spectral
+clip outputs leaves a jump (and a per-clip trend) at every clip border, which puts spurious spectral
 lines at multiples of the clip rate (fps / clip_length * 60 bpm: every ~11 bpm
 for 160-frame clips) that an HR estimator then picks. Here every clip output is
-standardised, weighted by a taper that vanishes towards the clip ends, summed
+linearly detrended and standardised, weighted by a taper that vanishes towards the clip ends, summed
 at its position and divided by the summed weights, so the borders blend
 smoothly.
 """
@@ -36,7 +36,8 @@ def taper(length: int) -> np.ndarray:
 def overlap_add(
     clip_outputs: np.ndarray, starts: list[int], num_frames: int
 ) -> np.ndarray:
-  """Blend standardised clip outputs [K, T] placed at `starts` into [num_frames]."""
+  """Blend clip outputs [K, T] placed at `starts` into [num_frames] (detrended,
+  standardised, Hann-tapered, normalised by the summed taper)."""
   clip_outputs = np.asarray(clip_outputs, np.float64)
   k, length = clip_outputs.shape
   if k != len(starts):
@@ -44,8 +45,15 @@ def overlap_add(
   weights = taper(length)
   total = np.zeros(max(num_frames, length))
   norm = np.zeros_like(total)
-  for out, s in zip(clip_outputs, starts):
-    z = (out - out.mean()) / (out.std() + 1e-8)
+  # A straight line over one clip (seconds) is far below the pulse band: it is a
+  # clip-level bias (e.g. from integrating a biased derivative), and left in it
+  # would turn into a sawtooth at the clip rate.
+  ramp = np.linspace(-1.0, 1.0, length)
+  design = np.stack([np.ones(length), ramp], axis=1)
+  coef, *_ = np.linalg.lstsq(design, clip_outputs.T, rcond=None)
+  residual = clip_outputs - (design @ coef).T
+  for out, s in zip(residual, starts):
+    z = out / (out.std() + 1e-8)
     total[s:s + length] += weights * z
     norm[s:s + length] += weights
   return (total / np.maximum(norm, 1e-12))[:num_frames]

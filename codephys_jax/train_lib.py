@@ -400,12 +400,18 @@ def _fit(config, cfg, workdir, *, state, mesh, loss_fn, post_update, make_iterat
   train_step = trainer.make_train_step(loss_fn, mesh=mesh, post_update=post_update)
   hooks = [periodic_actions.ReportProgress(num_train_steps=cfg.num_steps, writer=writer,
                                            every_secs=30)]
-  state = trainer.train_loop(
-      state, train_step=train_step, make_iterator=make_iterator, num_steps=cfg.num_steps,
-      mesh=mesh, checkpointer=ckpt, writer=writer, log_every=cfg.log_every,
-      checkpoint_every=cfg.checkpoint_every, eval_every=cfg.eval_every, on_eval=on_eval,
-      hooks=hooks,
-  )
+  try:
+    state = trainer.train_loop(
+        state, train_step=train_step, make_iterator=make_iterator, num_steps=cfg.num_steps,
+        mesh=mesh, checkpointer=ckpt, writer=writer, log_every=cfg.log_every,
+        checkpoint_every=cfg.checkpoint_every, eval_every=cfg.eval_every, on_eval=on_eval,
+        hooks=hooks,
+    )
+  except BaseException:
+    # Interrupted (preemption, Ctrl-C, NaN): let in-flight async saves land so
+    # that the next run resumes from the newest complete checkpoint.
+    ckpt.wait()
+    raise
   final = on_eval(state, int(trainer.fetch(state.step)))
   writer.close()
   ckpt.close()
