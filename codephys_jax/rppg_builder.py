@@ -8,9 +8,16 @@ item's frames and labels; the face pipeline, resampling, validation, parallel
 preparation and the item-count check live here so that every dataset behaves the
 same way.
 
-Preparation is keyed by the preprocessing settings and by the manual_dir it read,
-so data prepared from another tree or with other settings is never reused
-silently: they land in different TFDS config directories.
+Preparation is keyed by the preprocessing settings, by the manual_dir it read
+and by the skip option, so data prepared from another tree, with other settings
+or with bad items skipped is never reused silently: they land in different TFDS
+config directories.
+
+A bad raw item stops preparation with a `PreparationError` naming it, unless the
+config was made with `options={"skip_bad_items": True}`: then each bad item is
+logged with its reason, left out, and recorded in the prepared dataset's
+metadata (`builder.info.metadata["skipped"]`, also `skipped.json` next to
+`provenance.json`; read either with `skipped_items(builder)`).
 """
 
 from __future__ import annotations
@@ -67,26 +74,47 @@ class RppgConfig(tfds.core.BuilderConfig):
       *,
       preprocess: preprocess_lib.PreprocessConfig,
       source_id: str = "",
+      skip_bad_items: bool = False,
       name: str | None = None,
       **kwargs: Any,
   ):
     self.preprocess = preprocess
     self.source_id = source_id
+    self.skip_bad_items = bool(skip_bad_items)
     if name is None:
-      name = config_name(preprocess, source_id)
+      name = config_name(preprocess, source_id, skip_bad_items=self.skip_bad_items)
     description = kwargs.pop(
         "description",
-        f"Preprocessing {dataclasses.asdict(preprocess)}; source {source_id or '-'}",
+        f"Preprocessing {dataclasses.asdict(preprocess)}; source {source_id or '-'}"
+        + ("; bad items skipped" if self.skip_bad_items else ""),
     )
     super().__init__(name=name, description=description, **kwargs)
 
 
-def config_name(preprocess: preprocess_lib.PreprocessConfig, source_id: str) -> str:
+def config_name(
+    preprocess: preprocess_lib.PreprocessConfig, source_id: str, *,
+    skip_bad_items: bool = False,
+) -> str:
   """Stable directory-safe name: crop size + hash of every setting and the source."""
-  digest = hashlib.sha256(
-      (preprocess.fingerprint() + "|" + source_id).encode()
-  ).hexdigest()[:10]
+  identity = preprocess.fingerprint() + "|" + source_id
+  # Appended only when set, so that strict preparations keep their names.
+  if skip_bad_items:
+    identity += "|skip_bad_items"
+  digest = hashlib.sha256(identity.encode()).hexdigest()[:10]
   return f"s{preprocess.size}_{digest}"
+
+
+# Dataset options every rPPG builder accepts (through `make_config(options=...)`).
+BASE_OPTIONS = ("skip_bad_items",)
+
+
+def pop_base_options(options: Mapping[str, Any] | None) -> tuple[dict[str, Any], bool]:
+  """Split `options` into (dataset-specific options, skip_bad_items)."""
+  rest = dict(options or {})
+  skip = rest.pop("skip_bad_items", False)
+  if not isinstance(skip, (bool, np.bool_)):
+    raise ValueError(f"option skip_bad_items must be a bool, got {skip!r}")
+  return rest, bool(skip)
 
 
 def manual_dir_id(manual_dir: str | os.PathLike[str]) -> str:
@@ -199,12 +227,21 @@ class RppgBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
       manual_dir: str | os.PathLike[str] | None = None,
       options: Mapping[str, Any] | None = None,
   ) -> RppgConfig:
-    """A config keyed by the preprocessing settings and the raw tree's path."""
-    if options:
-      raise ValueError(f"{cls.__name__} takes no dataset options, got {sorted(options)}")
+    """A config keyed by the preprocessing settings, the raw tree's path and the skip option.
+
+    The only option of the manual-download datasets is `skip_bad_items` (see the
+    module docstring); anything else is rejected.
+    """
+    rest, skip = pop_base_options(options)
+    if rest:
+      raise ValueError(
+          f"{cls.__name__} takes only the dataset options {list(BASE_OPTIONS)}, "
+          f"got {sorted(rest)}"
+      )
     preprocess = preprocess or preprocess_lib.PreprocessConfig(size=cls.DEFAULT_SIZE)
     source_id = manual_dir_id(manual_dir) if manual_dir else ""
-    return RppgConfig(preprocess=preprocess, source_id=source_id, version=cls.VERSION)
+    return RppgConfig(preprocess=preprocess, source_id=source_id, skip_bad_items=skip,
+                      version=cls.VERSION)
 
   def _info(self) -> tfds.core.DatasetInfo:
     cfg: RppgConfig = self.builder_config
@@ -212,8 +249,12 @@ class RppgBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         features=features(cfg.preprocess.size),
         supervised_keys=None,
         homepage=getattr(self, "HOMEPAGE", None),
+        # `skipped` / `item_counts` are filled in during generation and saved
+        # with the dataset info (metadata.json) when preparation ends.
         metadata=tfds.core.MetadataDict(
-            preprocess=dataclasses.asdict(cfg.preprocess), source_id=cfg.source_id
+            preprocess=dataclasses.asdict(cfg.preprocess), source_id=cfg.source_id,
+            skip_bad_items=cfg.skip_bad_items, skipped={}, item_counts={},
+            split_counts={},
         ),
     )
 
@@ -224,8 +265,14 @@ class RppgBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     """Every raw video found in the tree, sorted by key (never by glob order)."""
 
   @abc.abstractmethod
-  def split_keys(self, items: Sequence[Item]) -> dict[str, list[str]]:
-    """Protocol splits: split name -> item keys (explicit lists, not fs order)."""
+  def split_keys(
+      self, items: Sequence[Item], manual_dir: str | None = None
+  ) -> dict[str, list[str]]:
+    """Protocol splits: split name -> item keys (explicit lists, not fs order).
+
+    `manual_dir` is the tree `items` were listed from, for protocols defined by
+    files in it (VIPL-HR fold files, COHFACE protocol lists).
+    """
 
   @staticmethod
   @abc.abstractmethod
@@ -266,43 +313,89 @@ class RppgBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     if len(by_key) != len(items):
       raise PreparationError(f"{self.name}: duplicate item keys under {manual_dir}")
     # A partial tree (e.g. only test subjects) simply has fewer splits.
-    splits = {k: v for k, v in self.split_keys(items).items() if v}
-    expected_full = len(items) - self.expected_exclusions(items)
+    splits = {k: v for k, v in self.split_keys(items, manual_dir).items() if v}
+    excluded = self.expected_exclusions(items)
+    expected_full = len(items) - excluded
     if "full" in splits and len(splits["full"]) != expected_full:
       raise PreparationError(
           f"{self.name}: 'full' has {len(splits['full'])} items, expected "
-          f"{len(items)} found - {self.expected_exclusions(items)} excluded"
+          f"{len(items)} found - {excluded} excluded"
       )
     logging.info(
         "%s: %d items found, %s", self.name, len(items),
         {k: len(v) for k, v in splits.items()},
     )
+    self._counts = {"found": len(items), "excluded": excluded}
     out = {}
     for split, keys in splits.items():
       missing = [k for k in keys if k not in by_key]
       if missing:
         raise PreparationError(f"{self.name}: split {split!r} names missing items {missing}")
-      out[split] = self._generate_examples([by_key[k] for k in keys])
+      out[split] = self._generate_examples([by_key[k] for k in keys], split=split)
     return out
 
-  def _generate_examples(self, items: Sequence[Item]) -> Iterator[tuple[str, dict]]:
+  def _generate_examples(
+      self, items: Sequence[Item], *, split: str = ""
+  ) -> Iterator[tuple[str, dict]]:
     cfg: RppgConfig = self.builder_config
-    fn = _ExampleFn(type(self).read_item, cfg.preprocess)
+    fn = _ExampleFn(type(self).read_item, cfg.preprocess, skip_bad_items=cfg.skip_bad_items)
     workers = (
         int(os.environ.get("CODEPHYS_PREP_WORKERS", "0"))
         or self.num_workers
         or min(2, os.cpu_count() or 1)
     )
     if workers <= 1 or len(items) <= 1:
-      for item in items:
-        yield item.key, fn(item)
+      results = ((item, fn(item)) for item in items)
+      yield from self._accounted(items, results, split)
       return
     # Videos are independent: process them in parallel, yield in a fixed order,
-    # and let any worker error stop the whole preparation (nothing is dropped).
+    # and let any worker error stop the whole preparation (nothing is dropped
+    # unless skipping was asked for, and then every skip is recorded).
     ctx = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-      for item, example in zip(items, pool.map(fn, items)):
-        yield item.key, example
+      yield from self._accounted(items, zip(items, pool.map(fn, items)), split)
+
+  def _accounted(
+      self, items: Sequence[Item], results: Iterator[tuple[Item, Any]], split: str
+  ) -> Iterator[tuple[str, dict]]:
+    """Yield the examples, record skipped items, then report and check the counts."""
+    skipped_here: dict[str, str] = {}
+    written = 0
+    for item, result in results:
+      if isinstance(result, SkippedItem):
+        logging.warning("%s: skipping %s (%s)", self.name, item.key, result.reason)
+        skipped_here[item.key] = result.reason
+        continue
+      written += 1
+      yield item.key, result
+    metadata = self.info.metadata
+    metadata["skipped"] = {**_metadata_get(metadata, "skipped"), **skipped_here}
+    if items and not written:
+      raise PreparationError(
+          f"{self.name}/{split}: every one of its {len(items)} items was skipped; "
+          f"reasons: {skipped_here}"
+      )
+    counts = getattr(self, "_counts", {"found": len(items), "excluded": 0})
+    if split == "full":
+      logging.info(
+          "%s/full: found %d, excluded %d, skipped %d, written %d", self.name,
+          counts["found"], counts["excluded"], len(skipped_here), written,
+      )
+      metadata["item_counts"] = {**counts, "skipped": len(skipped_here), "written": written}
+    else:
+      logging.info("%s/%s: listed %d, skipped %d, written %d", self.name, split,
+                   len(items), len(skipped_here), written)
+    metadata["split_counts"] = {
+        **_metadata_get(metadata, "split_counts"),
+        split: {"listed": len(items), "skipped": len(skipped_here), "written": written},
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class SkippedItem:
+  """What a worker returns instead of raising when bad items are skipped."""
+
+  reason: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -311,8 +404,17 @@ class _ExampleFn:
 
   read_item: Callable[[Item], tuple[video_lib.FrameSource, RawLabels]]
   preprocess: preprocess_lib.PreprocessConfig
+  skip_bad_items: bool = False
 
-  def __call__(self, item: Item) -> dict[str, Any]:
+  def __call__(self, item: Item) -> dict[str, Any] | SkippedItem:
+    try:
+      return self._example(item)
+    except PreparationError as e:
+      if not self.skip_bad_items:
+        raise
+      return SkippedItem(reason=str(e))
+
+  def _example(self, item: Item) -> dict[str, Any]:
     try:
       source, labels = self.read_item(item)
     except PreparationError:
@@ -343,6 +445,8 @@ def prepare(
         download_config=download_config, file_format="array_record"
     )
     _write_provenance(builder, manual_dir)
+    _write_json(os.path.join(os.fspath(builder.data_path), SKIPPED_FILE),
+                _metadata_get(builder.info.metadata, "skipped"))
   except BaseException:
     _remove_new(root, before)
     raise
@@ -366,19 +470,46 @@ def _remove_new(root: str, before: set[str]) -> None:
       os.remove(path)
 
 
-def _write_provenance(builder: RppgBuilder, manual_dir: str | None) -> None:
-  cfg: RppgConfig = builder.builder_config
-  path = os.path.join(os.fspath(builder.data_path), "provenance.json")
+SKIPPED_FILE = "skipped.json"
+
+
+def skipped_items(builder: RppgBuilder) -> dict[str, str]:
+  """{item key: reason} of the items a prepared dataset skipped (empty if none)."""
+  if not builder.is_prepared():
+    raise ValueError(f"{builder.name}: not prepared at {builder.data_path}")
+  path = os.path.join(os.fspath(builder.data_path), SKIPPED_FILE)
+  if os.path.isfile(path):
+    with open(path) as f:
+      return json.load(f)
+  # Prepared by TFDS directly (not through `prepare`): the dataset info has it.
+  return _metadata_get(builder.info.metadata, "skipped")
+
+
+def _metadata_get(metadata: Mapping[str, Any], key: str) -> dict[str, Any]:
+  # Item access, not .get(): TFDS's lazy metadata loads metadata.json only then.
+  try:
+    return dict(metadata[key] or {})
+  except KeyError:
+    return {}
+
+
+def _write_json(path: str, obj: Any) -> None:
   tmp = path + ".tmp"
   with open(tmp, "w") as f:
-    json.dump(
-        {
-            "dataset": builder.name,
-            "config": cfg.name,
-            "manual_dir": manual_dir_id(manual_dir) if manual_dir else None,
-            "preprocess": dataclasses.asdict(cfg.preprocess),
-        },
-        f,
-        indent=2,
-    )
+    json.dump(obj, f, indent=2, sort_keys=True)
   os.replace(tmp, path)
+
+
+def _write_provenance(builder: RppgBuilder, manual_dir: str | None) -> None:
+  cfg: RppgConfig = builder.builder_config
+  _write_json(
+      os.path.join(os.fspath(builder.data_path), "provenance.json"),
+      {
+          "dataset": builder.name,
+          "config": cfg.name,
+          "manual_dir": manual_dir_id(manual_dir) if manual_dir else None,
+          "preprocess": dataclasses.asdict(cfg.preprocess),
+          "skip_bad_items": cfg.skip_bad_items,
+          "item_counts": _metadata_get(builder.info.metadata, "item_counts"),
+      },
+  )

@@ -49,12 +49,34 @@ EXPORT_NAME = "rppg_model.jax"
 # ----------------------------------------------------------------------------- inputs
 
 
-def normalize_frames(frames: jax.Array) -> jax.Array:
-  """uint8 clips [B, T, H, W, 3] -> float32, standardised per clip (on device)."""
-  x = frames.astype(jnp.float32) / 255.0
+def _standardized(x: jax.Array) -> jax.Array:
   mean = jnp.mean(x, axis=(1, 2, 3, 4), keepdims=True)
   std = jnp.std(x, axis=(1, 2, 3, 4), keepdims=True)
   return (x - mean) / (std + 1e-6)
+
+
+def _temporal(x: jax.Array) -> jax.Array:
+  # Remove each pixel's mean over the clip: the static face and background go,
+  # the (sub-percent) pulse and motion stay, rescaled to unit variance per clip.
+  centred = x - jnp.mean(x, axis=1, keepdims=True)
+  return centred / (jnp.std(centred, axis=(1, 2, 3, 4), keepdims=True) + 1e-6)
+
+
+INPUT_NORMS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "standardized": _standardized,
+    "temporal": _temporal,
+}
+
+
+def normalize_frames(frames: jax.Array, mode: str = "standardized") -> jax.Array:
+  """uint8 clips [B, T, H, W, 3] -> float32 model input (on device).
+
+  'standardized': z-score over the whole clip (PhysNet's usual input);
+  'temporal': per-pixel temporal mean removed, then unit variance per clip.
+  """
+  if mode not in INPUT_NORMS:
+    raise ValueError(f"unknown input_norm {mode!r}; known: {sorted(INPUT_NORMS)}")
+  return INPUT_NORMS[mode](frames.astype(jnp.float32) / 255.0)
 
 
 def _builder(config: ml_collections.ConfigDict):
@@ -248,7 +270,7 @@ def _codephys_loss(model, config):
   def loss_fn(params, model_state, batch, rng, step):
     del step
     variables = {"params": params, **model_state}
-    clip = normalize_frames(batch["frames"])
+    clip = normalize_frames(batch["frames"], config.input_norm)
     ppg = batch["ppg"]
     out, new_state = model.apply(
         variables, clip, train=True, mutable=["batch_stats"], rngs={"dropout": rng}
@@ -278,10 +300,10 @@ def _codephys_loss(model, config):
   return loss_fn
 
 
-def _baseline_loss(model):
+def _baseline_loss(model, input_norm: str):
   def loss_fn(params, model_state, batch, rng, step):
     del step
-    clip = normalize_frames(batch["frames"])
+    clip = normalize_frames(batch["frames"], input_norm)
     out, new_state = model.apply(
         {"params": params, **model_state}, clip, train=True, mutable=["batch_stats"],
         rngs={"dropout": rng},
@@ -292,9 +314,10 @@ def _baseline_loss(model):
   return loss_fn
 
 
-def _clip_fn(model, variables):
+def _clip_fn(model, variables, input_norm: str):
   """Jitted uint8 clips -> rPPG waveforms, with host-resident variables."""
-  apply = jax.jit(lambda v, x: model.apply(v, normalize_frames(x), train=False)["rppg"])
+  apply = jax.jit(
+      lambda v, x: model.apply(v, normalize_frames(x, input_norm), train=False)["rppg"])
   return lambda clips: np.asarray(apply(variables, clips))
 
 
@@ -303,7 +326,7 @@ def _video_eval(model, videos, config, *, batch_size: int):
 
   def on_eval(state, step):
     del step
-    clip_fn = _clip_fn(model, trainer.fetch(state.variables))
+    clip_fn = _clip_fn(model, trainer.fetch(state.variables), config.input_norm)
     predict = functools.partial(
         inference.predict_video, clip_fn=clip_fn, clip_length=config.clip_length,
         hop=config.clip_length // 2, batch_size=batch_size,
@@ -347,7 +370,8 @@ def train_video_model(config: ml_collections.ConfigDict, workdir: str, *,
       frozen.remove("stage1_encoder")
 
     def init_fn(r, b):
-      variables = dict(model.init(r, normalize_frames(b["frames"]), train=False))
+      variables = dict(model.init(r, normalize_frames(b["frames"], config.input_norm),
+                                  train=False))
       variables["params"] = {**variables["params"], **stage1}
       return variables
 
@@ -358,9 +382,9 @@ def train_video_model(config: ml_collections.ConfigDict, workdir: str, *,
     frozen = []
 
     def init_fn(r, b):
-      return model.init(r, normalize_frames(b["frames"]), train=False)
+      return model.init(r, normalize_frames(b["frames"], config.input_norm), train=False)
 
-    loss_fn = _baseline_loss(model)
+    loss_fn = _baseline_loss(model, config.input_norm)
   abstract = jax.eval_shape(init_fn, jax.random.key(0), example)
   labels = _labels_for(abstract["params"], frozen=tuple(frozen)) if frozen else None
   state = trainer.create_train_state(
@@ -452,7 +476,7 @@ def load_predictor(workdir: str, *, method: str, batch_size: int = 4) -> eval_li
         f"{workdir} holds a {meta['stage']!r} run; method {method!r} needs "
         f"{_METHOD_STAGE.get(method)!r}"
     )
-  clip_fn = _clip_fn(model, variables)
+  clip_fn = _clip_fn(model, variables, config.get("input_norm", "standardized"))
   size = int(config.preprocess.size)
 
   def predict(video: Mapping[str, Any]) -> np.ndarray:
@@ -474,8 +498,10 @@ def export_model(workdir: str) -> dict[str, Any]:
   model, variables, config, meta = _load_run(workdir)
   size = int(config.preprocess.size)
 
+  input_norm = config.get("input_norm", "standardized")
+
   def fn(v, clips):
-    return model.apply(v, normalize_frames(clips), train=False)["rppg"]
+    return model.apply(v, normalize_frames(clips, input_norm), train=False)["rppg"]
 
   path = os.path.join(workdir, "export", EXPORT_NAME)
   if jax.process_index() != 0:

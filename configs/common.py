@@ -56,6 +56,7 @@ def base(*, dataset: str = "synthetic_rppg", size: int = 128,
   c.train_split = "train"
   c.eval_split = "test"
   c.clip_length = clip_length
+  c.input_norm = "standardized"  # or "temporal" (codephys_jax.train_lib.INPUT_NORMS)
   c.stages = ("codebook", "codephys", "baseline")
   c.export = True
   c.eval = eval_settings()

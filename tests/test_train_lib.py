@@ -82,7 +82,8 @@ def test_export_round_trip_equals_direct_call(run):
   rng = np.random.default_rng(0)
   for batch in (1, 3):
     clips = rng.integers(0, 255, (batch, config.clip_length, 16, 16, 3), dtype=np.uint8)
-    direct = model.apply(variables, train_lib.normalize_frames(clips), train=False)["rppg"]
+    direct = model.apply(variables, train_lib.normalize_frames(clips, config.input_norm),
+                         train=False)["rppg"]
     np.testing.assert_allclose(np.asarray(exported(clips)), np.asarray(direct), atol=1e-5)
 
 

@@ -148,15 +148,16 @@ class Cohface(rppg_builder.RppgBuilder):
       for session, t_name in _numbered_dirs(os.path.join(manual_dir, s_name)):
         items.append(rppg_builder.Item(
             key=f"{subject}/{session}", subject_id=str(subject),
-            # manual_dir rides along so that split_keys can find protocols/.
-            payload={"dir": os.path.join(manual_dir, s_name, t_name),
-                     "manual_dir": manual_dir},
+            payload={"dir": os.path.join(manual_dir, s_name, t_name)},
         ))
     return items
 
-  def split_keys(self, items: Sequence[rppg_builder.Item]) -> dict[str, list[str]]:
+  def split_keys(
+      self, items: Sequence[rppg_builder.Item], manual_dir: str | None = None
+  ) -> dict[str, list[str]]:
     found = {it.key for it in items}
-    listed = protocol_keys(items[0].payload["manual_dir"] if items else None)
+    # Without a tree (manual_dir None) the built-in official lists apply.
+    listed = protocol_keys(manual_dir)
     splits = {}
     for split, keys in listed.items():
       splits[split] = [k for k in keys if k in found]

@@ -155,7 +155,10 @@ class Pure(rppg_builder.RppgBuilder):
         for subject, _, name in found
     ]
 
-  def split_keys(self, items: Sequence[rppg_builder.Item]) -> dict[str, list[str]]:
+  def split_keys(
+      self, items: Sequence[rppg_builder.Item], manual_dir: str | None = None
+  ) -> dict[str, list[str]]:
+    del manual_dir  # the protocol is the fixed subject lists above
     def of(subjects):
       wanted = set(subjects)
       return [it.key for it in items if int(it.subject_id) in wanted]

@@ -60,8 +60,11 @@ class SyntheticOptions:
 class SyntheticRppg(rppg_builder.RppgBuilder):
   """Synthetic faces with a known pulse; `train`, `test`, `test_degraded` splits."""
 
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "Rendered faces, PPG morphology, HRV, degraded test split."}
+  VERSION = tfds.core.Version("1.1.0")
+  RELEASE_NOTES = {
+      "1.0.0": "Rendered faces, PPG morphology, HRV, degraded test split.",
+      "1.1.0": "Skin carries a low-passed (facial) pulse; frames 256x192.",
+  }
   NEEDS_MANUAL_DIR = False
   DEFAULT_SIZE = 36
   BUILDER_CONFIGS = []
@@ -76,14 +79,17 @@ class SyntheticRppg(rppg_builder.RppgBuilder):
   ) -> rppg_builder.RppgConfig:
     if manual_dir:
       raise ValueError("synthetic_rppg is generated: it takes no manual_dir")
-    opts = dict(options or {})
+    # skip_bad_items is accepted like every rPPG builder's (a rendered subject
+    # only fails on a bug, but the option must mean the same everywhere).
+    opts, skip = rppg_builder.pop_base_options(options)
     if "degraded_types" in opts:
       opts["degraded_types"] = tuple(opts["degraded_types"])
     synth = SyntheticOptions(**opts)
     preprocess = preprocess or preprocess_lib.PreprocessConfig(size=cls.DEFAULT_SIZE)
     source_id = "synthetic:" + json.dumps(dataclasses.asdict(synth), sort_keys=True)
     return rppg_builder.RppgConfig(
-        preprocess=preprocess, source_id=source_id, version=cls.VERSION
+        preprocess=preprocess, source_id=source_id, skip_bad_items=skip,
+        version=cls.VERSION,
     )
 
   @property
@@ -118,7 +124,10 @@ class SyntheticRppg(rppg_builder.RppgBuilder):
         ))
     return items
 
-  def split_keys(self, items: Sequence[rppg_builder.Item]) -> dict[str, list[str]]:
+  def split_keys(
+      self, items: Sequence[rppg_builder.Item], manual_dir: str | None = None
+  ) -> dict[str, list[str]]:
+    del manual_dir  # generated: no raw tree
     out = {"train": [], "test": [], "test_degraded": []}
     for it in items:
       if it.key.startswith("train_"):

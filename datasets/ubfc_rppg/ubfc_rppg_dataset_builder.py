@@ -119,7 +119,10 @@ class UbfcRppg(rppg_builder.RppgBuilder):
         for number, name in found
     ]
 
-  def split_keys(self, items: Sequence[rppg_builder.Item]) -> dict[str, list[str]]:
+  def split_keys(
+      self, items: Sequence[rppg_builder.Item], manual_dir: str | None = None
+  ) -> dict[str, list[str]]:
+    del manual_dir  # the protocol is the fixed subject lists above
     numbers = {int(it.subject_id): it.key for it in items}
     return {
         "train": [numbers[s] for s in TRAIN_SUBJECTS if s in numbers],

@@ -128,3 +128,61 @@ def test_bad_subject_stops_with_named_error_and_writes_nothing(tmp_path, how, me
   assert "subject42" in str(err.value) and message in str(err.value)
   written = [os.path.join(r, f) for r, _, fs in os.walk(data_dir) for f in fs]
   assert written == [], written
+
+
+def _tree_with_broken_subject(tmp_path):
+  """Test subjects 42 (good) and 45 (no ground truth): both in `test` and `full`."""
+  tree = tmp_path / "raw"
+  for name in ("subject42", "subject45"):
+    shutil.copytree(os.path.join(DUMMY, name), tree / name)
+  (tree / "subject45" / "ground_truth.txt").unlink()
+  return tree
+
+
+def _check_skipped_preparation(tree, data_dir):
+  kwargs = dict(data_dir=str(data_dir), manual_dir=str(tree), preprocess={"size": 16},
+                options={"skip_bad_items": True})
+  builder = data_lib.load_builder("ubfc_rppg", **kwargs)
+  assert builder.info.splits["test"].num_examples == 1
+  assert builder.info.splits["full"].num_examples == 1
+  assert [ex["video_id"] for ex in data_lib.VideoSource(builder, "full")] == ["subject42"]
+  # Readable afterwards from a fresh builder: the file and the dataset info agree.
+  again = data_lib.make_builder("ubfc_rppg", **kwargs)
+  assert again.is_prepared()
+  skipped = rppg_builder.skipped_items(again)
+  assert list(skipped) == ["subject45"] and "ground_truth.txt" in skipped["subject45"]
+  assert dict(again.info.metadata["skipped"]) == skipped
+  assert dict(again.info.metadata["item_counts"]) == {
+      "found": 2, "excluded": 0, "skipped": 1, "written": 1}
+  # Skipping is part of the identity: the strict config is a different directory.
+  strict = data_lib.make_builder("ubfc_rppg", data_dir=str(data_dir), manual_dir=str(tree),
+                                 preprocess={"size": 16})
+  assert strict.data_path != again.data_path and not strict.is_prepared()
+  with pytest.raises(rppg_builder.PreparationError, match="subject45.*ground_truth.txt"):
+    rppg_builder.prepare(strict, manual_dir=str(tree))
+
+
+def test_skip_option_leaves_out_and_records_bad_items(tmp_path, caplog):
+  tree = _tree_with_broken_subject(tmp_path)
+  with caplog.at_level("INFO"):
+    _check_skipped_preparation(tree, tmp_path / "tfds")
+  assert "skipping subject45" in caplog.text
+  assert "found 2, excluded 0, skipped 1, written 1" in caplog.text
+
+
+def test_skip_option_in_the_parallel_pool(tmp_path, monkeypatch):
+  monkeypatch.setenv("CODEPHYS_PREP_WORKERS", "2")
+  _check_skipped_preparation(_tree_with_broken_subject(tmp_path), tmp_path / "tfds")
+
+
+def test_skip_option_is_validated():
+  with pytest.raises(ValueError, match="only the dataset options.*skip_bad_items"):
+    ubfc.UbfcRppg.make_config(options={"num_train": 2})
+  with pytest.raises(ValueError, match="must be a bool"):
+    ubfc.UbfcRppg.make_config(options={"skip_bad_items": "yes"})
+  strict = ubfc.UbfcRppg.make_config(manual_dir=DUMMY)
+  skip = ubfc.UbfcRppg.make_config(manual_dir=DUMMY, options={"skip_bad_items": True})
+  assert skip.skip_bad_items and not strict.skip_bad_items
+  assert skip.name != strict.name
+  # Strict names do not depend on the option's existence (data prepared before stays valid).
+  assert strict.name == rppg_builder.config_name(strict.preprocess, strict.source_id)

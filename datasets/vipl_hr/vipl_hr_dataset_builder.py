@@ -226,8 +226,7 @@ class ViplHr(rppg_builder.RppgBuilder):
             continue
           items.append(rppg_builder.Item(
               key=f"{p_name}/{v_name}/{s_name}", subject_id=str(p),
-              # manual_dir rides along so that split_keys can find the fold files.
-              payload={"dir": os.path.join(v_dir, s_name), "manual_dir": manual_dir},
+              payload={"dir": os.path.join(v_dir, s_name)},
           ))
     return items
 
@@ -253,10 +252,15 @@ class ViplHr(rppg_builder.RppgBuilder):
         owner[subject] = k
     return folds
 
-  def split_keys(self, items: Sequence[rppg_builder.Item]) -> dict[str, list[str]]:
+  def split_keys(
+      self, items: Sequence[rppg_builder.Item], manual_dir: str | None = None
+  ) -> dict[str, list[str]]:
+    if manual_dir is None:
+      # The folds live in files of the tree: without it they would silently vanish.
+      raise ValueError("vipl_hr: split_keys needs manual_dir to find fold1.mat .. fold5.mat")
     kept = [it for it in items if it.key not in EXCLUDED]
     splits = {"full": [it.key for it in kept]}
-    folds = self.fold_subjects(items[0].payload["manual_dir"]) if items else {}
+    folds = self.fold_subjects(manual_dir)
     for k, subjects in folds.items():
       test = set(subjects)
       train = {s for j, other in folds.items() if j != k for s in other}

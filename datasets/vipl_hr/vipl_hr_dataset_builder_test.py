@@ -154,3 +154,18 @@ def test_bad_item_stops_with_named_error_and_writes_nothing(tmp_path, how, messa
   assert "p2/v1/source2" in str(err.value) and message in str(err.value)
   written = [os.path.join(r, f) for r, _, fs in os.walk(data_dir) for f in fs]
   assert written == [], written
+
+
+def test_split_keys_reads_folds_from_the_given_manual_dir(tmp_path):
+  builder = vipl.ViplHr(config=vipl.ViplHr.make_config(manual_dir=DUMMY),
+                        data_dir=str(tmp_path))
+  items = builder.list_items(DUMMY)
+  assert all("manual_dir" not in it.payload for it in items)
+  splits = builder.split_keys(items, DUMMY)
+  assert {k: len(v) for k, v in splits.items() if v} == ViplHrTest.SPLITS
+  # Another tree without fold files: only `full`, nothing read from the dummy tree.
+  empty = tmp_path / "nofolds"
+  empty.mkdir()
+  assert {k for k, v in builder.split_keys(items, str(empty)).items() if v} == {"full"}
+  with pytest.raises(ValueError, match="needs manual_dir"):
+    builder.split_keys(items)

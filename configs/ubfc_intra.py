@@ -1,0 +1,38 @@
+"""UBFC-rPPG intra-dataset: CodePhys (Stage I + II), the PhysNet baseline and
+POS/CHROM/GREEN, trained on the 30 protocol training subjects and tested on the 8
+test subjects (subjects 11, 18, 20, 24 dropped; datasets/ubfc_rppg), paper size.
+
+Command (DATASET_2 from the authors, see docs/DATASETS.md):
+
+  ./run.sh python train.py --config=configs/ubfc_intra.py \
+      --config.manual_dir=/path/to/DATASET_2 --workdir=workdirs/ubfc_intra
+
+The first run prepares the dataset (face crops 128x128 at 30 fps) into
+~/tensorflow_datasets (or --config.data_dir). Results: workdir/results.json
+(whole-video HR, FFT, band 0.75-2.5 Hz) and workdir/eval/<method>_test/.
+Model selection uses the test split (UBFC has no validation split; as in the
+CodePhys/PhysFormer family), so the numbers are optimistic in that sense.
+
+Hardware: an accelerator with >= 16 GB of memory for 4 x 160 x 128 x 128 clips
+(estimate; not measured on a GPU here), about 10 GB of disk for the prepared
+data. 2,500 steps per stage (~30 epochs of non-overlapping clips: 30 videos x
+~11 clips / batch 4 = ~83 steps per epoch); wall time not measured.
+
+Expected (paper, CodePhys on UBFC-rPPG): MAE 0.21 bpm. Other metrics and the
+baseline's numbers: not reported in the material we have.
+
+Smoke variant (CPU, seconds, on datasets/ubfc_rppg/dummy_data):
+
+  ./run.sh python train.py --config=configs/ubfc_intra.py:smoke --workdir=/tmp/ubfc_smoke
+"""
+
+import ml_collections
+
+from configs import paper
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  _, is_smoke = paper.parse_arg(arg, choices=("intra",), default="intra")
+  c = paper.paper_config("ubfc_rppg", train_split="train", eval_split="test",
+                         compare_splits={"clean": "test"}, num_steps=2500, eval_every=250)
+  return paper.smoke(c) if is_smoke else c
