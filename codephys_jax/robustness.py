@@ -197,7 +197,7 @@ def _split_items(config: ml_collections.ConfigDict) -> tuple[rppg_builder.RppgBu
       options=dict(config.get("dataset_options") or {}),
   )
   items = builder.list_items(config.get("manual_dir") or None)
-  splits = builder.split_keys(items)
+  splits = builder.split_keys(items, config.get("manual_dir") or None)
   if config.split not in splits or not splits[config.split]:
     raise ValueError(
         f"{config.dataset} has no items in split {config.split!r}; "

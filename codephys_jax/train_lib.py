@@ -280,8 +280,11 @@ def _codephys_loss(model, config):
     feat = losses.feature_loss(out["queries"], tg["target_quantized"])
     # The teacher is a fixed target: gradients through it would let both sides
     # collapse to zero, which the distillation loss cannot tell from agreement.
+    # The attention map is learned through the query path; letting this loss
+    # train it would simply drive w to 0 to shrink its own (w + 0.5) weights.
     distill = losses.soft_distillation(
-        out["features"], jax.lax.stop_gradient(tg["teacher"]), out["attention"]
+        out["features"], jax.lax.stop_gradient(tg["teacher"]), out["attention"],
+        detach_attention=True,
     )
     hr = losses.hr_from_ppg_jax(ppg, fs)
     ce, kl = losses.frequency_ce_loss(out["rppg"], hr, fs)

@@ -36,7 +36,8 @@ def get_config() -> ml_collections.ConfigDict:
       skin_mask=True,
   ))
   # Generator options for synthetic_rppg (ignored fields are rejected).
-  c.dataset_options = ml_collections.ConfigDict()
+  # Builder options: skip_bad_items (real datasets) or the synthetic generator fields.
+  c.dataset_options = ml_collections.ConfigDict(dict(skip_bad_items=False))
   # Evaluation convention (DATA_AND_EVAL.md).
   c.hr_method = "fft"  # the standard estimator, reported at the top level
   c.extra_hr_methods = ("peak", "hann_dft", "robust")  # also reported, by name

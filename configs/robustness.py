@@ -30,7 +30,8 @@ from configs import eval as eval_config
 
 def get_config() -> ml_collections.ConfigDict:
   c = eval_config.get_config()
-  c.dataset_options = ml_collections.ConfigDict(dict(num_train=1, num_test=4, duration_s=12.0))
+  c.dataset_options = ml_collections.ConfigDict(dict(num_train=1, num_test=4, duration_s=12.0,
+                                                     skip_bad_items=False))
   c.robustness = ml_collections.ConfigDict(dict(
       enabled=True,
       methods=("pos", "chrom"),
