@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from clu import metrics as clu_metrics
 from clu import parameter_overview as clu_parameter_overview
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
@@ -297,6 +298,12 @@ def parameter_overview(params: PyTree, *, include_stats: bool = True) -> str:
 # -------------------------------------------------------------------------- loop
 
 
+def average_collection(metrics: Mapping[str, Any]) -> type[clu_metrics.Collection]:
+  """A clu Collection averaging each named scalar metric over the steps it sees."""
+  return clu_metrics.Collection.create(
+      **{name: clu_metrics.Average.from_output(name) for name in metrics})
+
+
 def _every(step: int, period: int | None, last_step: int) -> bool:
   return step == last_step or (period is not None and period > 0 and step % period == 0)
 
@@ -326,8 +333,9 @@ def train_loop(
   run would; together with the step-folded rng and restored optimizer state that
   makes resumption bit-for-bit.
 
-  Every `log_every` steps (and at the last step) the step's metrics are fetched,
-  checked with `check_finite` and written to `writer` (clu MetricWriter) together
+  Every `log_every` steps (and at the last step) the metrics averaged (clu
+  `Average`) over the steps since the previous log are fetched, checked with
+  `check_finite` (a NaN at any step of the window shows) and written to `writer` (clu MetricWriter) together
   with steps/s. Every `eval_every` steps and at the end, `on_eval(state, step)`
   returns host metrics, written with an "eval/" prefix and passed to the
   checkpointer, which uses them for best-checkpoint tracking. Checkpoints are saved
@@ -342,6 +350,8 @@ def train_loop(
     return state
   batches: Iterator[PyTree] = iter(make_iterator(start))
   t_last, step_last = time.perf_counter(), start
+  collection = None
+  window = None  # clu Average of every metric since the last log step (on device)
   for step in range(start, num_steps):
     try:
       local_batch = next(batches)
@@ -349,10 +359,15 @@ def train_loop(
       raise ValueError(f"Data iterator ran out at step {step} (< num_steps={num_steps}).") from None
     state, metrics = train_step(state, shard_batch(mesh, local_batch))
     done = step + 1
+    if collection is None:
+      collection = average_collection(metrics)
+    update = collection.single_from_model_output(**metrics)
+    window = update if window is None else window.merge(update)
     for hook in hooks:
       hook(done)
     if _every(done, log_every, num_steps):
-      host = fetch(metrics)
+      host = {k: np.asarray(v) for k, v in window.compute().items()}
+      window = None
       check_finite(host, done)
       now = time.perf_counter()
       train_metrics = {k: float(np.mean(v)) for k, v in host.items()}
