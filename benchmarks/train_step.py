@@ -294,7 +294,7 @@ def _params(n: int) -> str:
 def format_tables(rows: list[dict[str, Any]]) -> str:
   lines = ["| stage | params (trainable) | batch | trace+lower (s) | compile (s) | "
            "first step (s) | step, resident batch (ms) | step, real pipeline (ms) | "
-           "pipeline overhead (%) | examples/s |",
+           "pipeline overhead (%) | examples/s (real pipeline) |",
            "|---|---|---|---|---|---|---|---|---|---|"]
   for r in rows:
     lines.append(
@@ -343,13 +343,16 @@ def main(argv):
            "trainable": setup.trainable, "batch": setup.batch_size, "note": setup.note}
     row.update(measure(setup, mesh, steps=_STEPS.value, warmup=_WARMUP.value))
     rows.append(row)
-    print(f"  {stage}: done ({setup.note or 'measured'})", flush=True)
+    print(f"  {stage}: measured", flush=True)
   hw["load_avg_1m_end"] = os.getloadavg()[0]
   print(f"Load average at the end: {hw['load_avg_1m_end']:.2f}")
   print(f"Config: {config.dataset}, {config.preprocess.size}x{config.preprocess.size} crops, "
         f"{config.clip_length}-frame clips, input_norm={config.input_norm}, "
         f"augment={'on' if config.augment.get('enabled', False) else 'off'}")
   print(format_tables(rows))
+  for r in rows:
+    if r["note"]:
+      print(f"{r['stage']}: {r['note']}")
   if _JSON.value:
     with open(_JSON.value, "w") as f:
       json.dump({"hardware": hw, "steps": _STEPS.value, "warmup": _WARMUP.value,

@@ -32,7 +32,7 @@ import jax.numpy as jnp
 
 from codephys_jax.models.codebook import VectorQuantizer, code_statistics, squared_distances
 from codephys_jax.models.physnet import get_backbone
-from codephys_jax.models.ppg_autoencoder import PPGDecoder, PPGEncoder
+from codephys_jax.models.ppg_autoencoder import PPGDecoder, PPGEncoder, decoder_like, encoder_like
 
 Array = jax.Array
 
@@ -218,26 +218,11 @@ class CodePhys(nn.Module):
 
     @nn.nowrap
     def _encoder_def(self) -> PPGEncoder:
-        return PPGEncoder(
-            hidden=self.hidden,
-            code_dim=self.code_dim,
-            num_res_blocks=self.num_res_blocks,
-            res_kernel=self.res_kernel,
-            down_kernel=self.down_kernel,
-            downsample=self.downsample,
-            parent=None,
-        )
+        return encoder_like(self, parent=None)
 
     @nn.nowrap
     def _decoder_def(self) -> PPGDecoder:
-        return PPGDecoder(
-            hidden=self.hidden,
-            num_res_blocks=self.num_res_blocks,
-            res_kernel=self.res_kernel,
-            up_kernel=self.down_kernel,
-            downsample=self.downsample,
-            parent=None,
-        )
+        return decoder_like(self, parent=None)
 
     def _frozen_if(self, params: Any, freeze: bool) -> Any:
         return jax.tree.map(jax.lax.stop_gradient, params) if freeze else params

@@ -80,6 +80,35 @@ class PPGDecoder(nn.Module):
         return nn.Conv(1, (1,), name="head")(h)[..., 0]
 
 
+def encoder_like(arch: nn.Module, **kwargs) -> PPGEncoder:
+    """The PPGEncoder of a module carrying the Stage I architecture fields (``hidden``,
+    ``code_dim``, ``num_res_blocks``, ``res_kernel``, ``down_kernel``, ``downsample``):
+    PPGAutoencoder, and CodePhys which must mirror it to load its params. ``kwargs``
+    (e.g. ``parent=None``) go to the constructor."""
+    return PPGEncoder(
+        hidden=arch.hidden,
+        code_dim=arch.code_dim,
+        num_res_blocks=arch.num_res_blocks,
+        res_kernel=arch.res_kernel,
+        down_kernel=arch.down_kernel,
+        downsample=arch.downsample,
+        **kwargs,
+    )
+
+
+def decoder_like(arch: nn.Module, **kwargs) -> PPGDecoder:
+    """The PPGDecoder matching ``encoder_like(arch)``: its transposed conv mirrors the
+    encoder's strided one (``up_kernel = down_kernel``)."""
+    return PPGDecoder(
+        hidden=arch.hidden,
+        num_res_blocks=arch.num_res_blocks,
+        res_kernel=arch.res_kernel,
+        up_kernel=arch.down_kernel,
+        downsample=arch.downsample,
+        **kwargs,
+    )
+
+
 class PPGAutoencoder(nn.Module):
     """Encoder + VectorQuantizer + decoder. ``teacher_dim`` adds a Dense projection of the
     encoder trunk for Stage II distillation (None: the trunk is returned unprojected)."""
@@ -99,14 +128,7 @@ class PPGAutoencoder(nn.Module):
     teacher_dim: Optional[int] = None
 
     def setup(self) -> None:
-        self.encoder = PPGEncoder(
-            hidden=self.hidden,
-            code_dim=self.code_dim,
-            num_res_blocks=self.num_res_blocks,
-            res_kernel=self.res_kernel,
-            down_kernel=self.down_kernel,
-            downsample=self.downsample,
-        )
+        self.encoder = encoder_like(self)
         self.quantizer = VectorQuantizer(
             num_codes=self.num_codes,
             code_dim=self.code_dim,
@@ -116,13 +138,7 @@ class PPGAutoencoder(nn.Module):
             epsilon=self.epsilon,
             dead_code_threshold=self.dead_code_threshold,
         )
-        self.decoder = PPGDecoder(
-            hidden=self.hidden,
-            num_res_blocks=self.num_res_blocks,
-            res_kernel=self.res_kernel,
-            up_kernel=self.down_kernel,
-            downsample=self.downsample,
-        )
+        self.decoder = decoder_like(self)
         if self.teacher_dim is not None:
             self.teacher_proj = nn.Dense(self.teacher_dim)
 

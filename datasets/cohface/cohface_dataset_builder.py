@@ -26,6 +26,7 @@ import h5py
 import numpy as np
 import tensorflow_datasets as tfds
 
+from codephys_jax import raw_tree
 from codephys_jax import rppg_builder
 from codephys_jax import video as video_lib
 
@@ -44,13 +45,8 @@ _LIST_LINE_RE = re.compile(r"^(\d+)/(\d+)/data$")
 
 def read_protocol_list(path: str) -> list[str]:
   """Keys ("subject/session") of one protocol file of `subject/session/data` lines."""
-  try:
-    with open(path) as f:
-      lines = f.read().splitlines()
-  except OSError as e:
-    raise rppg_builder.PreparationError(f"{path}: cannot read ({e})") from e
   keys = []
-  for number, line in enumerate(lines, start=1):
+  for number, line in enumerate(raw_tree.read_lines(path), start=1):
     line = line.strip()
     if not line:
       continue
@@ -107,15 +103,6 @@ def parse_hdf5(path: str) -> rppg_builder.RawLabels:
   return rppg_builder.RawLabels(times=times - times[0], ppg=pulse)
 
 
-def _numbered_dirs(parent: str) -> list[tuple[int, str]]:
-  found = []
-  for name in os.listdir(parent):
-    m = _NUMBER_RE.match(name)
-    if m and os.path.isdir(os.path.join(parent, name)):
-      found.append((int(m.group(1)), name))
-  return sorted(found)
-
-
 class Cohface(rppg_builder.RppgBuilder):
   """COHFACE: 20 fps webcam videos resampled to 30 fps, official split lists."""
 
@@ -144,11 +131,12 @@ class Cohface(rppg_builder.RppgBuilder):
 
   def list_items(self, manual_dir: str) -> list[rppg_builder.Item]:
     items = []
-    for subject, s_name in _numbered_dirs(manual_dir):
-      for session, t_name in _numbered_dirs(os.path.join(manual_dir, s_name)):
+    for subject, s_name in raw_tree.numbered_dirs(manual_dir, _NUMBER_RE):
+      s_dir = os.path.join(manual_dir, s_name)
+      for session, t_name in raw_tree.numbered_dirs(s_dir, _NUMBER_RE):
         items.append(rppg_builder.Item(
             key=f"{subject}/{session}", subject_id=str(subject),
-            payload={"dir": os.path.join(manual_dir, s_name, t_name)},
+            payload={"dir": os.path.join(s_dir, t_name)},
         ))
     return items
 
@@ -169,10 +157,6 @@ class Cohface(rppg_builder.RppgBuilder):
 
   @staticmethod
   def read_item(item: rppg_builder.Item):
-    folder = item.payload["dir"]
-    h5_path = os.path.join(folder, "data.hdf5")
-    if not os.path.isfile(h5_path):
-      raise rppg_builder.PreparationError(f"{item.key}: missing {h5_path}")
-    labels = parse_hdf5(h5_path)
-    source = video_lib.open_video(os.path.join(folder, "data.avi"))
+    labels = parse_hdf5(raw_tree.item_file(item, "data.hdf5"))
+    source = video_lib.open_video(os.path.join(item.payload["dir"], "data.avi"))
     return source, labels

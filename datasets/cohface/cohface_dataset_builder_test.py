@@ -1,7 +1,6 @@
 """COHFACE builder: dummy tree, official lists, 20 -> 30 fps alignment, bad videos."""
 
 import os
-import shutil
 
 import h5py
 import numpy as np
@@ -10,6 +9,7 @@ import tensorflow_datasets as tfds
 
 from codephys_jax import data as data_lib
 from codephys_jax import rppg_builder
+from datasets import builder_test_utils
 from datasets.cohface import cohface_dataset_builder as cohface
 
 DUMMY = os.path.join(os.path.dirname(__file__), "dummy_data")
@@ -54,9 +54,7 @@ def test_protocol_file_errors(tmp_path):
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
   data_dir = str(tmp_path_factory.mktemp("tfds"))
-  return data_lib.load_builder(
-      "cohface", data_dir=data_dir, manual_dir=DUMMY, preprocess={"size": 32}
-  )
+  return builder_test_utils.prepare_dummy("cohface", data_dir, DUMMY)
 
 
 def test_twenty_fps_video_is_resampled_and_pulse_aligned(prepared):
@@ -108,13 +106,7 @@ def _corrupt(tree, how):
     ("empty_video", "data.avi"),
 ])
 def test_bad_video_stops_with_named_error_and_writes_nothing(tmp_path, how, message):
-  tree = tmp_path / "raw"
-  shutil.copytree(os.path.join(DUMMY, "3", "1"), tree / "3" / "1")
-  _corrupt(tree, how)
-  data_dir = tmp_path / "tfds"
-  with pytest.raises(rppg_builder.PreparationError) as err:
-    data_lib.load_builder("cohface", data_dir=str(data_dir), manual_dir=str(tree),
-                          preprocess={"size": 16})
-  assert "3/1" in str(err.value) and message in str(err.value)
-  written = [os.path.join(r, f) for r, _, fs in os.walk(data_dir) for f in fs]
-  assert written == [], written
+  builder_test_utils.assert_bad_item_fails(
+      tmp_path, "cohface", source=os.path.join(DUMMY, "3", "1"), dest="3/1",
+      corrupt=_corrupt, how=how, key="3/1", message=message,
+  )

@@ -2,14 +2,13 @@
 
 import json
 import os
-import shutil
 
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
 from codephys_jax import data as data_lib
-from codephys_jax import rppg_builder
+from datasets import builder_test_utils
 from datasets.pure import pure_dataset_builder as pure
 
 DUMMY = os.path.join(os.path.dirname(__file__), "dummy_data")
@@ -49,9 +48,7 @@ def test_parse_json_keeps_nanosecond_precision(tmp_path):
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
   data_dir = str(tmp_path_factory.mktemp("tfds"))
-  return data_lib.load_builder(
-      "pure", data_dir=data_dir, manual_dir=DUMMY, preprocess={"size": 32}
-  )
+  return builder_test_utils.prepare_dummy("pure", data_dir, DUMMY)
 
 
 def test_ppg_is_aligned_by_timestamps(prepared):
@@ -105,13 +102,7 @@ def _corrupt(tree, how):
     ("corrupt_png", "cannot decode"),
 ])
 def test_bad_sequence_stops_with_named_error_and_writes_nothing(tmp_path, how, message):
-  tree = tmp_path / "raw"
-  shutil.copytree(os.path.join(DUMMY, "02-01"), tree / "02-01")
-  _corrupt(tree, how)
-  data_dir = tmp_path / "tfds"
-  with pytest.raises(rppg_builder.PreparationError) as err:
-    data_lib.load_builder("pure", data_dir=str(data_dir), manual_dir=str(tree),
-                          preprocess={"size": 16})
-  assert "02-01" in str(err.value) and message in str(err.value)
-  written = [os.path.join(r, f) for r, _, fs in os.walk(data_dir) for f in fs]
-  assert written == [], written
+  builder_test_utils.assert_bad_item_fails(
+      tmp_path, "pure", source=os.path.join(DUMMY, "02-01"), dest="02-01",
+      corrupt=_corrupt, how=how, key="02-01", message=message,
+  )

@@ -15,6 +15,7 @@ from typing import Sequence
 import numpy as np
 import tensorflow_datasets as tfds
 
+from codephys_jax import raw_tree
 from codephys_jax import rppg_builder
 from codephys_jax import video as video_lib
 
@@ -37,11 +38,7 @@ def parse_ground_truth(path: str) -> rppg_builder.RawLabels:
 
   The reference HR is derived from line 1, never from the glitchy line 2.
   """
-  try:
-    with open(path) as f:
-      lines = [ln for ln in f.read().splitlines() if ln.strip()]
-  except OSError as e:
-    raise rppg_builder.PreparationError(f"{path}: cannot read ({e})") from e
+  lines = [ln for ln in raw_tree.read_lines(path) if ln.strip()]
   if len(lines) < 3:
     raise rppg_builder.PreparationError(
         f"{path}: expected 3 lines (PPG, HR, timestamps), found {len(lines)}"
@@ -100,23 +97,13 @@ class UbfcRppg(rppg_builder.RppgBuilder):
   )]
 
   def list_items(self, manual_dir: str) -> list[rppg_builder.Item]:
-    root = manual_dir
-    if not any(_SUBJECT_RE.match(n) for n in os.listdir(root)) and os.path.isdir(
-        os.path.join(root, "DATASET_2")
-    ):
-      root = os.path.join(root, "DATASET_2")
-    found = []
-    for name in os.listdir(root):
-      m = _SUBJECT_RE.match(name)
-      if m and os.path.isdir(os.path.join(root, name)):
-        found.append((int(m.group(1)), name))
-    found.sort()  # natural numeric order
+    root = raw_tree.data_root(manual_dir, _SUBJECT_RE, "DATASET_2")
     return [
         rppg_builder.Item(
             key=name, subject_id=str(number),
             payload={"dir": os.path.join(root, name)},
         )
-        for number, name in found
+        for number, name in raw_tree.numbered_dirs(root, _SUBJECT_RE)
     ]
 
   def split_keys(
@@ -132,10 +119,6 @@ class UbfcRppg(rppg_builder.RppgBuilder):
 
   @staticmethod
   def read_item(item: rppg_builder.Item):
-    subject_dir = item.payload["dir"]
-    gt_path = os.path.join(subject_dir, "ground_truth.txt")
-    if not os.path.isfile(gt_path):
-      raise rppg_builder.PreparationError(f"{item.key}: missing {gt_path}")
-    labels = parse_ground_truth(gt_path)
-    source = video_lib.open_video(find_video(subject_dir))
+    labels = parse_ground_truth(raw_tree.item_file(item, "ground_truth.txt"))
+    source = video_lib.open_video(find_video(item.payload["dir"]))
     return source, labels

@@ -9,6 +9,7 @@ import tensorflow_datasets as tfds
 
 from codephys_jax import data as data_lib
 from codephys_jax import rppg_builder
+from datasets import builder_test_utils
 from datasets.ubfc_rppg import ubfc_rppg_dataset_builder as ubfc
 
 DUMMY = os.path.join(os.path.dirname(__file__), "dummy_data")
@@ -42,10 +43,7 @@ def test_parse_ground_truth_uses_ppg_line(tmp_path):
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
   data_dir = str(tmp_path_factory.mktemp("tfds"))
-  builder = data_lib.load_builder(
-      "ubfc_rppg", data_dir=data_dir, manual_dir=DUMMY, preprocess={"size": 32}
-  )
-  return builder, data_dir
+  return builder_test_utils.prepare_dummy("ubfc_rppg", data_dir, DUMMY), data_dir
 
 
 def test_examples_are_aligned_and_identified(prepared):
@@ -117,17 +115,10 @@ def _corrupt(tree, how):
     ("no_face", "face"),
 ])
 def test_bad_subject_stops_with_named_error_and_writes_nothing(tmp_path, how, message):
-  tree = tmp_path / "raw"
-  # Only the subject being broken: keeps each failing preparation short.
-  shutil.copytree(os.path.join(DUMMY, "subject42"), tree / "subject42")
-  _corrupt(tree, how)
-  data_dir = tmp_path / "tfds"
-  with pytest.raises(rppg_builder.PreparationError) as err:
-    data_lib.load_builder("ubfc_rppg", data_dir=str(data_dir), manual_dir=str(tree),
-                          preprocess={"size": 16})
-  assert "subject42" in str(err.value) and message in str(err.value)
-  written = [os.path.join(r, f) for r, _, fs in os.walk(data_dir) for f in fs]
-  assert written == [], written
+  builder_test_utils.assert_bad_item_fails(
+      tmp_path, "ubfc_rppg", source=os.path.join(DUMMY, "subject42"), dest="subject42",
+      corrupt=_corrupt, how=how, key="subject42", message=message,
+  )
 
 
 def _tree_with_broken_subject(tmp_path):

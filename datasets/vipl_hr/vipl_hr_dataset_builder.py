@@ -31,6 +31,7 @@ import numpy as np
 import scipy.io
 import tensorflow_datasets as tfds
 
+from codephys_jax import raw_tree
 from codephys_jax import rppg_builder
 from codephys_jax import video as video_lib
 
@@ -93,11 +94,7 @@ class TimestampedSource(video_lib.FrameSource):
 
 
 def _numeric_lines(path: str, *, header: str | None) -> np.ndarray:
-  try:
-    with open(path) as f:
-      lines = [ln.strip() for ln in f.read().splitlines()]
-  except OSError as e:
-    raise rppg_builder.PreparationError(f"{path}: cannot read ({e})") from e
+  lines = [ln.strip() for ln in raw_tree.read_lines(path)]
   lines = [(i, ln) for i, ln in enumerate(lines, start=1) if ln]
   if header is not None:
     if not lines or lines[0][1].strip('"').lower() != header.lower():
@@ -168,21 +165,7 @@ def read_fold(path: str, fold: int) -> list[int]:
 
 
 def _data_root(manual_dir: str) -> str:
-  names = os.listdir(manual_dir)
-  if not any(_SUBJECT_RE.match(n) for n in names) and os.path.isdir(
-      os.path.join(manual_dir, "data")
-  ):
-    return os.path.join(manual_dir, "data")
-  return manual_dir
-
-
-def _numbered_dirs(parent: str, pattern: re.Pattern) -> list[tuple[int, str]]:
-  found = []
-  for name in os.listdir(parent):
-    m = pattern.match(name)
-    if m and os.path.isdir(os.path.join(parent, name)):
-      found.append((int(m.group(1)), name))
-  return sorted(found)
+  return raw_tree.data_root(manual_dir, _SUBJECT_RE, "data")
 
 
 class ViplHr(rppg_builder.RppgBuilder):
@@ -218,10 +201,10 @@ class ViplHr(rppg_builder.RppgBuilder):
   def list_items(self, manual_dir: str) -> list[rppg_builder.Item]:
     root = _data_root(manual_dir)
     items = []
-    for p, p_name in _numbered_dirs(root, _SUBJECT_RE):
-      for _, v_name in _numbered_dirs(os.path.join(root, p_name), _SCENARIO_RE):
+    for p, p_name in raw_tree.numbered_dirs(root, _SUBJECT_RE):
+      for _, v_name in raw_tree.numbered_dirs(os.path.join(root, p_name), _SCENARIO_RE):
         v_dir = os.path.join(root, p_name, v_name)
-        for s, s_name in _numbered_dirs(v_dir, _SOURCE_RE):
+        for s, s_name in raw_tree.numbered_dirs(v_dir, _SOURCE_RE):
           if s not in RGB_SOURCES:
             continue
           items.append(rppg_builder.Item(
@@ -271,10 +254,7 @@ class ViplHr(rppg_builder.RppgBuilder):
   @staticmethod
   def read_item(item: rppg_builder.Item):
     folder = item.payload["dir"]
-    wave_path = os.path.join(folder, "wave.csv")
-    if not os.path.isfile(wave_path):
-      raise rppg_builder.PreparationError(f"{item.key}: missing {wave_path}")
-    labels = parse_wave(wave_path)
+    labels = parse_wave(raw_tree.item_file(item, "wave.csv"))
     source = video_lib.open_video(os.path.join(folder, "video.avi"))
     time_path = os.path.join(folder, "time.txt")
     if os.path.isfile(time_path):

@@ -10,6 +10,7 @@ import tensorflow_datasets as tfds
 
 from codephys_jax import data as data_lib
 from codephys_jax import rppg_builder
+from datasets import builder_test_utils
 from codephys_jax import video as video_lib
 from datasets.vipl_hr import vipl_hr_dataset_builder as vipl
 
@@ -89,9 +90,7 @@ def test_folds_are_subject_exclusive(tmp_path):
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
   data_dir = str(tmp_path_factory.mktemp("tfds"))
-  return data_lib.load_builder(
-      "vipl_hr", data_dir=data_dir, manual_dir=DUMMY, preprocess={"size": 32}
-  )
+  return builder_test_utils.prepare_dummy("vipl_hr", data_dir, DUMMY)
 
 
 def test_examples_use_time_txt_clock(prepared):
@@ -144,16 +143,10 @@ def _corrupt(tree, how):
     ("corrupt_video", "video.avi"),
 ])
 def test_bad_item_stops_with_named_error_and_writes_nothing(tmp_path, how, message):
-  tree = tmp_path / "raw"
-  shutil.copytree(os.path.join(DATA, "p2"), tree / "data" / "p2")
-  _corrupt(tree, how)
-  data_dir = tmp_path / "tfds"
-  with pytest.raises(rppg_builder.PreparationError) as err:
-    data_lib.load_builder("vipl_hr", data_dir=str(data_dir), manual_dir=str(tree),
-                          preprocess={"size": 16})
-  assert "p2/v1/source2" in str(err.value) and message in str(err.value)
-  written = [os.path.join(r, f) for r, _, fs in os.walk(data_dir) for f in fs]
-  assert written == [], written
+  builder_test_utils.assert_bad_item_fails(
+      tmp_path, "vipl_hr", source=os.path.join(DATA, "p2"), dest="data/p2",
+      corrupt=_corrupt, how=how, key="p2/v1/source2", message=message,
+  )
 
 
 def test_split_keys_reads_folds_from_the_given_manual_dir(tmp_path):
