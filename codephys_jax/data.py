@@ -121,6 +121,9 @@ class ClipSource(grain.sources.RandomAccessDataSource):
   `stride` as without it; a start whose longer window would run past the end
   of the video is moved back so the window fits, and videos shorter than the
   window are left out.
+
+  Decoded videos are cached (LRU): by default as many as fit `cache_budget_bytes`
+  (the whole split for small datasets), or exactly `cache_videos`.
   """
 
   def __init__(
@@ -129,7 +132,8 @@ class ClipSource(grain.sources.RandomAccessDataSource):
       *,
       clip_length: int,
       stride: int | None = None,
-      cache_videos: int = 4,
+      cache_videos: int | None = None,
+      cache_budget_bytes: int = 1 << 30,
       source_length: int | None = None,
   ):
     self._videos = videos
@@ -140,8 +144,18 @@ class ClipSource(grain.sources.RandomAccessDataSource):
     self.source_length = window
     stride = stride or clip_length
     self.index: list[tuple[int, int]] = []
+    self._cache: collections.OrderedDict[int, dict] = collections.OrderedDict()
+    cached_bytes = 0
     for v in range(len(videos)):
-      n = len(videos[v]["ppg"])
+      video = videos[v]
+      n = len(video["ppg"])
+      # Clips are drawn from all videos in random order: a cache smaller than
+      # the split misses on most reads and re-decodes whole videos. Keep every
+      # video that fits the budget (filled here, while the index is built).
+      size = sum(np.asarray(x).nbytes for x in video.values())
+      if cached_bytes + size <= cache_budget_bytes:
+        self._cache[v] = video
+        cached_bytes += size
       if n < window:
         continue
       starts = dict.fromkeys(min(s, n - window) for s in range(0, n - clip_length + 1, stride))
@@ -150,8 +164,9 @@ class ClipSource(grain.sources.RandomAccessDataSource):
       raise ValueError(
           f"{videos.name}/{videos.split}: no video is at least {window} frames long"
       )
-    self._cache: collections.OrderedDict[int, dict] = collections.OrderedDict()
-    self._cache_size = cache_videos
+    self._cache_size = max(1, len(self._cache)) if cache_videos is None else cache_videos
+    while len(self._cache) > self._cache_size:
+      self._cache.popitem(last=False)
     self._lock = threading.Lock()
 
   def __len__(self) -> int:
