@@ -13,7 +13,11 @@ on it. Trained models:
 
   ./run.sh python eval.py --config=configs/robustness.py \
       --config.robustness.methods="('pos', 'codephys')" \
-      --config.robustness.checkpoints.codephys=/path/to/train_workdir --workdir=/tmp/rob
+      --config.robustness.checkpoints.codephys=workdirs/default/codephys \
+      --config.preprocess.size=32 --workdir=/tmp/rob
+
+(a checkpoint is a stage workdir of a training run; the crop size must be the
+one the model was trained on: 32 for configs/default.py)
 
 Writes robustness.json, robustness.csv (method, degradation, severity, mae,
 rmse, pearson, snr, num_videos) and robustness_mae.png into workdir. The
