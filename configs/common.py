@@ -81,3 +81,21 @@ def codephys_model(backbone_kwargs: dict, *, query_mode: str = "nearest") -> dic
 def codephys_losses() -> dict:
   return dict(neg_pearson=1.0, feature=1.0, distill=0.5, freq_ce=0.1, freq_kl=0.1,
               code_ce=1.0)
+
+
+def tiny(c: ml_collections.ConfigDict, *, steps: int = 2) -> ml_collections.ConfigDict:
+  """Shrink a training config to test size (used by the smoke configs and tests).
+
+  Batch 8 because the tests run on 8 virtual CPU devices (the batch is sharded).
+  """
+  c.preprocess.size = 16
+  c.clip_length = 32
+  for stage in ("codebook", "codephys", "baseline"):
+    c[stage].update(num_steps=steps, batch_size=8, warmup_steps=1, eval_every=2,
+                    log_every=1, checkpoint_every=2, clip_stride=8, learning_rate=1e-3)
+  c.codebook.model.update(hidden=16, code_dim=8, num_codes=16)
+  for stage in ("codephys", "baseline"):
+    c[stage].model.backbone_kwargs.update(base_width=4, output_channels=8, spatial_out=1)
+  c.codephys.model.transformer_dim = 16
+  c.compare.unsupervised = ("pos",)
+  return c

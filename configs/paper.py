@@ -98,24 +98,10 @@ def paper_config(
 
 
 def smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """A tiny CPU variant of `c` on the dataset's dummy tree (used by the tests).
-
-  Batch 8 because the tests run on 8 virtual CPU devices (the batch is sharded).
-  """
+  """A tiny CPU variant of `c` on the dataset's dummy tree (used by the tests)."""
   c.manual_dir = dummy_dir(c.dataset)
-  c.preprocess.size = 16
-  c.clip_length = 32
   c.augment.enabled = False
-  for stage in ("codebook", "codephys", "baseline"):
-    s = c[stage]
-    s.update(num_steps=2, batch_size=8, warmup_steps=1, eval_every=2, log_every=1,
-             checkpoint_every=2, clip_stride=8, learning_rate=1e-3)
-  c.codebook.model.update(hidden=16, code_dim=8, num_codes=16)
-  for stage in ("codephys", "baseline"):
-    c[stage].model.backbone_kwargs.update(base_width=4, output_channels=8, spatial_out=1)
-  c.codephys.model.transformer_dim = 16
-  c.compare.unsupervised = ("pos",)
-  return c
+  return common.tiny(c)
 
 
 def parse_arg(arg: str | None, *, choices: tuple[str, ...], default: str | None

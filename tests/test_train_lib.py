@@ -13,29 +13,16 @@ from codephys_jax import checkpointing
 from codephys_jax import eval_lib
 from codephys_jax import export as export_lib
 from codephys_jax import train_lib
+from configs import common
 from configs import default as default_config
 
 
 def tiny_config(data_dir: str) -> ml_collections.ConfigDict:
-  c = default_config.get_config()
+  c = common.tiny(default_config.get_config())
   c.data_dir = data_dir
-  c.preprocess.size = 16
-  c.clip_length = 32
   c.dataset_options = dict(num_train=2, num_test=1, duration_s=4.0, width=160, height=120,
                            degraded_types=("jpeg",))
-  for stage, steps in (("codebook", 4), ("codephys", 2), ("baseline", 2)):
-    s = c[stage]
-    s.num_steps = steps
-    s.batch_size = 8  # 8 virtual CPU devices in tests
-    s.eval_every = 2
-    s.log_every = 1
-    s.checkpoint_every = 2
-    s.clip_stride = 8
-  c.codebook.model.update(hidden=16, code_dim=8, num_codes=16)
-  for stage in ("codephys", "baseline"):
-    c[stage].model.backbone_kwargs.update(base_width=4, output_channels=8, spatial_out=1)
-  c.codephys.model.transformer_dim = 16
-  c.compare.unsupervised = ("pos",)
+  c.codebook.num_steps = 4
   return c
 
 
