@@ -13,6 +13,7 @@ from codephys_jax import checkpointing
 from codephys_jax import eval_lib
 from codephys_jax import export as export_lib
 from codephys_jax import train_lib
+from codephys_jax import trainer
 from configs import common
 from configs import default as default_config
 
@@ -134,3 +135,39 @@ def test_killed_run_resumes_to_identical_parameters(run, tmp_path, monkeypatch):
   # run, bit for bit (deterministic data order, step-folded RNG, restored state).
   for a, b in zip(_codebook_params(resumed), _codebook_params(workdir)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+@pytest.mark.parametrize("stage", ["codebook", "baseline"])
+def test_eight_devices_match_one_device_with_the_real_losses(stage):
+  """The stage losses (EMA codebook + dead-code restart; PhysNet BatchNorm) give
+  the same parameters on 8 data-parallel devices as on 1."""
+  config = common.tiny(default_config.get_config())
+  rng = np.random.default_rng(0)
+  batch = {"ppg": rng.standard_normal((8, config.clip_length)).astype(np.float32),
+           "frames": rng.integers(0, 255, (8, config.clip_length, 16, 16, 3), dtype=np.uint8)}
+  cfg = config[stage]
+  if stage == "codebook":
+    model = train_lib.stage1_model(cfg)
+    loss_fn = train_lib._stage1_loss(model, cfg)
+    post = train_lib._stage1_restart(model, cfg.model.dead_code_threshold)
+    init_fn = lambda r, b: model.init(r, b["ppg"], train=False)  # noqa: E731
+  else:
+    model = train_lib.baseline_model(config)
+    loss_fn = train_lib._baseline_loss(model, config.input_norm)
+    post = None
+    init_fn = lambda r, b: model.init(  # noqa: E731
+        r, train_lib.normalize_frames(b["frames"], config.input_norm), train=False)
+  results = []
+  for devices in (jax.devices()[:1], jax.devices()[:8]):
+    mesh = trainer.make_mesh(devices=devices)
+    state = trainer.create_train_state(init_fn=init_fn, tx=train_lib._optimizer(cfg),
+                                       rng=jax.random.key(0), mesh=mesh, example_batch=batch)
+    step = trainer.make_train_step(loss_fn, mesh=mesh, post_update=post)
+    for _ in range(3):
+      state, metrics = step(state, trainer.shard_batch(mesh, batch))
+    results.append((trainer.fetch(state.params), trainer.fetch(state.model_state),
+                    float(trainer.fetch(metrics["loss"]))))
+  (p1, s1, l1), (p8, s8, l8) = results
+  assert l1 == pytest.approx(l8, rel=1e-5)
+  for a, b in zip(jax.tree.leaves((p1, s1)), jax.tree.leaves((p8, s8))):
+    np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6)

@@ -139,5 +139,7 @@ class PhysNetRegression(nn.Module):
     def __call__(self, clip: Array, *, train: bool) -> dict:
         feats = get_backbone(self.backbone, name="video_backbone", **dict(self.backbone_kwargs or {}))(clip, train=train)
         pooled = jnp.mean(feats, axis=(2, 3))
-        rppg = nn.Conv(1, (1,), name="head")(pooled)[..., 0]
+        # No bias: the negative-Pearson loss ignores an output offset, so a bias
+        # would only get rounding-noise gradients that Adam inflates into drift.
+        rppg = nn.Conv(1, (1,), use_bias=False, name="head")(pooled)[..., 0]
         return {"rppg": rppg, "features": feats}
