@@ -261,7 +261,3 @@ def eval_batches(
     real = len(items)
     items += [items[-1]] * (batch_size - real)
     yield {k: np.stack([it[k] for it in items]) for k in items[0]}, real
-
-
-def stack_first(items: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
-  return {k: np.stack([it[k] for it in items]) for k in items[0]}

@@ -10,7 +10,6 @@ reported beside it under its own name.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from typing import Any, Callable, Iterable, Mapping
@@ -21,6 +20,7 @@ import tqdm
 
 from codephys_jax import data as data_lib
 from codephys_jax import evaluation
+from codephys_jax import jsonio
 from codephys_jax import plots
 from codephys_jax import unsupervised
 
@@ -125,7 +125,7 @@ def write_outputs(
       "window_seconds": config.get("window_seconds"),
   })
   metrics.update(extra or {})
-  _write_json(os.path.join(workdir, "metrics.json"), metrics)
+  jsonio.write_json(os.path.join(workdir, "metrics.json"), metrics)
   evaluation.write_per_video_csv(result.rows, os.path.join(workdir, "per_video.csv"))
   rows = result.rows
   plots.bland_altman(
@@ -140,21 +140,6 @@ def write_outputs(
     plots.waveform(pred, ref, fps, os.path.join(wave_dir, f"{safe}.png"),
                    title=f"{config.method}: {vid}")
   return metrics
-
-
-def _write_json(path: str, obj: Any) -> None:
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    json.dump(obj, f, indent=2, default=_json_default)
-  os.replace(tmp, path)
-
-
-def _json_default(x: Any) -> Any:
-  if isinstance(x, (np.floating, np.integer)):
-    return x.item()
-  if isinstance(x, np.ndarray):
-    return x.tolist()
-  raise TypeError(f"not JSON serialisable: {type(x)}")
 
 
 def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:

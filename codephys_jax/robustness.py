@@ -28,7 +28,6 @@ from __future__ import annotations
 import copy
 import csv
 import dataclasses
-import json
 import logging
 import os
 import zlib
@@ -41,6 +40,7 @@ import tqdm
 from codephys_jax import data as data_lib
 from codephys_jax import degradations as deg_lib
 from codephys_jax import eval_lib
+from codephys_jax import jsonio
 from codephys_jax import plots
 from codephys_jax import preprocess as preprocess_lib
 from codephys_jax import rppg_builder
@@ -288,10 +288,8 @@ def write_outputs(workdir: str, rows: Sequence[Mapping[str, Any]],
       "hr_method": config.hr_method,
       "window_seconds": config.get("window_seconds"),
   }
-  path = os.path.join(workdir, "robustness.json")
-  with open(path + ".tmp", "w") as f:
-    json.dump({"config": summary, "rows": list(rows)}, f, indent=2)
-  os.replace(path + ".tmp", path)
+  jsonio.write_json(os.path.join(workdir, "robustness.json"),
+                    {"config": summary, "rows": list(rows)})
   tmp = os.path.join(workdir, "robustness.csv.tmp")
   with open(tmp, "w", newline="") as f:
     writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS, extrasaction="ignore")

@@ -37,6 +37,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from codephys_jax import hr as hr_lib
+from codephys_jax import jsonio
 from codephys_jax import preprocess as preprocess_lib
 from codephys_jax import signal as sig
 from codephys_jax import video as video_lib
@@ -445,8 +446,8 @@ def prepare(
         download_config=download_config, file_format="array_record"
     )
     _write_provenance(builder, manual_dir)
-    _write_json(os.path.join(os.fspath(builder.data_path), SKIPPED_FILE),
-                _metadata_get(builder.info.metadata, "skipped"))
+    jsonio.write_json(os.path.join(os.fspath(builder.data_path), SKIPPED_FILE),
+                      _metadata_get(builder.info.metadata, "skipped"), sort_keys=True)
   except BaseException:
     _remove_new(root, before)
     raise
@@ -493,16 +494,9 @@ def _metadata_get(metadata: Mapping[str, Any], key: str) -> dict[str, Any]:
     return {}
 
 
-def _write_json(path: str, obj: Any) -> None:
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    json.dump(obj, f, indent=2, sort_keys=True)
-  os.replace(tmp, path)
-
-
 def _write_provenance(builder: RppgBuilder, manual_dir: str | None) -> None:
   cfg: RppgConfig = builder.builder_config
-  _write_json(
+  jsonio.write_json(
       os.path.join(os.fspath(builder.data_path), "provenance.json"),
       {
           "dataset": builder.name,
@@ -512,4 +506,5 @@ def _write_provenance(builder: RppgBuilder, manual_dir: str | None) -> None:
           "skip_bad_items": cfg.skip_bad_items,
           "item_counts": _metadata_get(builder.info.metadata, "item_counts"),
       },
+      sort_keys=True,
   )

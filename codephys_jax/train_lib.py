@@ -38,6 +38,7 @@ from codephys_jax import distributed
 from codephys_jax import eval_lib
 from codephys_jax import export as export_lib
 from codephys_jax import inference
+from codephys_jax import jsonio
 from codephys_jax import losses
 from codephys_jax import models
 from codephys_jax import trainer
@@ -549,7 +550,7 @@ def compare(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                     if "robust" in m["estimators"] else None})
   out = {"dataset": config.dataset, "hr_method": eval_cfg.hr_method, "table": table}
   if jax.process_index() == 0:
-    eval_lib._write_json(os.path.join(workdir, "results.json"), out)
+    jsonio.write_json(os.path.join(workdir, "results.json"), out)
   return out
 
 
