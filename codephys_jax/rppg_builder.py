@@ -23,6 +23,7 @@ metadata (`builder.info.metadata["skipped"]`, also `skipped.json` next to
 from __future__ import annotations
 
 import abc
+import collections
 import concurrent.futures
 import dataclasses
 import hashlib
@@ -327,6 +328,14 @@ class RppgBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         {k: len(v) for k, v in splits.items()},
     )
     self._counts = {"found": len(items), "excluded": excluded}
+    uses = collections.Counter(k for keys in splits.values() for k in keys)
+    self._example_cache = None
+    if any(n > 1 for n in uses.values()):
+      # Under the dataset's own folder: a failed preparation removes it with
+      # everything else it created (see `prepare`).
+      self._example_cache = _ExampleCache(
+          os.path.join(os.fspath(self.data_dir_root), self.name,
+                       f".prep-cache-{self.builder_config.name}"), uses)
     out = {}
     for split, keys in splits.items():
       missing = [k for k in keys if k not in by_key]
@@ -345,16 +354,32 @@ class RppgBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         or self.num_workers
         or min(2, os.cpu_count() or 1)
     )
-    if workers <= 1 or len(items) <= 1:
-      results = ((item, fn(item)) for item in items)
-      yield from self._accounted(items, results, split)
+    cache = getattr(self, "_example_cache", None)
+    todo = [it for it in items if cache is None or not cache.has(it.key)]
+
+    def merged(computed: Iterator[Any]) -> Iterator[tuple[Item, Any]]:
+      # Items done for an earlier split come from the cache, the rest in order
+      # from `computed`; shared ones are kept for the splits still to come.
+      for item in items:
+        if cache is not None and cache.has(item.key):
+          result = cache.load(item.key)
+        else:
+          result = next(computed)
+          if cache is not None:
+            cache.store(item.key, result)
+        yield item, result
+        if cache is not None:
+          cache.release(item.key)
+
+    if workers <= 1 or len(todo) <= 1:
+      yield from self._accounted(items, merged(fn(item) for item in todo), split)
       return
     # Videos are independent: process them in parallel, yield in a fixed order,
     # and let any worker error stop the whole preparation (nothing is dropped
     # unless skipping was asked for, and then every skip is recorded).
     ctx = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-      yield from self._accounted(items, zip(items, pool.map(fn, items)), split)
+      yield from self._accounted(items, merged(iter(pool.map(fn, todo))), split)
 
   def _accounted(
       self, items: Sequence[Item], results: Iterator[tuple[Item, Any]], split: str
@@ -397,6 +422,54 @@ class SkippedItem:
   """What a worker returns instead of raising when bad items are skipped."""
 
   reason: str
+
+
+class _ExampleCache:
+  """Examples of items listed in several splits, kept on disk between splits.
+
+  TFDS generates splits one after another, and protocols list the same video in
+  several of them (UBFC: train/test and full; VIPL-HR: a test fold, four training
+  folds and full). Each such video is preprocessed once; its example waits here
+  (uncompressed .npz next to the dataset, never in memory) until its last split
+  has taken it, then the file is deleted.
+  """
+
+  def __init__(self, directory: str, uses: Mapping[str, int]):
+    self.directory = directory
+    self._uses = {k: n for k, n in uses.items() if n > 1}
+    os.makedirs(directory, exist_ok=True)
+
+  def _path(self, key: str) -> str:
+    return os.path.join(self.directory, hashlib.sha1(key.encode()).hexdigest() + ".npz")
+
+  def has(self, key: str) -> bool:
+    return os.path.exists(self._path(key))
+
+  def store(self, key: str, result: dict[str, Any] | SkippedItem) -> None:
+    if key not in self._uses:
+      return
+    if isinstance(result, SkippedItem):
+      arrays = {"__skipped__": np.asarray(result.reason)}
+    else:
+      arrays = {k: np.asarray(v) for k, v in result.items()}
+    tmp = self._path(key) + ".tmp.npz"
+    np.savez(tmp, **arrays)
+    os.replace(tmp, self._path(key))
+
+  def load(self, key: str) -> dict[str, Any] | SkippedItem:
+    with np.load(self._path(key), allow_pickle=False) as z:
+      arrays = {k: z[k] for k in z.files}
+    if "__skipped__" in arrays:
+      return SkippedItem(reason=str(arrays["__skipped__"]))
+    return {k: (str(v) if v.dtype.kind == "U" else v[()]) if v.ndim == 0 else v
+            for k, v in arrays.items()}
+
+  def release(self, key: str) -> None:
+    if key not in self._uses:
+      return
+    self._uses[key] -= 1
+    if self._uses[key] <= 0 and self.has(key):
+      os.remove(self._path(key))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -451,6 +524,9 @@ def prepare(
   except BaseException:
     _remove_new(root, before)
     raise
+  cache = getattr(builder, "_example_cache", None)
+  if cache is not None:
+    shutil.rmtree(cache.directory, ignore_errors=True)
   return builder
 
 

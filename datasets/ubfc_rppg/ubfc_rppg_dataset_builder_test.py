@@ -177,3 +177,29 @@ def test_skip_option_is_validated():
   assert skip.name != strict.name
   # Strict names do not depend on the option's existence (data prepared before stays valid).
   assert strict.name == rppg_builder.config_name(strict.preprocess, strict.source_id)
+
+
+def test_videos_in_several_splits_are_preprocessed_once(tmp_path, monkeypatch):
+  calls = []
+  original = rppg_builder.build_example
+
+  def counting(item_key, *args, **kwargs):
+    calls.append(item_key)
+    return original(item_key, *args, **kwargs)
+
+  monkeypatch.setattr(rppg_builder, "build_example", counting)
+  monkeypatch.setenv("CODEPHYS_PREP_WORKERS", "1")  # count calls in this process
+  builder = data_lib.load_builder("ubfc_rppg", data_dir=str(tmp_path), manual_dir=DUMMY,
+                                  preprocess={"size": 8})
+  # 5 subjects in train (2) + test (2) + full (5): each preprocessed exactly once.
+  assert sorted(calls) == ["subject1", "subject11", "subject3", "subject42", "subject45"]
+  assert {k: v.num_examples for k, v in builder.info.splits.items()} == {
+      "train": 2, "test": 2, "full": 5}
+  # Shared examples equal across splits, and the between-split cache is gone.
+  full = {ex["video_id"]: ex for ex in data_lib.VideoSource(builder, "full")}
+  for ex in data_lib.VideoSource(builder, "test"):
+    np.testing.assert_array_equal(ex["frames"], full[ex["video_id"]]["frames"])
+    np.testing.assert_array_equal(ex["ppg"], full[ex["video_id"]]["ppg"])
+    assert ex["hr"] == full[ex["video_id"]]["hr"]
+  leftovers = [n for n in os.listdir(tmp_path / "ubfc_rppg") if n.startswith(".prep-cache")]
+  assert leftovers == []
