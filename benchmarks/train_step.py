@@ -41,14 +41,13 @@ Prints the hardware and markdown tables for benchmarks/RESULTS.md.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import platform
 import statistics
 import sys
 import time
-from typing import Any, Callable, Iterator
+from typing import Any
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _REPO not in sys.path:  # `configs` and `codephys_jax` without PYTHONPATH too
@@ -61,7 +60,6 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from codephys_jax import checkpointing  # noqa: E402
 from codephys_jax import models  # noqa: E402
 from codephys_jax import train_lib  # noqa: E402
 from codephys_jax import trainer  # noqa: E402
@@ -80,112 +78,25 @@ _DATASET = flags.DEFINE_string("dataset", "", "Dataset name overriding the confi
 _JSON = flags.DEFINE_string("json", "", "Also write the results as JSON here.")
 
 
-@dataclasses.dataclass
-class StageSetup:
-  """What one stage's training run hands to `trainer.train_loop`."""
-
-  state: trainer.TrainState
-  loss_fn: trainer.LossFn
-  post_update: trainer.PostUpdateFn | None
-  make_iterator: Callable[[int], Iterator[dict[str, np.ndarray]]]
-  batch_size: int
-  trainable: int
-  note: str = ""
-
-
 # ------------------------------------------------------------------ stage setups
-# Mirrors of train_lib.train_codebook / train_video_model up to `_fit`.
-
-
-def _setup_codebook(config: ml_collections.ConfigDict, builder, mesh) -> StageSetup:
-  cfg = config.codebook
-  clips, _ = train_lib._clips(builder, config.train_split, config.clip_length, cfg.clip_stride)
-  model = train_lib.stage1_model(cfg)
-  example = {"ppg": np.zeros((cfg.batch_size, config.clip_length), np.float32)}
-  state = trainer.create_train_state(
-      init_fn=lambda r, b: model.init(r, b["ppg"], train=False), tx=train_lib._optimizer(cfg),
-      rng=jax.random.key(config.seed), mesh=mesh, example_batch=example,
-  )
-  return StageSetup(
-      state=state, loss_fn=train_lib._stage1_loss(model, cfg),
-      post_update=train_lib._stage1_restart(model, cfg.model.get("dead_code_threshold", 0.1)),
-      make_iterator=train_lib._local_iterator(clips, None, batch_size=cfg.batch_size,
-                                              seed=config.seed, keys=("ppg",), mesh=mesh),
-      batch_size=cfg.batch_size, trainable=trainer.num_params(state.params),
-  )
+# Each stage is built by train_lib.setup_stage, exactly as training builds it.
 
 
 def _stage1(config: ml_collections.ConfigDict, stage1_workdir: str):
-  """(Stage I subtrees in CodePhys naming, the Stage I run's config, a note)."""
+  """((Stage I subtrees, Stage I config), note): a real run, or random parameters."""
   if stage1_workdir:
-    params, state, meta = checkpointing.load_params(
-        os.path.join(stage1_workdir, "checkpoints"), which="best")
-    stage1 = models.stage1_subtrees({"params": params, **dict(state or {})})
-    return trainer.fetch(stage1), meta["config"], f"Stage I from {stage1_workdir}"
+    return train_lib.load_stage1(stage1_workdir), f"Stage I from {stage1_workdir}"
   model = train_lib.stage1_model(config.codebook)
   ppg = np.zeros((1, config.clip_length), np.float32)
   variables = jax.jit(lambda r: model.init(r, ppg, train=False))(jax.random.key(config.seed))
   stage1 = trainer.fetch(models.stage1_subtrees(dict(variables)))
-  return stage1, config.to_dict(), "random Stage I"
+  return (stage1, config.to_dict()), "random Stage I"
 
 
-def _setup_video(config: ml_collections.ConfigDict, builder, mesh, *, stage: str,
-                 stage1_workdir: str = "") -> StageSetup:
-  cfg = config[stage]
-  clips, augment = train_lib._clips(builder, config.train_split, config.clip_length,
-                                    cfg.clip_stride, config.get("augment"))
-  size = int(config.preprocess.size)
-  example = {"frames": np.zeros((cfg.batch_size, config.clip_length, size, size, 3), np.uint8),
-             "ppg": np.zeros((cfg.batch_size, config.clip_length), np.float32)}
-  note = ""
-  if stage == "codephys":
-    stage1, stage1_config, note = _stage1(config, stage1_workdir)
-    model = train_lib.codephys_model(config, stage1_config)
-    frozen = ["stage1_encoder", "stage1_codebook", "stage1_decoder", "teacher_proj"]
-    if not cfg.model.get("freeze_teacher", True):
-      frozen.remove("stage1_encoder")
-
-    def init_fn(r, b):
-      variables = dict(model.init(
-          r, train_lib.normalize_frames(b["frames"], config.input_norm), train=False))
-      variables["params"] = {**variables["params"], **stage1}
-      return variables
-
-    loss_fn = train_lib._codephys_loss(model, config)
-  else:
-    model = train_lib.baseline_model(config)
-    frozen = []
-
-    def init_fn(r, b):
-      return model.init(r, train_lib.normalize_frames(b["frames"], config.input_norm),
-                        train=False)
-
-    loss_fn = train_lib._baseline_loss(model, config.input_norm)
-  abstract = jax.eval_shape(init_fn, jax.random.key(0), example)
-  labels = train_lib._labels_for(abstract["params"], frozen=tuple(frozen)) if frozen else None
-  state = trainer.create_train_state(
-      init_fn=init_fn, tx=train_lib._optimizer(cfg, labels), rng=jax.random.key(config.seed),
-      mesh=mesh, example_batch=example,
-  )
-  trainable = trainer.num_params(
-      {k: v for k, v in state.params.items() if k not in frozen})
-  return StageSetup(
-      state=state, loss_fn=loss_fn, post_update=None,
-      make_iterator=train_lib._local_iterator(clips, augment, batch_size=cfg.batch_size,
-                                              seed=config.seed, keys=("frames", "ppg"),
-                                              mesh=mesh),
-      batch_size=cfg.batch_size, trainable=trainable, note=note,
-  )
-
-
-_SETUPS: dict[str, Callable[..., StageSetup]] = {
-    "codebook": lambda config, builder, mesh, stage1_workdir: _setup_codebook(
-        config, builder, mesh),
-    "codephys": lambda config, builder, mesh, stage1_workdir: _setup_video(
-        config, builder, mesh, stage="codephys", stage1_workdir=stage1_workdir),
-    "baseline": lambda config, builder, mesh, stage1_workdir: _setup_video(
-        config, builder, mesh, stage="baseline"),
-}
+def _setup(config: ml_collections.ConfigDict, builder, mesh, stage: str,
+           stage1_workdir: str) -> tuple[train_lib.StageSetup, str]:
+  stage1, note = _stage1(config, stage1_workdir) if stage == "codephys" else (None, "")
+  return train_lib.setup_stage(config, builder, mesh, stage, stage1=stage1), note
 
 
 # ------------------------------------------------------------------- measuring
@@ -211,7 +122,8 @@ def _timed_steps(step_fn, state, next_batch, *, steps: int, warmup: int, sync: b
   return state, times, metrics
 
 
-def measure(setup: StageSetup, mesh, *, steps: int, warmup: int) -> dict[str, Any]:
+def measure(setup: train_lib.StageSetup, mesh, *, steps: int, warmup: int,
+            batch_size: int) -> dict[str, Any]:
   """Compile and step times of one stage (see the module docstring)."""
   probe = iter(setup.make_iterator(0))
   resident = trainer.shard_batch(mesh, next(probe))
@@ -252,7 +164,7 @@ def measure(setup: StageSetup, mesh, *, steps: int, warmup: int) -> dict[str, An
         out["pipeline" + suffix + "_ms"] / out["resident" + suffix + "_ms"] - 1.0)
   # A broken setup (NaN loss) would time garbage: fail like train_loop would.
   trainer.check_finite(trainer.fetch(metrics), int(trainer.fetch(state.step)))
-  out["examples_per_s"] = setup.batch_size / (out["pipeline_ms"] / 1e3)
+  out["examples_per_s"] = batch_size / (out["pipeline_ms"] / 1e3)
   return out
 
 
@@ -321,9 +233,9 @@ def main(argv):
     config.manual_dir = ""
   if _DATA_DIR.value:
     config.data_dir = _DATA_DIR.value
-  unknown = [s for s in _STAGES.value if s not in _SETUPS]
+  unknown = [s for s in _STAGES.value if s not in train_lib.STAGES]
   if unknown:
-    raise ValueError(f"unknown stages {unknown}; known: {sorted(_SETUPS)}")
+    raise ValueError(f"unknown stages {unknown}; known: {list(train_lib.STAGES)}")
   hw = hardware()
   print(f"Hardware: {hw['cpu']}, {hw['cores']} cores ({hw['cores_usable']} usable), "
         f"load average {hw['load_avg_1m']:.2f} at start; Python {hw['python']}, "
@@ -338,10 +250,14 @@ def main(argv):
   mesh = trainer.make_mesh()
   rows = []
   for stage in _STAGES.value:
-    setup = _SETUPS[stage](config, builder, mesh, _STAGE1_WORKDIR.value)
+    setup, note = _setup(config, builder, mesh, stage, _STAGE1_WORKDIR.value)
+    batch = config[stage].batch_size
+    trainable = trainer.num_params(
+        {k: v for k, v in setup.state.params.items() if k not in setup.frozen})
     row = {"stage": stage, "params": trainer.num_params(setup.state.params),
-           "trainable": setup.trainable, "batch": setup.batch_size, "note": setup.note}
-    row.update(measure(setup, mesh, steps=_STEPS.value, warmup=_WARMUP.value))
+           "trainable": trainable, "batch": batch, "note": note}
+    row.update(measure(setup, mesh, steps=_STEPS.value, warmup=_WARMUP.value,
+                       batch_size=batch))
     rows.append(row)
     print(f"  {stage}: measured", flush=True)
   hw["load_avg_1m_end"] = os.getloadavg()[0]

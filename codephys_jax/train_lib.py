@@ -193,15 +193,9 @@ def train_codebook(config: ml_collections.ConfigDict, workdir: str) -> dict[str,
   cfg = config.codebook
   mesh = trainer.make_mesh()
   builder = _builder(config)
-  train_clips, _ = _clips(builder, config.train_split, config.clip_length, cfg.clip_stride)
+  setup = setup_stage(config, builder, mesh, "codebook")
+  model = setup.model
   eval_clips, _ = _clips(builder, config.eval_split, config.clip_length, None)
-  model = stage1_model(cfg)
-  example = {"ppg": np.zeros((cfg.batch_size, config.clip_length), np.float32)}
-  tx = _optimizer(cfg)
-  state = trainer.create_train_state(
-      init_fn=lambda r, b: model.init(r, b["ppg"], train=False), tx=tx,
-      rng=jax.random.key(config.seed), mesh=mesh, example_batch=example,
-  )
   apply_eval = jax.jit(lambda v, x: model.apply(v, x, train=False))
 
   def on_eval(state, step):
@@ -218,14 +212,8 @@ def train_codebook(config: ml_collections.ConfigDict, workdir: str) -> dict[str,
       n += real
     return {"recon_mse": mse / n, "recon_pearson": r / n, "perplexity": perp / n}
 
-  return _fit(
-      config, cfg, workdir, state=state, mesh=mesh,
-      loss_fn=_stage1_loss(model, cfg),
-      post_update=_stage1_restart(model, cfg.model.get("dead_code_threshold", 0.1)),
-      make_iterator=_local_iterator(train_clips, None, batch_size=cfg.batch_size,
-                                    seed=config.seed, keys=("ppg",), mesh=mesh),
-      on_eval=on_eval, best_metric="recon_mse", stage="codebook",
-  )
+  return _fit(config, cfg, workdir, setup=setup, mesh=mesh, on_eval=on_eval,
+              best_metric="recon_mse", stage="codebook")
 
 
 # ---------------------------------------------------------------------------- Stage II
@@ -348,58 +336,105 @@ def _video_eval(model, videos, config, *, batch_size: int):
   return on_eval
 
 
+def load_stage1(stage1_workdir: str) -> tuple[dict[str, Any], dict[str, Any]]:
+  """(Stage I params in CodePhys naming, the Stage I run's config) from its best checkpoint."""
+  params, state, meta = checkpointing.load_params(
+      os.path.join(stage1_workdir, "checkpoints"), which="best")
+  subtrees = models.stage1_subtrees({"params": params, **dict(state or {})})
+  return trainer.fetch(subtrees), meta["config"]
+
+
+@dataclasses.dataclass
+class StageSetup:
+  """A stage ready for `trainer.train_loop` (shared by training and benchmarks)."""
+
+  model: Any
+  state: trainer.TrainState
+  loss_fn: trainer.LossFn
+  post_update: trainer.PostUpdateFn | None
+  make_iterator: Callable[[int], Any]
+  frozen: tuple[str, ...] = ()
+
+
+def setup_stage(config: ml_collections.ConfigDict, builder, mesh, stage: str, *,
+                stage1: tuple[Mapping[str, Any], Mapping[str, Any]] | None = None
+                ) -> StageSetup:
+  """Model, initial state, loss and data iterator of one stage.
+
+  `stage1` = (Stage I subtrees, Stage I config), required for 'codephys'
+  (see `load_stage1`).
+  """
+  cfg = config[stage]
+  if stage == "codebook":
+    model = stage1_model(cfg)
+    clips, _ = _clips(builder, config.train_split, config.clip_length, cfg.clip_stride)
+    example = {"ppg": np.zeros((cfg.batch_size, config.clip_length), np.float32)}
+    state = trainer.create_train_state(
+        init_fn=lambda r, b: model.init(r, b["ppg"], train=False), tx=_optimizer(cfg),
+        rng=jax.random.key(config.seed), mesh=mesh, example_batch=example,
+    )
+    return StageSetup(
+        model=model, state=state, loss_fn=_stage1_loss(model, cfg),
+        post_update=_stage1_restart(model, cfg.model.get("dead_code_threshold", 0.1)),
+        make_iterator=_local_iterator(clips, None, batch_size=cfg.batch_size,
+                                      seed=config.seed, keys=("ppg",), mesh=mesh),
+    )
+  clips, augment = _clips(builder, config.train_split, config.clip_length,
+                          cfg.clip_stride, config.get("augment"))
+  size = int(config.preprocess.size)
+  example = {"frames": np.zeros((cfg.batch_size, config.clip_length, size, size, 3), np.uint8),
+             "ppg": np.zeros((cfg.batch_size, config.clip_length), np.float32)}
+  if stage == "codephys":
+    if stage1 is None:
+      raise ValueError("setup_stage('codephys') needs stage1=(subtrees, stage1_config)")
+    subtrees, stage1_config = stage1
+    model = codephys_model(config, stage1_config)
+    frozen = ["stage1_encoder", "stage1_codebook", "stage1_decoder", "teacher_proj"]
+    if not cfg.model.get("freeze_teacher", True):
+      frozen.remove("stage1_encoder")
+    loss_fn = _codephys_loss(model, config)
+  else:
+    model = baseline_model(config)
+    subtrees, frozen = {}, []
+    loss_fn = _baseline_loss(model, config.input_norm)
+
+  def init_fn(r, b):
+    variables = dict(model.init(r, normalize_frames(b["frames"], config.input_norm),
+                                train=False))
+    variables["params"] = {**variables["params"], **subtrees}
+    return variables
+
+  labels = None
+  if frozen:
+    abstract = jax.eval_shape(init_fn, jax.random.key(0), example)
+    labels = _labels_for(abstract["params"], frozen=tuple(frozen))
+  state = trainer.create_train_state(
+      init_fn=init_fn, tx=_optimizer(cfg, labels), rng=jax.random.key(config.seed),
+      mesh=mesh, example_batch=example,
+  )
+  return StageSetup(
+      model=model, state=state, loss_fn=loss_fn, post_update=None,
+      make_iterator=_local_iterator(clips, augment, batch_size=cfg.batch_size,
+                                    seed=config.seed, keys=("frames", "ppg"), mesh=mesh),
+      frozen=tuple(frozen),
+  )
+
+
 def train_video_model(config: ml_collections.ConfigDict, workdir: str, *,
                       stage: str) -> dict[str, float]:
   cfg = config[stage]
   mesh = trainer.make_mesh()
   builder = _builder(config)
-  train_clips, augment = _clips(builder, config.train_split, config.clip_length,
-                                cfg.clip_stride, config.get("augment"))
-  eval_videos = data_lib.VideoSource(builder, config.eval_split)
-  size = int(config.preprocess.size)
-  example = {"frames": np.zeros((cfg.batch_size, config.clip_length, size, size, 3), np.uint8),
-             "ppg": np.zeros((cfg.batch_size, config.clip_length), np.float32)}
-  extra_meta: dict[str, Any] = {}
+  stage1, extra_meta = None, {}
   if stage == "codephys":
     s1_dir = stage1_dir(config, workdir)
-    s1_params, s1_state, s1_meta = checkpointing.load_params(
-        os.path.join(s1_dir, "checkpoints"), which="best"
-    )
-    stage1_config = s1_meta["config"]
-    model = codephys_model(config, stage1_config)
-    stage1 = trainer.fetch(models.stage1_subtrees(
-        {"params": s1_params, **dict(s1_state or {})}))
-    frozen = ["stage1_encoder", "stage1_codebook", "stage1_decoder", "teacher_proj"]
-    if not cfg.model.get("freeze_teacher", True):
-      frozen.remove("stage1_encoder")
-
-    def init_fn(r, b):
-      variables = dict(model.init(r, normalize_frames(b["frames"], config.input_norm),
-                                  train=False))
-      variables["params"] = {**variables["params"], **stage1}
-      return variables
-
-    loss_fn = _codephys_loss(model, config)
-    extra_meta = {"stage1_workdir": os.path.abspath(s1_dir), "stage1_config": stage1_config}
-  else:
-    model = baseline_model(config)
-    frozen = []
-
-    def init_fn(r, b):
-      return model.init(r, normalize_frames(b["frames"], config.input_norm), train=False)
-
-    loss_fn = _baseline_loss(model, config.input_norm)
-  abstract = jax.eval_shape(init_fn, jax.random.key(0), example)
-  labels = _labels_for(abstract["params"], frozen=tuple(frozen)) if frozen else None
-  state = trainer.create_train_state(
-      init_fn=init_fn, tx=_optimizer(cfg, labels), rng=jax.random.key(config.seed),
-      mesh=mesh, example_batch=example,
-  )
+    stage1 = load_stage1(s1_dir)
+    extra_meta = {"stage1_workdir": os.path.abspath(s1_dir), "stage1_config": stage1[1]}
+  setup = setup_stage(config, builder, mesh, stage, stage1=stage1)
+  eval_videos = data_lib.VideoSource(builder, config.eval_split)
   metrics = _fit(
-      config, cfg, workdir, state=state, mesh=mesh, loss_fn=loss_fn, post_update=None,
-      make_iterator=_local_iterator(train_clips, augment, batch_size=cfg.batch_size,
-                                    seed=config.seed, keys=("frames", "ppg"), mesh=mesh),
-      on_eval=_video_eval(model, eval_videos, config, batch_size=cfg.batch_size),
+      config, cfg, workdir, setup=setup, mesh=mesh,
+      on_eval=_video_eval(setup.model, eval_videos, config, batch_size=cfg.batch_size),
       best_metric="mae", stage=stage, extra_meta=extra_meta,
   )
   if config.get("export", True):
@@ -410,9 +445,9 @@ def train_video_model(config: ml_collections.ConfigDict, workdir: str, *,
 # ---------------------------------------------------------------------- shared loop
 
 
-def _fit(config, cfg, workdir, *, state, mesh, loss_fn, post_update, make_iterator,
-         on_eval, best_metric: str, stage: str, extra_meta: Mapping[str, Any] | None = None
-         ) -> dict[str, float]:
+def _fit(config, cfg, workdir, *, setup: StageSetup, mesh, on_eval, best_metric: str,
+         stage: str, extra_meta: Mapping[str, Any] | None = None) -> dict[str, float]:
+  state = setup.state
   os.makedirs(workdir, exist_ok=True)
   writer = _writer(workdir)
   logging.info("%s: %d parameters\n%s", stage, trainer.num_params(state.params),
@@ -425,12 +460,14 @@ def _fit(config, cfg, workdir, *, state, mesh, loss_fn, post_update, make_iterat
   if restored is not None:
     logging.info("%s: resuming from step %d", stage, int(trainer.fetch(restored.step)))
     state = restored
-  train_step = trainer.make_train_step(loss_fn, mesh=mesh, post_update=post_update)
+  train_step = trainer.make_train_step(setup.loss_fn, mesh=mesh,
+                                       post_update=setup.post_update)
   hooks = [periodic_actions.ReportProgress(num_train_steps=cfg.num_steps, writer=writer,
                                            every_secs=30)]
   try:
     state = trainer.train_loop(
-        state, train_step=train_step, make_iterator=make_iterator, num_steps=cfg.num_steps,
+        state, train_step=train_step, make_iterator=setup.make_iterator,
+        num_steps=cfg.num_steps,
         mesh=mesh, checkpointer=ckpt, writer=writer, log_every=cfg.log_every,
         checkpoint_every=cfg.checkpoint_every, eval_every=cfg.eval_every, on_eval=on_eval,
         hooks=hooks,
