@@ -306,11 +306,21 @@ def _baseline_loss(model, input_norm: str):
   return loss_fn
 
 
-def _clip_fn(model, variables, input_norm: str):
-  """Jitted uint8 clips -> rPPG waveforms, with host-resident variables."""
-  apply = jax.jit(
-      lambda v, x: model.apply(v, normalize_frames(x, input_norm), train=False)["rppg"])
-  return lambda clips: np.asarray(apply(variables, clips))
+def _rppg_fn(model, input_norm: str) -> Callable[[Any, Any], jax.Array]:
+  """(variables, uint8 clips [B, T, S, S, 3]) -> rPPG [B, T]: the model's inference."""
+  return lambda v, clips: model.apply(v, normalize_frames(clips, input_norm),
+                                      train=False)["rppg"]
+
+
+def _frames_predictor(model, variables, config: ml_collections.ConfigDict, *,
+                      batch_size: int) -> Callable[[np.ndarray], np.ndarray]:
+  """Whole-video frames [N, S, S, 3] -> waveform [N] (overlap-add of half-overlapping
+  clips); the one inference path of model selection, eval.py and comparisons."""
+  apply = jax.jit(_rppg_fn(model, config.get("input_norm", "standardized")))
+  clip_fn = lambda clips: np.asarray(apply(variables, clips))  # noqa: E731
+  return functools.partial(inference.predict_video, clip_fn=clip_fn,
+                           clip_length=config.clip_length, hop=config.clip_length // 2,
+                           batch_size=batch_size)
 
 
 def _video_eval(model, videos, config, *, batch_size: int):
@@ -318,11 +328,8 @@ def _video_eval(model, videos, config, *, batch_size: int):
 
   def on_eval(state, step):
     del step
-    clip_fn = _clip_fn(model, trainer.fetch(state.variables), config.input_norm)
-    predict = functools.partial(
-        inference.predict_video, clip_fn=clip_fn, clip_length=config.clip_length,
-        hop=config.clip_length // 2, batch_size=batch_size,
-    )
+    predict = _frames_predictor(model, trainer.fetch(state.variables), config,
+                                batch_size=batch_size)
     results = eval_lib.run_method(
         videos, lambda v: predict(v["frames"]), progress=False, total=len(videos)
     )
@@ -517,7 +524,7 @@ def load_predictor(workdir: str, *, method: str, batch_size: int = 4) -> eval_li
         f"{workdir} holds a {meta['stage']!r} run; method {method!r} needs "
         f"{_METHOD_STAGE.get(method)!r}"
     )
-  clip_fn = _clip_fn(model, variables, config.get("input_norm", "standardized"))
+  predict_frames = _frames_predictor(model, variables, config, batch_size=batch_size)
   size = int(config.preprocess.size)
 
   def predict(video: Mapping[str, Any]) -> np.ndarray:
@@ -527,8 +534,7 @@ def load_predictor(workdir: str, *, method: str, batch_size: int = 4) -> eval_li
           f"{video['video_id']}: frames are {frames.shape[1:3]}, the checkpoint at "
           f"{workdir} was trained on {size}x{size} crops; set --config.preprocess.size={size}"
       )
-    return inference.predict_video(frames, clip_fn, clip_length=config.clip_length,
-                                   hop=config.clip_length // 2, batch_size=batch_size)
+    return predict_frames(frames)
 
   predict.preprocess = dict(config.preprocess)  # for callers that prepare data to match
   return predict
@@ -539,11 +545,7 @@ def export_model(workdir: str) -> dict[str, Any]:
   model, variables, config, meta = _load_run(workdir)
   size = int(config.preprocess.size)
 
-  input_norm = config.get("input_norm", "standardized")
-
-  def fn(v, clips):
-    return model.apply(v, normalize_frames(clips, input_norm), train=False)["rppg"]
-
+  fn = _rppg_fn(model, config.get("input_norm", "standardized"))
   path = os.path.join(workdir, "export", EXPORT_NAME)
   if jax.process_index() != 0:
     return {}
