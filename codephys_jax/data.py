@@ -66,6 +66,17 @@ def make_builder(
   return cls(config=config, data_dir=data_dir, file_format="array_record")
 
 
+def builder_kwargs(config: Mapping[str, Any]) -> dict[str, Any]:
+  """`make_builder` / `load_builder` keyword arguments from a train/eval config
+  (fields data_dir, manual_dir, preprocess, dataset_options; empty = default)."""
+  return {
+      "data_dir": config.get("data_dir") or None,
+      "manual_dir": config.get("manual_dir") or None,
+      "preprocess": dict(config["preprocess"]),
+      "options": dict(config.get("dataset_options") or {}),
+  }
+
+
 def load_builder(name: str, **kwargs: Any) -> rppg_builder.RppgBuilder:
   """`make_builder` + prepare if this exact (settings, source) is not prepared yet."""
   builder = make_builder(name, **kwargs)

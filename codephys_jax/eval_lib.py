@@ -68,13 +68,7 @@ def make_predictor(config: ml_collections.ConfigDict) -> Predictor:
 
 def load_split(config: ml_collections.ConfigDict) -> data_lib.VideoSource:
   logging.info("Preparing %s (if not prepared yet) ...", config.dataset)
-  builder = data_lib.load_builder(
-      config.dataset,
-      data_dir=config.get("data_dir") or None,
-      manual_dir=config.get("manual_dir") or None,
-      preprocess=dict(config.preprocess),
-      options=dict(config.get("dataset_options") or {}),
-  )
+  builder = data_lib.load_builder(config.dataset, **data_lib.builder_kwargs(config))
   return data_lib.VideoSource(builder, config.split)
 
 

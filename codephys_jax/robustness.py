@@ -189,13 +189,7 @@ def make_predictors(config: ml_collections.ConfigDict) -> dict[str, eval_lib.Pre
 
 def _split_items(config: ml_collections.ConfigDict) -> tuple[rppg_builder.RppgBuilder,
                                                               list[rppg_builder.Item]]:
-  builder = data_lib.make_builder(
-      config.dataset,
-      data_dir=config.get("data_dir") or None,
-      manual_dir=config.get("manual_dir") or None,
-      preprocess=dict(config.preprocess),
-      options=dict(config.get("dataset_options") or {}),
-  )
+  builder = data_lib.make_builder(config.dataset, **data_lib.builder_kwargs(config))
   items = builder.list_items(config.get("manual_dir") or None)
   splits = builder.split_keys(items, config.get("manual_dir") or None)
   if config.split not in splits or not splits[config.split]:

@@ -81,13 +81,7 @@ def normalize_frames(frames: jax.Array, mode: str = "standardized") -> jax.Array
 
 
 def _builder(config: ml_collections.ConfigDict):
-  return data_lib.load_builder(
-      config.dataset,
-      data_dir=config.get("data_dir") or None,
-      manual_dir=config.get("manual_dir") or None,
-      preprocess=dict(config.preprocess),
-      options=dict(config.get("dataset_options") or {}),
-  )
+  return data_lib.load_builder(config.dataset, **data_lib.builder_kwargs(config))
 
 
 def _clips(builder, split: str, clip_length: int, stride: int | None,
