@@ -306,11 +306,11 @@ def _rppg_fn(model, input_norm: str) -> Callable[[Any, Any], jax.Array]:
                                       train=False)["rppg"]
 
 
-def _frames_predictor(model, variables, config: ml_collections.ConfigDict, *,
+def _frames_predictor(apply, variables, config: ml_collections.ConfigDict, *,
                       batch_size: int) -> Callable[[np.ndarray], np.ndarray]:
   """Whole-video frames [N, S, S, 3] -> waveform [N] (overlap-add of half-overlapping
-  clips); the one inference path of model selection, eval.py and comparisons."""
-  apply = jax.jit(_rppg_fn(model, config.get("input_norm", "standardized")))
+  clips); the one inference path of model selection, eval.py and comparisons.
+  `apply` is `jax.jit(_rppg_fn(...))`, built once per model so it compiles once."""
   clip_fn = lambda clips: np.asarray(apply(variables, clips))  # noqa: E731
   return functools.partial(inference.predict_video, clip_fn=clip_fn,
                            clip_length=config.clip_length, hop=config.clip_length // 2,
@@ -320,9 +320,12 @@ def _frames_predictor(model, variables, config: ml_collections.ConfigDict, *,
 def _video_eval(model, videos, config, *, batch_size: int):
   """on_eval: whole-video HR metrics (overlap-add inference) on an eval split."""
 
+  # Jitted once: every evaluation reuses the compiled inference.
+  apply = jax.jit(_rppg_fn(model, config.input_norm))
+
   def on_eval(state, step):
     del step
-    predict = _frames_predictor(model, trainer.fetch(state.variables), config,
+    predict = _frames_predictor(apply, trainer.fetch(state.variables), config,
                                 batch_size=batch_size)
     results = eval_lib.run_method(
         videos, lambda v: predict(v["frames"]), progress=False, total=len(videos)
@@ -518,7 +521,8 @@ def load_predictor(workdir: str, *, method: str, batch_size: int = 4) -> eval_li
         f"{workdir} holds a {meta['stage']!r} run; method {method!r} needs "
         f"{_METHOD_STAGE.get(method)!r}"
     )
-  predict_frames = _frames_predictor(model, variables, config, batch_size=batch_size)
+  apply = jax.jit(_rppg_fn(model, config.get("input_norm", "standardized")))
+  predict_frames = _frames_predictor(apply, variables, config, batch_size=batch_size)
   size = int(config.preprocess.size)
 
   def predict(video: Mapping[str, Any]) -> np.ndarray:
