@@ -5,8 +5,8 @@
       [--dataset=synthetic_rppg] [--json=PATH] [--config.codephys.batch_size=8 ...]
 
 For each stage (codebook = Stage I, codephys = Stage II, baseline = PhysNet) the
-model, `TrainState`, loss and jitted `train_step` are built with train_lib's and
-trainer's own functions, exactly as `train_lib` builds them for training, and the
+model, `TrainState`, loss and jitted `train_step` are built by
+`train_lib.setup_stage`, exactly as training builds them, and the
 training split of the config's dataset (prepared on first use) feeds
 `data.train_pipeline` through `train_lib._local_iterator`. Measured per stage:
 
@@ -60,6 +60,7 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
+from codephys_jax import data  # noqa: E402
 from codephys_jax import models  # noqa: E402
 from codephys_jax import train_lib  # noqa: E402
 from codephys_jax import trainer  # noqa: E402
@@ -243,7 +244,7 @@ def main(argv):
         f"{hw['device_count']} device(s), {hw['process_count']} process(es)"
         + (f", XLA_FLAGS={hw['xla_flags']}" if hw["xla_flags"] else ""), flush=True)
   t0 = time.perf_counter()
-  builder = train_lib._builder(config)
+  builder = data.load_builder(config.dataset, **data.builder_kwargs(config))
   print(f"Dataset {config.dataset} ready in {time.perf_counter() - t0:.1f} s; "
         f"{_STEPS.value} timed steps after {_WARMUP.value} warm-up steps per measurement",
         flush=True)

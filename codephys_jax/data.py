@@ -24,9 +24,9 @@ import numpy as np
 from codephys_jax import preprocess as preprocess_lib
 from codephys_jax import rppg_builder
 
-# name -> "module:Class" (imported lazily: builders pull in OpenCV and TFDS).
 _MAX_ELEMENTS = 2**62  # "infinite" training stream
 
+# name -> "module:Class" (imported lazily: builders pull in OpenCV and TFDS).
 DATASETS: dict[str, str] = {
     "synthetic_rppg": "datasets.synthetic_rppg.synthetic_rppg_dataset_builder:SyntheticRppg",
     "ubfc_rppg": "datasets.ubfc_rppg.ubfc_rppg_dataset_builder:UbfcRppg",
