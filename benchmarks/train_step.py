@@ -64,6 +64,8 @@ from codephys_jax import data  # noqa: E402
 from codephys_jax import models  # noqa: E402
 from codephys_jax import train_lib  # noqa: E402
 from codephys_jax import trainer  # noqa: E402
+from codephys_jax.stages import codebook as codebook_stage  # noqa: E402
+from codephys_jax.stages import codephys as codephys_stage  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", os.path.join(_REPO, "configs", "default.py"), "Training config file.",
@@ -86,8 +88,8 @@ _JSON = flags.DEFINE_string("json", "", "Also write the results as JSON here.")
 def _stage1(config: ml_collections.ConfigDict, stage1_workdir: str):
   """((Stage I subtrees, Stage I config), note): a real run, or random parameters."""
   if stage1_workdir:
-    return train_lib.load_stage1(stage1_workdir), f"Stage I from {stage1_workdir}"
-  model = train_lib.stage1_model(config.codebook)
+    return codephys_stage.load_stage1(stage1_workdir), f"Stage I from {stage1_workdir}"
+  model = codebook_stage.stage1_model(config.codebook)
   ppg = np.zeros((1, config.clip_length), np.float32)
   variables = jax.jit(lambda r: model.init(r, ppg, train=False))(jax.random.key(config.seed))
   stage1 = trainer.fetch(models.stage1_subtrees(dict(variables)))

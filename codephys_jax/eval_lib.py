@@ -58,9 +58,9 @@ def make_predictor(config: ml_collections.ConfigDict) -> Predictor:
   if method in MODEL_METHODS:
     if not config.get("checkpoint"):
       raise ValueError(f"method {method!r} needs --config.checkpoint=<training workdir>")
-    from codephys_jax import train_lib  # JAX/Flax only when a model is evaluated
+    from codephys_jax import inference  # JAX/Flax only when a model is evaluated
 
-    return train_lib.load_predictor(
+    return inference.load_predictor(
         config.checkpoint, method=method, batch_size=config.get("batch_size", 4)
     )
   return unsupervised_predictor(method)

@@ -12,8 +12,12 @@ import pytest
 from codephys_jax import checkpointing
 from codephys_jax import eval_lib
 from codephys_jax import export as export_lib
+from codephys_jax import inference
 from codephys_jax import train_lib
 from codephys_jax import trainer
+from codephys_jax.stages import base as stage_base
+from codephys_jax.stages import baseline as baseline_stage
+from codephys_jax.stages import codebook as codebook_stage
 from configs import common
 from configs import default as default_config
 
@@ -64,13 +68,13 @@ def test_codephys_uses_the_frozen_stage1_codebook(run):
 
 def test_export_round_trip_equals_direct_call(run):
   config, workdir, _ = run
-  path = os.path.join(workdir, "codephys", "export", train_lib.EXPORT_NAME)
+  path = os.path.join(workdir, "codephys", "export", export_lib.EXPORT_NAME)
   exported = export_lib.load_exported(path)
-  model, variables, _, _ = train_lib._load_run(os.path.join(workdir, "codephys"))
+  model, variables, _, _ = inference._load_run(os.path.join(workdir, "codephys"))
   rng = np.random.default_rng(0)
   for batch in (1, 3):
     clips = rng.integers(0, 255, (batch, config.clip_length, 16, 16, 3), dtype=np.uint8)
-    direct = model.apply(variables, train_lib.normalize_frames(clips, config.input_norm),
+    direct = model.apply(variables, stage_base.normalize_frames(clips, config.input_norm),
                          train=False)["rppg"]
     np.testing.assert_allclose(np.asarray(exported(clips)), np.asarray(direct), atol=1e-5)
 
@@ -91,7 +95,7 @@ def test_eval_py_accepts_each_checkpoint(run, tmp_path):
       assert os.path.exists(os.path.join(out, name))
   # A checkpoint of the other kind is refused with a clear message.
   with pytest.raises(ValueError, match="holds a 'baseline' run"):
-    train_lib.load_predictor(os.path.join(workdir, "baseline"), method="codephys")
+    inference.load_predictor(os.path.join(workdir, "baseline"), method="codephys")
 
 
 def _codebook_params(workdir):
@@ -109,7 +113,7 @@ def test_killed_run_resumes_to_identical_parameters(run, tmp_path, monkeypatch):
   config = ml_collections.ConfigDict(config.to_dict())
   config.stages = ("codebook",)
   config.compare.enabled = False
-  original = train_lib._local_iterator
+  original = stage_base._local_iterator
 
   def killed_at_step_3(*args, **kwargs):
     make = original(*args, **kwargs)
@@ -123,7 +127,7 @@ def test_killed_run_resumes_to_identical_parameters(run, tmp_path, monkeypatch):
     return make_iterator
 
   resumed = str(tmp_path / "resumed")
-  monkeypatch.setattr(train_lib, "_local_iterator", killed_at_step_3)
+  monkeypatch.setattr(stage_base, "_local_iterator", killed_at_step_3)
   with pytest.raises(Preempted):
     train_lib.train_and_evaluate(config, resumed)
   monkeypatch.undo()
@@ -147,20 +151,20 @@ def test_eight_devices_match_one_device_with_the_real_losses(stage):
            "frames": rng.integers(0, 255, (8, config.clip_length, 16, 16, 3), dtype=np.uint8)}
   cfg = config[stage]
   if stage == "codebook":
-    model = train_lib.stage1_model(cfg)
-    loss_fn = train_lib._stage1_loss(model, cfg)
-    post = train_lib._stage1_restart(model, cfg.model.dead_code_threshold)
+    model = codebook_stage.stage1_model(cfg)
+    loss_fn = codebook_stage._stage1_loss(model, cfg)
+    post = codebook_stage._stage1_restart(model, cfg.model.dead_code_threshold)
     init_fn = lambda r, b: model.init(r, b["ppg"], train=False)  # noqa: E731
   else:
-    model = train_lib.baseline_model(config)
-    loss_fn = train_lib._baseline_loss(model, config.input_norm)
+    model = baseline_stage.baseline_model(config)
+    loss_fn = baseline_stage._baseline_loss(model, config.input_norm)
     post = None
     init_fn = lambda r, b: model.init(  # noqa: E731
-        r, train_lib.normalize_frames(b["frames"], config.input_norm), train=False)
+        r, stage_base.normalize_frames(b["frames"], config.input_norm), train=False)
   results = []
   for devices in (jax.devices()[:1], jax.devices()[:8]):
     mesh = trainer.make_mesh(devices=devices)
-    state = trainer.create_train_state(init_fn=init_fn, tx=train_lib._optimizer(cfg),
+    state = trainer.create_train_state(init_fn=init_fn, tx=stage_base._optimizer(cfg),
                                        rng=jax.random.key(0), mesh=mesh, example_batch=batch)
     step = trainer.make_train_step(loss_fn, mesh=mesh, post_update=post)
     for _ in range(3):
