@@ -13,6 +13,7 @@ from codephys_jax import data as data_lib
 from codephys_jax import eval_lib
 from codephys_jax import inference
 from codephys_jax import jsonio
+from codephys_jax import stages
 
 
 def compare(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
@@ -20,9 +21,9 @@ def compare(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   eval_cfg = config.eval
   builder = data_lib.load_builder(config.dataset, **data_lib.builder_kwargs(config))
   methods: dict[str, eval_lib.Predictor] = {}
-  for method, stage in (("codephys", "codephys"), ("physnet", "baseline")):
-    if stage in config.stages:
-      methods[method] = inference.load_predictor(os.path.join(workdir, stage), method=method)
+  for method in stages.METHODS:  # a trained video model's method is its stage
+    if method in config.stages:
+      methods[method] = inference.load_predictor(os.path.join(workdir, method), method=method)
   for name in config.compare.unsupervised:
     methods[name] = eval_lib.unsupervised_predictor(name)
   table = []
@@ -33,8 +34,8 @@ def compare(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       result = eval_lib.score(results, eval_cfg)
       m = result.metrics
       out_cfg = ml_collections.ConfigDict(dict(
-          method=method, dataset=config.dataset, split=split,
-          hr_method=eval_cfg.hr_method, num_waveform_plots=2,
+          method=method, dataset=config.dataset, split=split, eval=eval_cfg,
+          num_waveform_plots=2,
       ))
       eval_lib.write_outputs(os.path.join(workdir, "eval", f"{method}_{split}"), result,
                              results, out_cfg)

@@ -122,10 +122,10 @@ def load_sidecar(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def export_model(workdir: str) -> dict[str, Any]:
   """Export clip -> rPPG (uint8 [b, T, S, S, 3] -> [b, T]) with jax.export."""
-  model, variables, config, meta = inference._load_run(workdir)
+  model, variables, config, meta = inference.load_run(workdir)
   size = int(config.preprocess.size)
 
-  fn = inference._rppg_fn(model, config.get("input_norm", "standardized"))
+  fn = inference.rppg_fn(model, config.get("input_norm", "standardized"))
   path = os.path.join(workdir, "export", EXPORT_NAME)
   if jax.process_index() != 0:
     return {}

@@ -111,54 +111,49 @@ def predict_video(
   return overlap_add(np.concatenate(outputs), starts, len(frames))[:n]
 
 
-def _rppg_fn(model, input_norm: str) -> Callable[[Any, Any], jax.Array]:
+def rppg_fn(model, input_norm: str) -> Callable[[Any, Any], jax.Array]:
   """(variables, uint8 clips [B, T, S, S, 3]) -> rPPG [B, T]: the model's inference."""
   return lambda v, clips: model.apply(v, stage_base.normalize_frames(clips, input_norm),
                                       train=False)["rppg"]
 
 
-def _frames_predictor(apply, variables, config: ml_collections.ConfigDict, *,
-                      batch_size: int) -> Callable[[np.ndarray], np.ndarray]:
+def frames_predictor(apply, variables, config: ml_collections.ConfigDict, *,
+                     batch_size: int) -> Callable[[np.ndarray], np.ndarray]:
   """Whole-video frames [N, S, S, 3] -> waveform [N] (overlap-add of half-overlapping
   clips); the one inference path of model selection, eval.py and comparisons.
-  `apply` is `jax.jit(_rppg_fn(...))`, built once per model so it compiles once."""
+  `apply` is `jax.jit(rppg_fn(...))`, built once per model so it compiles once."""
   clip_fn = lambda clips: np.asarray(apply(variables, clips))  # noqa: E731
   return functools.partial(predict_video, clip_fn=clip_fn,
                            clip_length=config.clip_length, hop=config.clip_length // 2,
                            batch_size=batch_size)
 
 
-def _load_run(workdir: str, *, which: str = "best"):
+def load_run(workdir: str, *, which: str = "best"):
   """(model, variables, run config, meta) of a finished video-model stage."""
   ckpt_dir = os.path.join(workdir, "checkpoints")
   if not os.path.isdir(ckpt_dir):
     raise FileNotFoundError(f"{workdir}: no checkpoints/ (is this a training workdir?)")
   mesh = trainer.make_mesh(devices=jax.local_devices()[:1])
   params, model_state, meta = checkpointing.load_params(ckpt_dir, which=which, mesh=mesh)
-  config = ml_collections.ConfigDict(meta["config"])
-  stage = stages.STAGES.get(meta["stage"])
-  if stage is None or not stage.video_model:
-    video = sorted(n for n, s in stages.STAGES.items() if s.video_model)
-    raise ValueError(f"{workdir}: stage {meta['stage']!r} is not a video model ({video})")
+  stage, config = stages.stage_of_run(meta)
+  if not stage.video_model:
+    raise ValueError(f"{workdir}: stage {stage.name!r} is not a video model "
+                     f"({'/'.join(stages.METHODS)})")
   model = stage.build_model(config, meta)
   variables = trainer.fetch({"params": params, **dict(model_state or {})})
-  return model, variables, config, meta
-
-
-_METHOD_STAGE = {"codephys": "codephys", "physnet": "baseline"}
+  return model, variables, config, {**meta, "stage": stage.name}
 
 
 def load_predictor(workdir: str, *, method: str, batch_size: int = 4
                    ) -> Callable[[Mapping[str, Any]], np.ndarray]:
   """eval.py's predictor for a checkpoint: video dict -> whole-video waveform."""
-  model, variables, config, meta = _load_run(workdir)
-  if _METHOD_STAGE.get(method) != meta["stage"]:
-    raise ValueError(
-        f"{workdir} holds a {meta['stage']!r} run; method {method!r} needs "
-        f"{_METHOD_STAGE.get(method)!r}"
-    )
-  apply = jax.jit(_rppg_fn(model, config.get("input_norm", "standardized")))
-  predict_frames = _frames_predictor(apply, variables, config, batch_size=batch_size)
+  if method not in stages.METHODS:
+    raise ValueError(f"{method!r} is not a trained-model method; known: {list(stages.METHODS)}")
+  model, variables, config, meta = load_run(workdir)
+  if method != meta["stage"]:
+    raise ValueError(f"{workdir} holds a {meta['stage']!r} run, not {method!r}")
+  apply = jax.jit(rppg_fn(model, config.get("input_norm", "standardized")))
+  predict_frames = frames_predictor(apply, variables, config, batch_size=batch_size)
   size = int(config.preprocess.size)
 
   def predict(video: Mapping[str, Any]) -> np.ndarray:

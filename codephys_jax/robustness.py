@@ -178,7 +178,7 @@ def make_predictors(config: ml_collections.ConfigDict) -> dict[str, eval_lib.Pre
   if len(set(methods)) != len(methods):
     raise ValueError(f"robustness.methods has repeats: {methods}")
   checkpoints = dict(config.robustness.get("checkpoints") or {})
-  missing = [m for m in methods if m in eval_lib.MODEL_METHODS and not checkpoints.get(m)]
+  missing = [m for m in methods if eval_lib.needs_checkpoint(m) and not checkpoints.get(m)]
   if missing:
     raise ValueError(
         f"methods {missing} need a checkpoint: set "
@@ -208,7 +208,7 @@ def _row(method: str, condition: Condition, results: list[Result], failed: list[
   row: dict[str, Any] = {"method": method, "degradation": condition.degradation,
                          "severity": condition.severity}
   if results:
-    metrics = eval_lib.score(results, config).metrics
+    metrics = eval_lib.score(results, config.eval).metrics
   else:
     metrics = {"mae": float("nan"), "rmse": float("nan"), "pearson": float("nan"),
                "snr": float("nan"), "num_videos": 0}
@@ -279,8 +279,8 @@ def write_outputs(workdir: str, rows: Sequence[Mapping[str, Any]],
       "degradations": list(rob.degradations),
       "severities": [float(s) for s in rob.severities],
       "seed": int(rob.seed),
-      "hr_method": config.hr_method,
-      "window_seconds": config.get("window_seconds"),
+      "hr_method": config.eval.hr_method,
+      "window_seconds": config.eval.get("window_seconds"),
   }
   jsonio.write_json(os.path.join(workdir, "robustness.json"),
                     {"config": summary, "rows": list(rows)})

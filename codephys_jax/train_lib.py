@@ -1,11 +1,11 @@
-"""`train_and_evaluate(config, workdir)`: CodePhys Stage I, Stage II and the baseline.
+"""`train_and_evaluate(config, workdir)`: CodePhys Stage I, Stage II and the PhysNet baseline.
 
 One config may run several stages in order (`config.stages`); each stage has its
 own sub-workdir that `eval.py --config.checkpoint=` accepts:
 
   codebook/  Stage I: PPG autoencoder + VQ codebook learned from ground-truth PPG.
   codephys/  Stage II: video encoder querying the frozen Stage I codebook.
-  baseline/  The same backbone with a plain regression head (negative Pearson).
+  physnet/   The baseline: the same backbone with a plain regression head.
 
 This module is the training core: it looks each stage up in
 `codephys_jax.stages` (model, loss, evaluation hook, frozen parameters), hands
@@ -64,7 +64,7 @@ def setup_stage(config: ml_collections.ConfigDict, builder, mesh, stage: str, *,
   """Model, initial state, loss and data iterator of one stage.
 
   `stage1` = (Stage I subtrees, Stage I config), required for 'codephys'
-  (see `stages.codephys.load_stage1`).
+  (see `stages.codephys.load_stage1`); the other stages take None.
   """
   return stages_lib.get_stage(stage).setup(config, builder, mesh, stage1)
 
@@ -73,12 +73,12 @@ def _video_eval(model, videos, config, *, batch_size: int):
   """on_eval: whole-video HR metrics (overlap-add inference) on an eval split."""
 
   # Jitted once: every evaluation reuses the compiled inference.
-  apply = jax.jit(inference._rppg_fn(model, config.input_norm))
+  apply = jax.jit(inference.rppg_fn(model, config.input_norm))
 
   def on_eval(state, step):
     del step
-    predict = inference._frames_predictor(apply, trainer.fetch(state.variables), config,
-                                          batch_size=batch_size)
+    predict = inference.frames_predictor(apply, trainer.fetch(state.variables), config,
+                                         batch_size=batch_size)
     results = eval_lib.run_method(
         videos, lambda v: predict(v["frames"]), progress=False, total=len(videos)
     )
@@ -162,9 +162,8 @@ def _fit(config, cfg, workdir, *, setup: stages_lib.StageSetup, mesh, on_eval,
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Run `config.stages` in order, then the comparison if `config.compare.enabled`."""
   distributed.maybe_initialize()
-  unknown = [s for s in config.stages if s not in stages_lib.STAGES]
-  if unknown:
-    raise ValueError(f"unknown stages {unknown}; known: {sorted(stages_lib.STAGES)}")
+  for stage in config.stages:
+    stages_lib.get_stage(stage)  # unknown names fail before any work
   summary: dict[str, Any] = {}
   for stage in config.stages:
     stage_dir = os.path.join(workdir, stage)

@@ -86,7 +86,7 @@ def paper_config(
       loss_weights=common.codephys_losses(),
       **common.optim(**optim),
   )
-  c.baseline = dict(
+  c.physnet = dict(
       model=dict(backbone="physnet", backbone_kwargs=dict(BACKBONE)),
       **common.optim(**optim),
   )

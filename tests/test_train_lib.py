@@ -15,9 +15,11 @@ from codephys_jax import export as export_lib
 from codephys_jax import inference
 from codephys_jax import train_lib
 from codephys_jax import trainer
+from codephys_jax import stages
 from codephys_jax.stages import base as stage_base
-from codephys_jax.stages import baseline as baseline_stage
 from codephys_jax.stages import codebook as codebook_stage
+from codephys_jax.stages import codephys as codephys_stage
+from codephys_jax.stages import physnet as physnet_stage
 from configs import common
 from configs import default as default_config
 
@@ -42,7 +44,7 @@ def run(tmp_path_factory):
 
 def test_workdir_layout_and_results_table(run):
   config, workdir, summary = run
-  for stage in ("codebook", "codephys", "baseline"):
+  for stage in ("codebook", "codephys", "physnet"):
     assert os.path.isdir(os.path.join(workdir, stage, "checkpoints"))
   with open(os.path.join(workdir, "results.json")) as f:
     results = json.load(f)
@@ -61,7 +63,8 @@ def test_codephys_uses_the_frozen_stage1_codebook(run):
                                           which="latest")
   np.testing.assert_array_equal(np.asarray(s2["stage1_codebook"]["codebook"]),
                                 np.asarray(s1_state["vq_state"]["quantizer"]["codebook"]))
-  for a, b in zip(jax.tree.leaves(s2["stage1_decoder"]), jax.tree.leaves(s1["decoder"])):
+  for a, b in zip(jax.tree.leaves((s2["stage1_decoder"], s2["stage1_encoder"])),
+                  jax.tree.leaves((s1["decoder"], s1["encoder"]))):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
   assert meta["stage"] == "codephys" and meta["stage1_workdir"].endswith("codebook")
 
@@ -70,7 +73,7 @@ def test_export_round_trip_equals_direct_call(run):
   config, workdir, _ = run
   path = os.path.join(workdir, "codephys", "export", export_lib.EXPORT_NAME)
   exported = export_lib.load_exported(path)
-  model, variables, _, _ = inference._load_run(os.path.join(workdir, "codephys"))
+  model, variables, _, _ = inference.load_run(os.path.join(workdir, "codephys"))
   rng = np.random.default_rng(0)
   for batch in (1, 3):
     clips = rng.integers(0, 255, (batch, config.clip_length, 16, 16, 3), dtype=np.uint8)
@@ -81,12 +84,12 @@ def test_export_round_trip_equals_direct_call(run):
 
 def test_eval_py_accepts_each_checkpoint(run, tmp_path):
   config, workdir, _ = run
-  for method, stage in (("codephys", "codephys"), ("physnet", "baseline")):
+  for method in stages.METHODS:
     cfg = ml_collections.ConfigDict(dict(
         method=method, dataset="synthetic_rppg", split="test", manual_dir="",
-        data_dir=config.data_dir, checkpoint=os.path.join(workdir, stage), batch_size=2,
+        data_dir=config.data_dir, checkpoint=os.path.join(workdir, method), batch_size=2,
         preprocess=dict(config.preprocess), dataset_options=dict(config.dataset_options),
-        **dict(config.eval), num_waveform_plots=1,
+        eval=config.eval, num_waveform_plots=1,
     ))
     out = str(tmp_path / method)
     metrics = eval_lib.evaluate(cfg, out)
@@ -94,8 +97,8 @@ def test_eval_py_accepts_each_checkpoint(run, tmp_path):
     for name in ("metrics.json", "per_video.csv", "bland_altman.png"):
       assert os.path.exists(os.path.join(out, name))
   # A checkpoint of the other kind is refused with a clear message.
-  with pytest.raises(ValueError, match="holds a 'baseline' run"):
-    inference.load_predictor(os.path.join(workdir, "baseline"), method="codephys")
+  with pytest.raises(ValueError, match="holds a 'physnet' run"):
+    inference.load_predictor(os.path.join(workdir, "physnet"), method="codephys")
 
 
 def _codebook_params(workdir):
@@ -113,7 +116,7 @@ def test_killed_run_resumes_to_identical_parameters(run, tmp_path, monkeypatch):
   config = ml_collections.ConfigDict(config.to_dict())
   config.stages = ("codebook",)
   config.compare.enabled = False
-  original = stage_base._local_iterator
+  original = stage_base.train_iterator
 
   def killed_at_step_3(*args, **kwargs):
     make = original(*args, **kwargs)
@@ -127,7 +130,7 @@ def test_killed_run_resumes_to_identical_parameters(run, tmp_path, monkeypatch):
     return make_iterator
 
   resumed = str(tmp_path / "resumed")
-  monkeypatch.setattr(stage_base, "_local_iterator", killed_at_step_3)
+  monkeypatch.setattr(stage_base, "train_iterator", killed_at_step_3)
   with pytest.raises(Preempted):
     train_lib.train_and_evaluate(config, resumed)
   monkeypatch.undo()
@@ -141,7 +144,7 @@ def test_killed_run_resumes_to_identical_parameters(run, tmp_path, monkeypatch):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
-@pytest.mark.parametrize("stage", ["codebook", "baseline"])
+@pytest.mark.parametrize("stage", ["codebook", "physnet"])
 def test_eight_devices_match_one_device_with_the_real_losses(stage):
   """The stage losses (EMA codebook + dead-code restart; PhysNet BatchNorm) give
   the same parameters on 8 data-parallel devices as on 1."""
@@ -151,20 +154,20 @@ def test_eight_devices_match_one_device_with_the_real_losses(stage):
            "frames": rng.integers(0, 255, (8, config.clip_length, 16, 16, 3), dtype=np.uint8)}
   cfg = config[stage]
   if stage == "codebook":
-    model = codebook_stage.stage1_model(cfg)
-    loss_fn = codebook_stage._stage1_loss(model, cfg)
-    post = codebook_stage._stage1_restart(model, cfg.model.dead_code_threshold)
+    model = codebook_stage.make_model(config)
+    loss_fn = codebook_stage.make_loss(model, config)
+    post = codebook_stage.make_restart(model, cfg.model.dead_code_threshold)
     init_fn = lambda r, b: model.init(r, b["ppg"], train=False)  # noqa: E731
   else:
-    model = baseline_stage.baseline_model(config)
-    loss_fn = baseline_stage._baseline_loss(model, config.input_norm)
+    model = physnet_stage.make_model(config)
+    loss_fn = physnet_stage.make_loss(model, config)
     post = None
     init_fn = lambda r, b: model.init(  # noqa: E731
         r, stage_base.normalize_frames(b["frames"], config.input_norm), train=False)
   results = []
   for devices in (jax.devices()[:1], jax.devices()[:8]):
     mesh = trainer.make_mesh(devices=devices)
-    state = trainer.create_train_state(init_fn=init_fn, tx=stage_base._optimizer(cfg),
+    state = trainer.create_train_state(init_fn=init_fn, tx=stage_base.optimizer(cfg),
                                        rng=jax.random.key(0), mesh=mesh, example_batch=batch)
     step = trainer.make_train_step(loss_fn, mesh=mesh, post_update=post)
     for _ in range(3):

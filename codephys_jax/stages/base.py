@@ -1,6 +1,6 @@
 """What every training stage shares: the `Stage` record, model input, data and optimiser.
 
-A stage module (`codebook`, `codephys`, `baseline`) builds one `Stage`: its
+A stage module (`codebook`, `codephys`, `physnet`) builds one `Stage`: its
 model, its loss, its evaluation hook and its frozen parameters. The training core
 (`codephys_jax.train_lib`) only ever goes through that record.
 """
@@ -17,6 +17,7 @@ import numpy as np
 import optax
 
 from codephys_jax import data as data_lib
+from codephys_jax import models
 from codephys_jax import trainer
 
 # ----------------------------------------------------------------------------- inputs
@@ -52,8 +53,9 @@ def normalize_frames(frames: jax.Array, mode: str = "standardized") -> jax.Array
   return INPUT_NORMS[mode](frames.astype(jnp.float32) / 255.0)
 
 
-def _clips(builder, split: str, clip_length: int, stride: int | None,
-           augment_cfg: ml_collections.ConfigDict | None = None):
+def clip_source(builder, split: str, clip_length: int, stride: int | None,
+                augment_cfg: ml_collections.ConfigDict | None = None):
+  """(clips of `split`, the augmentation of `augment_cfg` or None)."""
   videos = data_lib.VideoSource(builder, split)
   augment = None
   kwargs = {}
@@ -67,8 +69,8 @@ def _clips(builder, split: str, clip_length: int, stride: int | None,
   return clips, augment
 
 
-def _local_iterator(clips, augment, *, batch_size: int, seed: int, keys: tuple[str, ...],
-                    mesh) -> Callable[[int], Any]:
+def train_iterator(clips, augment, *, batch_size: int, seed: int, keys: tuple[str, ...],
+                   mesh) -> Callable[[int], Any]:
   """make_iterator(start_step) for trainer.train_loop (deterministic resume)."""
   trainer.local_batch_size(batch_size, mesh)  # validates divisibility early
   spec = data_lib.PipelineSpec(batch_size=batch_size, seed=seed)
@@ -83,7 +85,10 @@ def _local_iterator(clips, augment, *, batch_size: int, seed: int, keys: tuple[s
   return make_iterator
 
 
-def _optimizer(cfg: ml_collections.ConfigDict, labels: Any | None = None):
+def optimizer(cfg: ml_collections.ConfigDict, labels: Any | None = None
+              ) -> optax.GradientTransformation:
+  """AdamW on a warm-up + cosine schedule with gradient clipping; parameters labelled
+  'frozen' in `labels` (see `models.param_labels`) are never updated."""
   total = max(2, int(cfg.num_steps))
   warmup = max(1, min(int(cfg.warmup_steps), total // 2))
   schedule = optax.warmup_cosine_decay_schedule(
@@ -97,11 +102,6 @@ def _optimizer(cfg: ml_collections.ConfigDict, labels: Any | None = None):
   if labels is None:
     return tx
   return optax.multi_transform({"trainable": tx, "frozen": optax.set_to_zero()}, labels)
-
-
-def _labels_for(params, *, frozen: tuple[str, ...]):
-  return {k: jax.tree.map(lambda _: "frozen" if k in frozen else "trainable", v)
-          for k, v in params.items()}
 
 
 # ------------------------------------------------------------------------- the record
@@ -166,8 +166,8 @@ def video_setup(config: ml_collections.ConfigDict, builder, mesh, *, stage: str,
   """StageSetup of a video model: face clips (augmented if configured), its initial
   state with `subtrees` merged into the params, `frozen` masked in the optimiser."""
   cfg = config[stage]
-  clips, augment = _clips(builder, config.train_split, config.clip_length,
-                          cfg.clip_stride, config.get("augment"))
+  clips, augment = clip_source(builder, config.train_split, config.clip_length,
+                               cfg.clip_stride, config.get("augment"))
   size = int(config.preprocess.size)
   example = {"frames": np.zeros((cfg.batch_size, config.clip_length, size, size, 3), np.uint8),
              "ppg": np.zeros((cfg.batch_size, config.clip_length), np.float32)}
@@ -181,14 +181,14 @@ def video_setup(config: ml_collections.ConfigDict, builder, mesh, *, stage: str,
   labels = None
   if frozen:
     abstract = jax.eval_shape(init_fn, jax.random.key(0), example)
-    labels = _labels_for(abstract["params"], frozen=tuple(frozen))
+    labels = models.param_labels(abstract["params"], frozen=frozen)
   state = trainer.create_train_state(
-      init_fn=init_fn, tx=_optimizer(cfg, labels), rng=jax.random.key(config.seed),
+      init_fn=init_fn, tx=optimizer(cfg, labels), rng=jax.random.key(config.seed),
       mesh=mesh, example_batch=example,
   )
   return StageSetup(
       model=model, state=state, loss_fn=loss_fn, post_update=None,
-      make_iterator=_local_iterator(clips, augment, batch_size=cfg.batch_size,
-                                    seed=config.seed, keys=("frames", "ppg"), mesh=mesh),
+      make_iterator=train_iterator(clips, augment, batch_size=cfg.batch_size,
+                                   seed=config.seed, keys=("frames", "ppg"), mesh=mesh),
       frozen=tuple(frozen),
   )

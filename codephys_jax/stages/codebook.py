@@ -20,13 +20,18 @@ from codephys_jax import models
 from codephys_jax import trainer
 from codephys_jax.stages import base
 
+NAME = "codebook"
+MODEL = "ppg_autoencoder"
 
-def stage1_model(cfg: ml_collections.ConfigDict) -> models.PPGAutoencoder:
-  return models.get_model("ppg_autoencoder", **dict(cfg.model))
+
+def make_model(config: ml_collections.ConfigDict) -> models.PPGAutoencoder:
+  """The Stage I model of the run config's `codebook` block."""
+  return models.get_model(MODEL, **dict(config[NAME].model))
 
 
-def _stage1_loss(model, cfg):
-  w = cfg.loss_weights
+def make_loss(model, config: ml_collections.ConfigDict) -> trainer.LossFn:
+  """Reconstruction (MSE, negative Pearson) + VQ loss, weighted by `codebook.loss_weights`."""
+  w = config[NAME].loss_weights
 
   def loss_fn(params, model_state, batch, rng, step):
     del rng, step
@@ -44,7 +49,7 @@ def _stage1_loss(model, cfg):
   return loss_fn
 
 
-def _stage1_restart(model, threshold: float):
+def make_restart(model, threshold: float) -> trainer.PostUpdateFn:
   """post_update: re-seed dead codes from this batch's encoder outputs (EMA rule)."""
 
   def post_update(state, batch, rng):
@@ -60,30 +65,31 @@ def _stage1_restart(model, threshold: float):
   return post_update
 
 
-def _setup(config: ml_collections.ConfigDict, builder, mesh, dependencies: None
-           ) -> base.StageSetup:
+def setup(config: ml_collections.ConfigDict, builder, mesh, dependencies: None
+          ) -> base.StageSetup:
   del dependencies
-  cfg = config.codebook
-  model = stage1_model(cfg)
-  clips, _ = base._clips(builder, config.train_split, config.clip_length, cfg.clip_stride)
+  cfg = config[NAME]
+  model = make_model(config)
+  clips, _ = base.clip_source(builder, config.train_split, config.clip_length,
+                              cfg.clip_stride)
   example = {"ppg": np.zeros((cfg.batch_size, config.clip_length), np.float32)}
   state = trainer.create_train_state(
-      init_fn=lambda r, b: model.init(r, b["ppg"], train=False), tx=base._optimizer(cfg),
+      init_fn=lambda r, b: model.init(r, b["ppg"], train=False), tx=base.optimizer(cfg),
       rng=jax.random.key(config.seed), mesh=mesh, example_batch=example,
   )
   return base.StageSetup(
-      model=model, state=state, loss_fn=_stage1_loss(model, cfg),
-      post_update=_stage1_restart(model, cfg.model.get("dead_code_threshold", 0.1)),
-      make_iterator=base._local_iterator(clips, None, batch_size=cfg.batch_size,
-                                         seed=config.seed, keys=("ppg",), mesh=mesh),
+      model=model, state=state, loss_fn=make_loss(model, config),
+      post_update=make_restart(model, cfg.model.get("dead_code_threshold", 0.1)),
+      make_iterator=base.train_iterator(clips, None, batch_size=cfg.batch_size,
+                                        seed=config.seed, keys=("ppg",), mesh=mesh),
   )
 
 
-def _on_eval(setup: base.StageSetup, config: ml_collections.ConfigDict, builder):
+def make_eval(stage_setup: base.StageSetup, config: ml_collections.ConfigDict, builder):
   """on_eval: reconstruction MSE / Pearson and code perplexity on the eval split."""
-  cfg = config.codebook
-  model = setup.model
-  eval_clips, _ = base._clips(builder, config.eval_split, config.clip_length, None)
+  cfg = config[NAME]
+  model = stage_setup.model
+  eval_clips, _ = base.clip_source(builder, config.eval_split, config.clip_length, None)
   apply_eval = jax.jit(lambda v, x: model.apply(v, x, train=False))
 
   def on_eval(state, step):
@@ -105,10 +111,10 @@ def _on_eval(setup: base.StageSetup, config: ml_collections.ConfigDict, builder)
 
 def _build_model(config: ml_collections.ConfigDict, meta: Mapping[str, Any]):
   del meta
-  return stage1_model(config.codebook)
+  return make_model(config)
 
 
 STAGE = base.Stage(
-    name="codebook", model="ppg_autoencoder", video_model=False, build_model=_build_model,
-    setup=_setup, on_eval=_on_eval, best_metric="recon_mse",
+    name=NAME, model=MODEL, video_model=False, build_model=_build_model, setup=setup,
+    on_eval=make_eval, best_metric="recon_mse",
 )

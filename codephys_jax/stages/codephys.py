@@ -26,6 +26,9 @@ from codephys_jax import models
 from codephys_jax import trainer
 from codephys_jax.stages import base
 
+NAME = "codephys"
+MODEL = "codephys"
+
 
 def _stage1_fields(stage1_config: Mapping[str, Any]) -> dict[str, Any]:
   """CodePhys fields that must mirror the Stage I autoencoder."""
@@ -37,15 +40,17 @@ def _stage1_fields(stage1_config: Mapping[str, Any]) -> dict[str, Any]:
 
 def stage1_dir(config: ml_collections.ConfigDict, workdir: str) -> str:
   """Where the Stage I run lives: explicit config, else the sibling codebook/."""
-  explicit = config.codephys.get("stage1_workdir")
+  explicit = config[NAME].get("stage1_workdir")
   return explicit or os.path.join(os.path.dirname(workdir.rstrip("/")), "codebook")
 
 
-def codephys_model(config: ml_collections.ConfigDict, stage1_config: Mapping[str, Any]):
-  fields = dict(config.codephys.model)
+def make_model(config: ml_collections.ConfigDict, stage1_config: Mapping[str, Any]
+               ) -> models.CodePhys:
+  """The model of the run config's `codephys` block, shaped like its Stage I run."""
+  fields = dict(config[NAME].model)
   fields.update(_stage1_fields(stage1_config))
   fields["backbone_kwargs"] = dict(fields.get("backbone_kwargs") or {})
-  return models.get_model("codephys", **fields)
+  return models.get_model(MODEL, **fields)
 
 
 def load_stage1(stage1_workdir: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -56,8 +61,9 @@ def load_stage1(stage1_workdir: str) -> tuple[dict[str, Any], dict[str, Any]]:
   return trainer.fetch(subtrees), meta["config"]
 
 
-def _codephys_loss(model, config):
-  cfg = config.codephys
+def make_loss(model, config: ml_collections.ConfigDict) -> trainer.LossFn:
+  """The Stage II losses (module docstring), weighted by `codephys.loss_weights`."""
+  cfg = config[NAME]
   w = cfg.loss_weights
   fs = float(config.preprocess.target_fps)
 
@@ -104,26 +110,24 @@ def _dependencies(config: ml_collections.ConfigDict, workdir: str
   return stage1, {"stage1_workdir": os.path.abspath(s1_dir), "stage1_config": stage1[1]}
 
 
-def _setup(config: ml_collections.ConfigDict, builder, mesh,
-           stage1: tuple[Mapping[str, Any], Mapping[str, Any]] | None) -> base.StageSetup:
+def setup(config: ml_collections.ConfigDict, builder, mesh,
+          stage1: tuple[Mapping[str, Any], Mapping[str, Any]] | None) -> base.StageSetup:
   """`stage1` = (Stage I subtrees, Stage I config), see `load_stage1`."""
   if stage1 is None:
     raise ValueError("the codephys stage needs stage1=(subtrees, stage1_config)")
   subtrees, stage1_config = stage1
-  model = codephys_model(config, stage1_config)
-  frozen = ["stage1_encoder", "stage1_codebook", "stage1_decoder", "teacher_proj"]
-  if not config.codephys.model.get("freeze_teacher", True):
-    frozen.remove("stage1_encoder")
-  return base.video_setup(config, builder, mesh, stage="codephys", model=model,
-                          loss_fn=_codephys_loss(model, config), subtrees=subtrees,
-                          frozen=tuple(frozen))
+  model = make_model(config, stage1_config)
+  # What stays frozen is the model's definition (models.codephys.FROZEN).
+  return base.video_setup(config, builder, mesh, stage=NAME, model=model,
+                          loss_fn=make_loss(model, config), subtrees=subtrees,
+                          frozen=model.frozen_subtrees())
 
 
 def _build_model(config: ml_collections.ConfigDict, meta: Mapping[str, Any]):
-  return codephys_model(config, meta["stage1_config"])
+  return make_model(config, meta["stage1_config"])
 
 
 STAGE = base.Stage(
-    name="codephys", model="codephys", video_model=True, build_model=_build_model,
-    setup=_setup, dependencies=_dependencies,
+    name=NAME, model=MODEL, video_model=True, build_model=_build_model, setup=setup,
+    dependencies=_dependencies,
 )
