@@ -10,12 +10,14 @@ import numpy as np
 import pytest
 
 from codephys_jax import checkpointing
+from codephys_jax import data as data_lib
 from codephys_jax import eval_lib
 from codephys_jax import export as export_lib
 from codephys_jax import inference
+from codephys_jax import models
+from codephys_jax import stages
 from codephys_jax import train_lib
 from codephys_jax import trainer
-from codephys_jax import stages
 from codephys_jax.stages import base as stage_base
 from codephys_jax.stages import codebook as codebook_stage
 from codephys_jax.stages import codephys as codephys_stage
@@ -67,6 +69,28 @@ def test_codephys_uses_the_frozen_stage1_codebook(run):
                   jax.tree.leaves((s1["decoder"], s1["encoder"]))):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
   assert meta["stage"] == "codephys" and meta["stage1_workdir"].endswith("codebook")
+
+
+def test_training_freezes_exactly_the_models_frozen_subtrees(run):
+  """Stage II set-up masks models.FROZEN (teacher_proj included) in the optimiser:
+  one step changes the backbone and none of the frozen subtrees."""
+  config, workdir, _ = run
+  mesh = trainer.make_mesh()
+  builder = data_lib.load_builder(config.dataset, **data_lib.builder_kwargs(config))
+  stage1 = codephys_stage.load_stage1(os.path.join(workdir, "codebook"))
+  setup = stages.get_stage("codephys").setup(config, builder, mesh, stage1)
+  assert setup.frozen == models.FROZEN == setup.model.frozen_subtrees()
+  before = jax.tree.map(np.array, trainer.fetch(setup.state.params))  # copies: state is donated
+  step = trainer.make_train_step(setup.loss_fn, mesh=mesh)
+  state = setup.state
+  for _, batch in zip(range(2), setup.make_iterator(0)):  # the warm-up's first lr is 0
+    state, _ = step(state, trainer.shard_batch(mesh, batch))
+  after = trainer.fetch(state.params)
+  for name in models.FROZEN:
+    for a, b in zip(jax.tree.leaves(before[name]), jax.tree.leaves(after[name])):
+      np.testing.assert_array_equal(a, b, err_msg=name)
+  assert any(np.any(a != b) for a, b in zip(jax.tree.leaves(before["video_backbone"]),
+                                             jax.tree.leaves(after["video_backbone"])))
 
 
 def test_export_round_trip_equals_direct_call(run):
