@@ -9,8 +9,8 @@ import tensorflow_datasets as tfds
 
 from codephys_jax import data as data_lib
 from codephys_jax import rppg_builder
-from datasets import builder_test_utils
-from datasets.cohface import cohface_dataset_builder as cohface
+from codephys_jax._builders import builder_test_utils
+from codephys_jax._builders import cohface
 
 DUMMY = os.path.join(os.path.dirname(__file__), "dummy_data")
 

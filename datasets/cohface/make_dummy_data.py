@@ -18,7 +18,7 @@ from scipy import interpolate
 
 from codephys_jax import synthetic_video
 from codephys_jax import video as video_lib
-from datasets.cohface import cohface_dataset_builder as cohface
+from codephys_jax._builders import cohface
 
 OUT = os.path.join(os.path.dirname(__file__), "dummy_data")
 VIDEOS = ("1/0", "1/2", "17/0", "3/1")

@@ -8,8 +8,8 @@ import pytest
 import tensorflow_datasets as tfds
 
 from codephys_jax import data as data_lib
-from datasets import builder_test_utils
-from datasets.pure import pure_dataset_builder as pure
+from codephys_jax._builders import builder_test_utils
+from codephys_jax._builders import pure
 
 DUMMY = os.path.join(os.path.dirname(__file__), "dummy_data")
 

@@ -9,8 +9,8 @@ import tensorflow_datasets as tfds
 
 from codephys_jax import data as data_lib
 from codephys_jax import rppg_builder
-from datasets import builder_test_utils
-from datasets.ubfc_rppg import ubfc_rppg_dataset_builder as ubfc
+from codephys_jax._builders import builder_test_utils
+from codephys_jax._builders import ubfc_rppg as ubfc
 
 DUMMY = os.path.join(os.path.dirname(__file__), "dummy_data")
 

@@ -10,9 +10,9 @@ import tensorflow_datasets as tfds
 
 from codephys_jax import data as data_lib
 from codephys_jax import rppg_builder
-from datasets import builder_test_utils
+from codephys_jax._builders import builder_test_utils
 from codephys_jax import video as video_lib
-from datasets.vipl_hr import vipl_hr_dataset_builder as vipl
+from codephys_jax._builders import vipl_hr as vipl
 
 DUMMY = os.path.join(os.path.dirname(__file__), "dummy_data")
 DATA = os.path.join(DUMMY, "data")
