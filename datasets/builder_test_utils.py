@@ -66,32 +66,33 @@ def marker_landing(
     *,
     frame: int,
     size: int = 16,
-) -> tuple[int, int, dict]:
+) -> tuple[int, float, dict]:
   """Where a pulse marker at source frame `frame` lands after preparation.
 
-  Reads the item, puts a marker (a sample far above the rest) into its raw
-  labels at the time of decoded frame `frame` (per-frame labels: sample
-  `frame`; timestamped labels: the sample nearest that frame's time, moved onto
-  it), prepares the example and returns (argmax of the prepared PPG, the output
-  index of that source frame on the example's time grid, the example).
+  Reads the item, adds a marker far above the PPG to its raw labels at the time
+  of decoded frame `frame` (per-frame labels: on sample `frame`; timestamped
+  labels: a triangle one output period wide on each side, centred on that
+  frame's time, so that it shows at whichever output time is nearest), prepares
+  the example and returns (argmax of the prepared PPG, the fractional output
+  index of that source frame's time on the example's grid, the example). An
+  aligned builder gives |argmax - index| <= 0.5.
   """
   source, labels = read_item(item)
   with source:
     frame_times = [t for t, _ in source]
   t_k = frame_times[frame]
   ppg = np.array(labels.ppg, dtype=np.float64)
+  big = 100.0 * np.ptp(ppg)
   if labels.per_frame:
-    ppg[frame] = ppg.max() + 10 * np.ptp(ppg)
+    ppg[frame] += big
   else:
-    times = np.array(labels.times, dtype=np.float64)
-    nearest = int(np.argmin(np.abs(times - t_k)))
-    times[nearest] = t_k
-    ppg[nearest] = ppg.max() + 10 * np.ptp(ppg)
-    labels = dataclasses.replace(labels, times=times)
+    period = 1.0 / 30.0  # the output rate of every builder's default preprocessing
+    times = np.asarray(labels.times, dtype=np.float64)
+    ppg += big * np.clip(1.0 - np.abs(times - t_k) / period, 0.0, None)
   labels = dataclasses.replace(labels, ppg=ppg)
   source, _ = read_item(item)
   with source:
     ex = rppg_builder.build_example(item.key, item.subject_id, source, labels,
                                     preprocess_lib.PreprocessConfig(size=size))
-  expected = int(round((t_k - ex["timestamps"][0]) * float(ex["fps"])))
-  return int(np.argmax(ex["ppg"])), expected, ex
+  position = (t_k - ex["timestamps"][0]) * float(ex["fps"])
+  return int(np.argmax(ex["ppg"])), float(position), ex

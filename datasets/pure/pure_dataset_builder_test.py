@@ -127,12 +127,12 @@ def test_prepared_counts_record_trims_and_repairs(prepared):
                                 "repaired_timestamps": 2}
 
 
-@pytest.mark.parametrize("name, frame", [("01-01", 17), ("02-01", 30)])
+@pytest.mark.parametrize("name, frame", [("01-01", 25), ("02-01", 30)])  # after the gap
 def test_pulse_marker_at_frame_k_lands_at_frame_k(name, frame):
   item = rppg_builder.Item(key=name, subject_id=name[:2],
                            payload={"dir": os.path.join(DUMMY, name), "name": name})
   got, expected, ex = builder_test_utils.marker_landing(item, pure.Pure.read_item, frame=frame)
-  assert got == expected and abs(expected - 3 * frame) <= 1  # 10 fps -> 30 fps
+  assert abs(got - expected) <= 0.5 and abs(expected - 3 * frame) <= 0.5  # 10 -> 30 fps
 
 
 def test_unrepairable_clock_names_the_sequence(tmp_path):
