@@ -9,7 +9,7 @@ here, as in a partial download. The quirks of real copies are reproduced in
 repeats a value, and the pulse has a 0.3 s logging gap. Deterministic; re-run
 to regenerate:
 
-  PYTHONPATH=. python datasets/cohface/make_dummy_data.py
+  ./run.sh python datasets/cohface/make_dummy_data.py
 """
 
 import os

@@ -9,7 +9,7 @@ reproduced: repeated `/FullPackage` timestamps (both sequences), a 0.4 s gap in
 the oximeter stream (both), and in 01-01 one extra frame after the oximeter's
 last sample. Deterministic; re-run to regenerate:
 
-  PYTHONPATH=. python datasets/pure/make_dummy_data.py
+  ./run.sh python datasets/pure/make_dummy_data.py
 """
 
 import json

@@ -9,7 +9,7 @@ file has samples, logging times that repeat, and a logging gap of 0.5 s that
 the video does not have (line 3 then catches up with the frames). Sample i
 always belongs to frame i. Deterministic; re-run to regenerate:
 
-  PYTHONPATH=. python datasets/ubfc_rppg/make_dummy_data.py
+  ./run.sh python datasets/ubfc_rppg/make_dummy_data.py
 
 `write_tree` writes the same kind of tree anywhere (tests use it for bigger trees).
 """

@@ -17,7 +17,7 @@
 Every RGB folder has wave.csv (header `Wave`, 60 Hz), gt_HR.csv and gt_SpO2.csv.
 Deterministic; re-run to regenerate:
 
-  PYTHONPATH=. python datasets/vipl_hr/make_dummy_data.py
+  ./run.sh python datasets/vipl_hr/make_dummy_data.py
 """
 
 import os
