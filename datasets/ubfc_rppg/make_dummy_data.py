@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from typing import Mapping
 
 import cv2
@@ -45,12 +46,11 @@ GAP_S = 0.5
 
 def mp4_available() -> bool:
   """Whether this OpenCV build can write mp4v into .mp4."""
-  probe = os.path.join(os.path.dirname(os.path.abspath(__file__)), ".probe.mp4")
-  writer = cv2.VideoWriter(probe, cv2.VideoWriter_fourcc(*"mp4v"), FPS, (16, 16))
-  ok = writer.isOpened()
-  writer.release()
-  if os.path.exists(probe):
-    os.remove(probe)
+  with tempfile.TemporaryDirectory() as tmp:
+    writer = cv2.VideoWriter(os.path.join(tmp, "probe.mp4"), cv2.VideoWriter_fourcc(*"mp4v"),
+                             FPS, (16, 16))
+    ok = writer.isOpened()
+    writer.release()
   return ok
 
 
