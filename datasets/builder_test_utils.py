@@ -4,7 +4,8 @@ Every builder test prepares its dummy tree once, checks that one corrupted
 raw item stops preparation with an error naming the item and the fault, and
 leaves no file behind, and that a pulse marker placed at frame k of the raw
 labels lands at frame k after preparation (`marker_landing`). Loaded as
-`codephys_jax._builders.builder_test_utils` (never as `datasets.*`). Not a test module itself (no `test_` / `_test` name).
+`codephys_jax._builders.builder_test_utils` (never as `datasets.*`). Not a test
+module itself (no `test_` / `_test` name).
 """
 
 from __future__ import annotations

@@ -156,7 +156,8 @@ class SyntheticRppg(rppg_builder.RppgBuilder):
         p["seed"], duration_s=p["duration_s"], fps=p["fps"], width=p["width"],
         height=p["height"], hr_range_bpm=tuple(p["hr_range"]),
     )
-    labels = rppg_builder.RawLabels(times=subject.timestamps, ppg=subject.ppg, per_frame=True)
+    labels = rppg_builder.RawLabels(times=subject.timestamps, ppg=subject.ppg,
+                                    per_frame=True)
     kind = p.get("degradation")
     if not kind:
       return subject.source(), labels
