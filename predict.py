@@ -28,11 +28,14 @@ def main(argv: list[str] | None = None) -> int:
   ap.add_argument("--detector", default=None, choices=sorted(face.DETECTORS),
                   help="face detector (default: blazeface)")
   ap.add_argument("--roi", default=None, choices=["landmarks", "box"],
-                  help="where skin colour is averaged (unsupervised methods)")
+                  help="where skin colour is averaged (unsupervised methods); 'box' uses the "
+                  "whole face crop with the adaptive skin mask")
   ap.add_argument("--window", type=float, default=10.0, help="HR window in seconds")
   ap.add_argument("--no-progress", action="store_true", help="no progress bar")
   args = ap.parse_args(argv)
   overrides = {k: v for k, v in (("detector", args.detector), ("rgb_roi", args.roi)) if v}
+  if args.roi == "box":
+    overrides["skin_mask"] = True  # without it the crop's background and hair dilute the pulse
   try:
     source = predict_lib.open_input(args.video, seconds=args.seconds)
     with source:

@@ -48,7 +48,11 @@ class PreprocessConfig:
     box_scale: enlargement of the detected face square about its centre.
     roi: 'face' (default; a video without a face is an error) or 'full_frame'
       (whole frame resized to ``size x size``, only when asked for explicitly).
-    skin_mask: average RGB over skin pixels only (else over the whole ROI).
+    skin_mask: average RGB over the adaptive skin mask's pixels of the ROI only.
+      Off by default: the landmark patches already avoid non-skin, and the
+      mask flickers with compression (per-frame JPEG at quality 8 tripled the
+      landmark ROI's POS error in benchmarks/roi_hard.py); with rgb_roi='box'
+      turn it on (it removes the background and hair in the crop).
     smoothing: per-frame box smoothing factor, see :class:`FaceTracker`.
     detect_width: width of the downscaled frame the detector runs on.
     min_skin_fraction: frames with fewer skin pixels than this fraction of the
@@ -61,7 +65,7 @@ class PreprocessConfig:
   detect_every: int = 10
   box_scale: float = 1.5
   roi: str = "face"
-  skin_mask: bool = True
+  skin_mask: bool = False
   smoothing: float = 0.3
   detect_width: int = 320
   min_skin_fraction: float = 0.05

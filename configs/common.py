@@ -50,7 +50,7 @@ def base(*, dataset: str = "synthetic_rppg", size: int = 128,
   c.manual_dir = ""
   c.data_dir = ""
   c.preprocess = ml_collections.ConfigDict(dict(
-      size=size, target_fps=30.0, detect_every=10, box_scale=1.5, roi="face", skin_mask=True,
+      size=size, target_fps=30.0, detect_every=10, box_scale=1.5, roi="face", skin_mask=False,
       detector="blazeface", rgb_roi="landmarks",
   ))
   c.dataset_options = ml_collections.ConfigDict()

@@ -33,7 +33,7 @@ def get_config() -> ml_collections.ConfigDict:
   # Face pipeline; part of the prepared data's identity.
   c.preprocess = ml_collections.ConfigDict(dict(
       size=72, target_fps=30.0, detect_every=10, box_scale=1.5, roi="face",
-      skin_mask=True, detector="blazeface", rgb_roi="landmarks",
+      skin_mask=False, detector="blazeface", rgb_roi="landmarks",
   ))
   # Generator options for synthetic_rppg (ignored fields are rejected).
   # Builder options: skip_bad_items (real datasets) or the synthetic generator fields.

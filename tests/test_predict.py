@@ -88,7 +88,8 @@ def test_predict_with_an_exported_model_file(face_video, tmp_path):
 def test_predict_roi_option(face_video, tmp_path, roi):
   path, ref_hr, _ = face_video
   pred = predict_lib.predict(predict_lib.open_input(str(path)), "chrom", window_s=6.0,
-                             preprocess_overrides={"rgb_roi": roi}, progress=False)
+                             preprocess_overrides={"rgb_roi": roi, "skin_mask": roi == "box"},
+                             progress=False)
   assert abs(pred.hr_bpm - ref_hr) < 3.0
 
 
