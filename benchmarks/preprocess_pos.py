@@ -1,14 +1,17 @@
 """Throughput and peak memory of preprocessing + POS on a 60 s 640x480 video.
 
-  ./run.sh python benchmarks/preprocess_pos.py [--seconds 60] [--size 72]
+  PYTHONPATH=. python benchmarks/preprocess_pos.py [--seconds 60] [--size 72]
 
 Renders a synthetic face video (MJPG .avi, 30 fps) once into a temp folder, then
 runs, in a fresh subprocess per measurement so peak RSS is that stage's own:
   decode      : decode every frame only (the floor set by the codec),
-  preprocess  : decode + Haar face tracking + crop/resize + skin-mask RGB trace,
-  end_to_end  : preprocess + POS + post-processing + HR estimate.
-Prints a markdown table (frames/s, peak RSS MiB, ratio to decode) for
-benchmarks/RESULTS.md.
+  end_to_end  : decode + face tracking + crop/resize + RGB trace + POS +
+                post-processing + HR estimate, once per face detector / RGB ROI
+                (Haar only where this OpenCV has it).
+Each end-to-end child then (untimed) runs the whole-frame detector on every
+10th frame for the detection rate. Prints a markdown table (frames per wall
+second and per CPU second, peak RSS MiB, CPU-speed ratios to decode and to the
+first end-to-end row) for benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -33,27 +36,50 @@ def _render(path: str, seconds: float) -> int:
   return subject.num_frames
 
 
+# (label, detector, rgb_roi, skin_mask) of the end-to-end variants.
+VARIANTS = (
+    ("Haar box, no skin mask", "haar", "box", False),
+    ("Haar box + skin mask (old default)", "haar", "box", True),
+    ("BlazeFace box, no skin mask", "blazeface", "box", False),
+    ("BlazeFace box + skin mask", "blazeface", "box", True),
+    ("BlazeFace landmarks, no skin mask", "blazeface", "landmarks", False),
+    ("BlazeFace landmarks + skin mask", "blazeface", "landmarks", True),
+)
+
+
 def _stage(stage: str, path: str, size: int) -> dict:
   import numpy as np
 
-  from codephys_jax import hr, preprocess, unsupervised
+  from codephys_jax import face, hr, preprocess, unsupervised
   from codephys_jax import signal as sig
   from codephys_jax import video as video_lib
 
-  t0 = time.perf_counter()
+  t0, c0 = time.perf_counter(), time.process_time()
+  row = {"stage": stage}
   with video_lib.open_video(path) as src:
     if stage == "decode":
       n = sum(1 for _ in src)
     else:
-      out = preprocess.preprocess_video(src, preprocess.PreprocessConfig(size=size))
+      _, det, rgb_roi, skin = next(v for v in VARIANTS if v[0] == stage)
+      cfg = preprocess.PreprocessConfig(size=size, detector=det, rgb_roi=rgb_roi,
+                                        skin_mask=skin)
+      out = preprocess.preprocess_video(src, cfg)
       n = out.num_source_frames
-      if stage == "end_to_end":
-        bvp = unsupervised.extract_bvp("pos", out.rgb, out.fps)
-        bpm = hr.estimate_hr(sig.postprocess(bvp, out.fps), out.fps)
-        assert np.isfinite(bpm)
+      bvp = unsupervised.extract_bvp("pos", out.rgb, out.fps)
+      bpm = hr.estimate_hr(sig.postprocess(bvp, out.fps), out.fps)
+      assert np.isfinite(bpm)
+      row.update(valid=float(out.valid.mean()), hr_bpm=float(bpm))
   dt = time.perf_counter() - t0
+  # CPU seconds (all threads): steadier than wall time when other jobs share the cores.
+  row["cpu_s"] = time.process_time() - c0
   peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-  return {"stage": stage, "frames": n, "seconds": dt, "fps": n / dt, "peak_rss_mib": peak_mib}
+  if stage != "decode":
+    with video_lib.open_video(path) as src:
+      found = [bool(face.detect_faces(f, detector=det)) for i, (_, f) in enumerate(src)
+               if i % 10 == 0]
+    row["detection_rate"] = float(np.mean(found))
+  row.update(frames=n, seconds=dt, fps=n / dt, peak_rss_mib=peak_mib)
+  return row
 
 
 def main() -> None:
@@ -69,22 +95,32 @@ def main() -> None:
   with tempfile.TemporaryDirectory() as tmp:
     path = os.path.join(tmp, "vid.avi")
     n = _render(path, args.seconds)
+    import cv2
+
+    from codephys_jax import face
+
+    dets = face.available_detectors()
+    stages = ["decode"] + [v[0] for v in VARIANTS if v[1] in dets]
     rows = []
-    for stage in ("decode", "preprocess", "end_to_end"):
+    for stage in stages:
       res = subprocess.run(
           [sys.executable, __file__, "--stage", stage, "--video", path, "--size", str(args.size)],
           check=True, capture_output=True, text=True,
       )
       rows.append(json.loads(res.stdout.strip().splitlines()[-1]))
-  base = rows[0]["fps"]
-  print(f"Video: {n} frames, 640x480, 30 fps, MJPG; crop {args.size}px")
+  print(f"Video: {n} frames, 640x480, 30 fps, MJPG; crop {args.size}px; OpenCV {cv2.__version__}")
   print(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}")
-  print("| stage | frames/s | time (s) | peak RSS (MiB) | speed vs decode |")
-  print("|---|---|---|---|---|")
+        f"Python {platform.python_version()}, load average {os.getloadavg()[0]:.1f} at the end")
+  cbase, cfirst = (rows[0]["frames"] / rows[0]["cpu_s"], rows[1]["frames"] / rows[1]["cpu_s"])
+  print("| stage | detection rate | valid frames | frames/s (wall) | frames per CPU-s | "
+        f"peak RSS (MiB) | CPU speed vs decode | CPU speed vs {rows[1]['stage']} |")
+  print("|---|---|---|---|---|---|---|---|")
   for r in rows:
-    print(f"| {r['stage']} | {r['fps']:.0f} | {r['seconds']:.1f} | {r['peak_rss_mib']:.0f} | "
-          f"{r['fps'] / base:.2f}x |")
+    rate = f"{r['detection_rate']:.2f}" if "detection_rate" in r else ""
+    valid = f"{r['valid']:.3f}" if "valid" in r else ""
+    cfps = r["frames"] / r["cpu_s"]
+    print(f"| {r['stage']} | {rate} | {valid} | {r['fps']:.0f} | {cfps:.0f} | "
+          f"{r['peak_rss_mib']:.0f} | {cfps / cbase:.2f}x | {cfps / cfirst:.2f}x |")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from codephys_jax import signal
+from codephys_jax import face as face_lib
 from codephys_jax.face import FaceTracker, NoFaceError, crop_square, skin_mask, skin_mean_rgb
 from codephys_jax.video import FrameSource, VideoError
 
@@ -42,11 +43,21 @@ class PreprocessConfig:
   Attributes:
     size: side of the stored square crop in pixels.
     target_fps: common output frame rate.
-    detect_every: Haar re-detection period in source frames.
+    detector: face detector name (``face.DETECTORS``): 'blazeface' (default,
+      OpenCV 4 and 5) or 'haar' (OpenCV 4 only).
+    rgb_roi: where the RGB trace is averaged inside the tracked face:
+      'landmarks' (forehead and both cheeks placed by the detector's
+      keypoints, away from eyes, brows, nostrils, mouth, hair and background)
+      or 'box' (the whole enlarged crop). The stored crops are the box either way.
+    detect_every: face re-detection period in source frames.
     box_scale: enlargement of the detected face square about its centre.
     roi: 'face' (default; a video without a face is an error) or 'full_frame'
       (whole frame resized to ``size x size``, only when asked for explicitly).
-    skin_mask: average RGB over skin pixels only (else over the whole crop).
+    skin_mask: average RGB over the adaptive skin mask's pixels of the ROI only.
+      Off by default: the landmark patches already avoid non-skin, and the
+      mask flickers with compression (per-frame JPEG at quality 8 tripled the
+      landmark ROI's POS error in benchmarks/roi_hard.py); with rgb_roi='box'
+      turn it on (it removes the background and hair in the crop).
     smoothing: per-frame box smoothing factor, see :class:`FaceTracker`.
     detect_width: width of the downscaled frame the detector runs on.
     min_skin_fraction: frames with fewer skin pixels than this fraction of the
@@ -54,10 +65,12 @@ class PreprocessConfig:
   """
   size: int = 72
   target_fps: float = 30.0
+  detector: str = face_lib.DEFAULT_DETECTOR
+  rgb_roi: str = "landmarks"
   detect_every: int = 10
   box_scale: float = 1.5
   roi: str = "face"
-  skin_mask: bool = True
+  skin_mask: bool = False
   smoothing: float = 0.3
   detect_width: int = 320
   min_skin_fraction: float = 0.05
@@ -65,6 +78,15 @@ class PreprocessConfig:
   def __post_init__(self):
     if self.roi not in _ROIS:
       raise ValueError(f"roi must be one of {sorted(_ROIS)}, got {self.roi!r}")
+    if self.detector not in face_lib.DETECTORS:
+      raise ValueError(f"detector must be one of {sorted(face_lib.DETECTORS)}, "
+                       f"got {self.detector!r}")
+    if self.rgb_roi not in RGB_ROIS:
+      raise ValueError(f"rgb_roi must be one of {sorted(RGB_ROIS)}, got {self.rgb_roi!r}")
+    if (self.roi == "face" and self.rgb_roi == "landmarks"
+        and not face_lib.DETECTORS[self.detector].has_landmarks):
+      raise ValueError(f"rgb_roi='landmarks' needs a detector with keypoints; "
+                       f"{self.detector!r} has none (use rgb_roi='box')")
     if self.size < 1:
       raise ValueError(f"size must be >= 1, got {self.size}")
     if not self.target_fps > 0:
@@ -108,35 +130,52 @@ class PreprocessedVideo:
 
 
 class _FaceROI:
-  """Tracked, enlarged square face crop; None until a face has been seen."""
+  """Tracked, enlarged square face crop and the RGB mean of its box or landmark patches."""
 
   def __init__(self, cfg: PreprocessConfig):
-    self.tracker = FaceTracker(detect_every=cfg.detect_every, box_scale=cfg.box_scale,
-                               smoothing=cfg.smoothing, detect_width=cfg.detect_width)
+    self.cfg = cfg
+    self.tracker = FaceTracker(detector=cfg.detector, detect_every=cfg.detect_every,
+                               box_scale=cfg.box_scale, smoothing=cfg.smoothing,
+                               detect_width=cfg.detect_width)
 
-  def __call__(self, frame: np.ndarray) -> np.ndarray | None:
+  def __call__(self, frame: np.ndarray) -> tuple[np.ndarray | None, np.ndarray, bool]:
+    """``(crop or None, rgb, ok)`` for one source frame."""
     box = self.tracker.update(frame)
-    return None if box is None else crop_square(frame, box)
+    if box is None:
+      return None, np.full(3, np.nan, np.float32), False
+    crop = crop_square(frame, box)
+    cfg = self.cfg
+    if cfg.rgb_roi == "landmarks":
+      rgb, ok = face_lib.landmark_mean_rgb(frame, box.landmarks, use_skin_mask=cfg.skin_mask,
+                                           min_fraction=cfg.min_skin_fraction)
+    else:
+      mask = skin_mask(crop) if cfg.skin_mask else None
+      rgb, ok = skin_mean_rgb(crop, mask, min_fraction=cfg.min_skin_fraction)
+    return crop, rgb, ok
 
   def check(self, path: str, num_frames: int) -> None:
     if not self.tracker.found_any:
-      raise NoFaceError(path, f"no face found in any of {num_frames} frames (Haar cascade); "
-                        "pass roi='full_frame' to use whole frames explicitly")
+      raise NoFaceError(path, f"no face found in any of {num_frames} frames (detector "
+                        f"{self.cfg.detector!r}); pass roi='full_frame' to use whole frames "
+                        "explicitly")
 
 
 class _FullFrameROI:
   """The whole frame (resized to a square without cropping)."""
 
   def __init__(self, cfg: PreprocessConfig):
-    del cfg
+    self.cfg = cfg
 
-  def __call__(self, frame: np.ndarray) -> np.ndarray:
-    return frame
+  def __call__(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+    mask = skin_mask(frame) if self.cfg.skin_mask else None
+    rgb, ok = skin_mean_rgb(frame, mask, min_fraction=self.cfg.min_skin_fraction)
+    return frame, rgb, ok
 
   def check(self, path: str, num_frames: int) -> None:
     del path, num_frames
 
 
+RGB_ROIS = ("box", "landmarks")
 _ROIS = {"face": _FaceROI, "full_frame": _FullFrameROI}
 
 
@@ -181,12 +220,7 @@ def preprocess_video(source: FrameSource, cfg: PreprocessConfig | None = None) -
       t0 = t
     else:
       emit_until(t - tol)
-    crop = roi(frame)
-    if crop is None:
-      rgb, ok = np.full(3, np.nan, np.float32), False
-    else:
-      mask = skin_mask(crop) if cfg.skin_mask else None
-      rgb, ok = skin_mean_rgb(crop, mask, min_fraction=cfg.min_skin_fraction)
+    crop, rgb, ok = roi(frame)
     src_t.append(t)
     src_rgb.append(rgb)
     src_ok.append(ok)

@@ -1,4 +1,4 @@
-"""Synthetic facial videos with a known pulse, drawn so the Haar detector finds the face.
+"""Synthetic facial videos with a known pulse, drawn so face detectors find the face.
 
 The default pipeline sends these videos through the same face detection,
 tracking and skin masking as real data, so the face has the structure the

@@ -22,7 +22,8 @@ def eval_settings() -> ml_collections.ConfigDict:
 def preprocess(size: int) -> ml_collections.ConfigDict:
   """The face pipeline (`config.preprocess`); part of the prepared data's identity."""
   return ml_collections.ConfigDict(dict(
-      size=size, target_fps=30.0, detect_every=10, box_scale=1.5, roi="face", skin_mask=True,
+      size=size, target_fps=30.0, detect_every=10, box_scale=1.5, roi="face", skin_mask=False,
+      detector="blazeface", rgb_roi="landmarks",
   ))
 
 

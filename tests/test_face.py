@@ -1,11 +1,17 @@
-"""Tests for codephys_jax.face: cropping, skin mask, detection and tracking."""
+"""Tests for codephys_jax.face: detectors, cropping, skin mask, tracking, landmark ROI."""
 
+import hashlib
+import math
+
+import cv2
 import numpy as np
 import pytest
 
-from codephys_jax.face import (Box, FaceTracker, crop_square, detect_faces, skin_mask,
-                               skin_mean_rgb)
+from codephys_jax import face
+from codephys_jax.face import (Box, DetectorUnavailableError, FaceTracker, available_detectors,
+                               crop_square, detect_faces, get_detector, skin_mask, skin_mean_rgb)
 from codephys_jax.synthetic_video import make_subject
+from codephys_jax.video import VideoError
 
 
 @pytest.fixture(scope="module")
@@ -136,3 +142,128 @@ def test_skin_mask_on_synthetic_face_crop(face_frames):
   corners = np.concatenate([m[:n // 10, :n // 10].ravel(), m[:n // 10, -n // 10:].ravel()])
   assert corners.mean() < 0.2
   assert 0.15 < m.mean() < 0.7
+
+
+# ----------------------------------------------------------------- detectors and landmark ROI
+
+HAS_HAAR = hasattr(cv2, "CascadeClassifier")
+
+
+def test_detector_registry():
+  assert "blazeface" in available_detectors()
+  assert ("haar" in available_detectors()) == HAS_HAAR
+  assert get_detector("blazeface") is get_detector("blazeface")  # loaded once
+  with pytest.raises(ValueError, match="unknown face detector 'nope'"):
+    get_detector("nope")
+
+
+@pytest.mark.skipif(HAS_HAAR, reason="this OpenCV has the Haar cascade")
+def test_haar_unavailable_is_a_clear_error():
+  with pytest.raises(DetectorUnavailableError, match="blazeface"):
+    get_detector("haar")
+  with pytest.raises(DetectorUnavailableError):
+    FaceTracker(detector="haar")
+
+
+def test_vendored_model_hash_is_checked(tmp_path, monkeypatch):
+  good = (face._ASSETS / face.BLAZEFACE_FILE).read_bytes()
+  assert hashlib.sha256(good).hexdigest() == face.BLAZEFACE_SHA256
+  monkeypatch.setattr(face, "_ASSETS", tmp_path)
+  with pytest.raises(VideoError, match="missing") as err:
+    face.BlazeFaceDetector()
+  assert face.BLAZEFACE_FILE in str(err.value)
+  # A Git LFS pointer (what a checkout without LFS holds) is refused by hash.
+  (tmp_path / face.BLAZEFACE_FILE).write_text(
+      "version https://git-lfs.github.com/spec/v1\noid sha256:" + face.BLAZEFACE_SHA256 +
+      "\nsize 229032\n")
+  with pytest.raises(VideoError, match="sha256 .* differs"):
+    face.BlazeFaceDetector()
+
+
+def test_blazeface_keypoints_on_synthetic_face(face_frames):
+  for frame in face_frames[::20]:
+    boxes = detect_faces(frame, detector="blazeface")
+    assert len(boxes) == 1
+    b = boxes[0]
+    pts = np.asarray(b.landmarks)
+    assert pts.shape == (6, 2)
+    right_eye, left_eye, nose, mouth = pts[:4]
+    # Image-left eye first; eyes above the nose tip, the nose above the mouth.
+    assert right_eye[0] < nose[0] < left_eye[0]
+    assert max(right_eye[1], left_eye[1]) < nose[1] < mouth[1]
+    iod = np.linalg.norm(left_eye - right_eye)
+    assert 0.25 * b.side < iod < 0.5 * b.side
+    assert abs(right_eye[1] - left_eye[1]) < 0.1 * iod  # upright synthetic head
+    # Every keypoint lies inside the (unenlarged) face square.
+    assert np.all(np.abs(pts[:4] - (b.cx, b.cy)) < b.side / 2)
+
+
+@pytest.mark.skipif(not HAS_HAAR, reason="no Haar cascade in this OpenCV")
+def test_blazeface_box_is_calibrated_to_the_haar_square(face_frames):
+  # box_scale means the same crop whichever detector runs.
+  for frame in face_frames[::30]:
+    h = max(detect_faces(frame, detector="haar"), key=lambda x: x.side)
+    b = max(detect_faces(frame, detector="blazeface"), key=lambda x: x.side)
+    assert b.side == pytest.approx(h.side, rel=0.12)
+    assert math.hypot(b.cx - h.cx, b.cy - h.cy) < 0.08 * h.side
+
+
+def _keypoints(mid=(100.0, 80.0), iod=40.0, down=50.0, angle=0.0):
+  c, s = math.cos(angle), math.sin(angle)
+  ex, ey = np.array([c, s]), np.array([-s, c])
+  m = np.asarray(mid)
+  return np.array([m - ex * iod / 2, m + ex * iod / 2, m + ey * 0.6 * down, m + ey * down,
+                   m - ex * iod, m + ex * iod])
+
+
+def test_landmark_polygons_placement_and_equivariance():
+  kp = _keypoints()
+  forehead, right_cheek, left_cheek = face.landmark_polygons(kp)
+  eye_y, mouth_y = 80.0, 130.0
+  assert np.all(forehead[:, 1] < eye_y - 0.4 * 50)   # above the brows
+  assert np.all(forehead[:, 1] > eye_y - 0.75 * 50)  # below the hairline
+  for cheek in (right_cheek, left_cheek):
+    assert np.all(cheek[:, 1] > eye_y + 0.25 * 50) and np.all(cheek[:, 1] < mouth_y - 0.2 * 50)
+  assert np.all(right_cheek[:, 0] < 100 - 0.25 * 40) and np.all(left_cheek[:, 0] > 100 + 0.25 * 40)
+  # Rotating and scaling the keypoints rotates and scales the patches with them.
+  angle, scale = 0.4, 1.5
+  rot = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+  moved = [(p - (100, 80)) @ rot.T * scale + (100, 80)
+           for p in face.landmark_polygons(kp)]
+  turned = face.landmark_polygons((kp - (100, 80)) @ rot.T * scale + (100, 80))
+  for a, b in zip(moved, turned):
+    np.testing.assert_allclose(a, b, atol=1e-9)
+
+
+def test_landmark_mean_rgb_averages_only_the_patches():
+  img = np.zeros((200, 200, 3), np.uint8)
+  img[:] = (20, 200, 20)  # background and eyes/mouth: green
+  kp = _keypoints()
+  for poly in face.landmark_polygons(kp):
+    cv2.fillConvexPoly(img, np.round(poly).astype(np.int32), (200, 150, 120))
+  # Only rasterised edge pixels can mix in the green around the patches.
+  rgb, ok = face.landmark_mean_rgb(img, kp)
+  assert ok
+  np.testing.assert_allclose(rgb, (200, 150, 120), atol=12)
+  # With the skin mask, the green edge pixels are dropped entirely.
+  rgb, ok = face.landmark_mean_rgb(img, kp, use_skin_mask=True)
+  assert ok
+  np.testing.assert_allclose(rgb, (200, 150, 120), atol=0.5)
+  # Patches outside the frame give NaN and False, never a made-up value.
+  rgb, ok = face.landmark_mean_rgb(img, kp + 1000.0)
+  assert not ok and np.isnan(rgb).all()
+
+
+def test_landmark_patches_fall_on_skin_of_synthetic_faces(face_frames):
+  tracker = FaceTracker()
+  for i, frame in enumerate(face_frames):
+    box = tracker.update(frame)
+    if i % 15:
+      continue
+    assert box.landmarks is not None and len(box.landmarks) == 6
+    mask = np.zeros(frame.shape[:2], np.uint8)
+    for poly in face.landmark_polygons(box.landmarks):
+      cv2.fillConvexPoly(mask, np.round(poly).astype(np.int32), 1)
+    skin = skin_mask(frame, adaptive=False)
+    assert mask.sum() > 200
+    assert skin[mask > 0].mean() > 0.97  # no eyes, brows, hair, lips or background

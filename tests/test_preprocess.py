@@ -54,6 +54,17 @@ def test_config_fingerprint_and_validation():
   assert PreprocessConfig(roi="full_frame").fingerprint() != a.fingerprint()
   with pytest.raises(ValueError, match="roi must be one of"):
     PreprocessConfig(roi="forehead")
+  assert (a.detector, a.rgb_roi, a.skin_mask) == ("blazeface", "landmarks", False)
+  assert PreprocessConfig(rgb_roi="box").fingerprint() != a.fingerprint()
+  assert PreprocessConfig(detector="haar", rgb_roi="box").fingerprint() != a.fingerprint()
+  with pytest.raises(ValueError, match="detector must be one of"):
+    PreprocessConfig(detector="yunet")
+  with pytest.raises(ValueError, match="rgb_roi must be one of"):
+    PreprocessConfig(rgb_roi="cheeks")
+  # Haar gives no keypoints to place the landmark patches.
+  with pytest.raises(ValueError, match="needs a detector with keypoints"):
+    PreprocessConfig(detector="haar", rgb_roi="landmarks")
+  PreprocessConfig(detector="haar", rgb_roi="landmarks", roi="full_frame")  # not used there
 
 
 def test_no_face_is_an_error_naming_the_file(tmp_path):
@@ -97,9 +108,11 @@ def _spectral_peak_bpm(x, fs):
   return 60 * f[band][np.argmax(p[band])]
 
 
-def test_skin_rgb_trace_contains_the_pulse():
+@pytest.mark.parametrize("rgb_roi", ["landmarks", "box"])
+def test_skin_rgb_trace_contains_the_pulse(rgb_roi):
   subject = make_subject(5, duration_s=10.0, fps=30.0, width=320, height=240)
-  out = preprocess_video(subject.source(), PreprocessConfig(size=36))
+  cfg = PreprocessConfig(size=36, rgb_roi=rgb_roi, skin_mask=rgb_roi == "box")
+  out = preprocess_video(subject.source(), cfg)
   assert out.valid.mean() > 0.95
   green = out.rgb[:, 1].astype(np.float64)
   green = np.interp(out.timestamps, out.timestamps[out.valid], green[out.valid])
