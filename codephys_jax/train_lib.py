@@ -41,6 +41,7 @@ from codephys_jax import inference
 from codephys_jax import jsonio
 from codephys_jax import losses
 from codephys_jax import models
+from codephys_jax import representations
 from codephys_jax import trainer
 
 STAGES = ("codebook", "codephys", "baseline")
@@ -50,43 +51,20 @@ EXPORT_NAME = "rppg_model.jax"
 # ----------------------------------------------------------------------------- inputs
 
 
-def _standardized(x: jax.Array) -> jax.Array:
-  mean = jnp.mean(x, axis=(1, 2, 3, 4), keepdims=True)
-  std = jnp.std(x, axis=(1, 2, 3, 4), keepdims=True)
-  return (x - mean) / (std + 1e-6)
-
-
-def _temporal(x: jax.Array) -> jax.Array:
-  # Remove each pixel's mean over the clip: the static face and background go,
-  # the (sub-percent) pulse and motion stay, rescaled to unit variance per clip.
-  centred = x - jnp.mean(x, axis=1, keepdims=True)
-  return centred / (jnp.std(centred, axis=(1, 2, 3, 4), keepdims=True) + 1e-6)
-
-
-INPUT_NORMS: dict[str, Callable[[jax.Array], jax.Array]] = {
-    "standardized": _standardized,
-    "temporal": _temporal,
-}
+INPUT_NORMS = representations.NAMES  # see codephys_jax.representations
 
 
 def normalize_frames(frames: jax.Array, mode: str = "standardized") -> jax.Array:
-  """uint8 clips [B, T, H, W, 3] -> float32 model input (on device).
-
-  'standardized': z-score over the whole clip (PhysNet's usual input);
-  'temporal': per-pixel temporal mean removed, then unit variance per clip.
-  """
-  if mode not in INPUT_NORMS:
-    raise ValueError(f"unknown input_norm {mode!r}; known: {sorted(INPUT_NORMS)}")
-  return INPUT_NORMS[mode](frames.astype(jnp.float32) / 255.0)
+  """uint8 clips [B, T, H, W, 3] -> float32 model input (`representations`)."""
+  return representations.normalize_frames(frames, mode)
 
 
 def _builder(config: ml_collections.ConfigDict):
   return data_lib.load_builder(config.dataset, **data_lib.builder_kwargs(config))
 
 
-def _clips(builder, split: str, clip_length: int, stride: int | None,
+def _clips(videos, clip_length: int, stride: int | None,
            augment_cfg: ml_collections.ConfigDict | None = None):
-  videos = data_lib.VideoSource(builder, split)
   augment = None
   kwargs = {}
   if augment_cfg is not None and augment_cfg.get("enabled", False):
@@ -148,12 +126,12 @@ def stage1_model(cfg: ml_collections.ConfigDict) -> models.PPGAutoencoder:
   return models.get_model("ppg_autoencoder", **dict(cfg.model))
 
 
-def _stage1_loss(model, cfg):
+def _stage1_loss(model, cfg, input_norm: str = "standardized"):
   w = cfg.loss_weights
 
   def loss_fn(params, model_state, batch, rng, step):
     del rng, step
-    ppg = batch["ppg"]
+    ppg = representations.label_target(batch["ppg"], input_norm)
     out, new_state = model.apply(
         {"params": params, **model_state}, ppg, train=True, mutable=list(model_state)
     )
@@ -167,13 +145,14 @@ def _stage1_loss(model, cfg):
   return loss_fn
 
 
-def _stage1_restart(model, threshold: float):
+def _stage1_restart(model, threshold: float, input_norm: str = "standardized"):
   """post_update: re-seed dead codes from this batch's encoder outputs (EMA rule)."""
 
   def post_update(state, batch, rng):
     if "vq_state" not in state.model_state:
       return state
-    z_e = model.apply(state.variables, batch["ppg"], method=model.encode)
+    z_e = model.apply(state.variables, representations.label_target(batch["ppg"], input_norm),
+                      method=model.encode)
     z_flat = z_e.reshape(-1, z_e.shape[-1])
     vq_state = models.restart_dead_codes(
         state.model_state["vq_state"], z_flat, rng, threshold=threshold
@@ -189,7 +168,7 @@ def train_codebook(config: ml_collections.ConfigDict, workdir: str) -> dict[str,
   builder = _builder(config)
   setup = setup_stage(config, builder, mesh, "codebook")
   model = setup.model
-  eval_clips, _ = _clips(builder, config.eval_split, config.clip_length, None)
+  eval_clips, _ = _clips(setup.val_videos, config.clip_length, None)
   apply_eval = jax.jit(lambda v, x: model.apply(v, x, train=False))
 
   def on_eval(state, step):
@@ -197,9 +176,10 @@ def train_codebook(config: ml_collections.ConfigDict, workdir: str) -> dict[str,
     variables = trainer.fetch(state.variables)
     mse, r, perp, n = 0.0, 0.0, 0.0, 0
     for batch, real in data_lib.eval_batches(eval_clips, cfg.batch_size):
-      out = apply_eval(variables, batch["ppg"])
+      ppg = np.asarray(representations.label_target(batch["ppg"], config.input_norm))
+      out = apply_eval(variables, ppg)
       rec = np.asarray(out["recon"])[:real]
-      ref = batch["ppg"][:real]
+      ref = ppg[:real]
       mse += float(np.sum(np.mean((rec - ref) ** 2, axis=1)))
       r += float(np.sum([np.corrcoef(a, b)[0, 1] for a, b in zip(rec, ref)]))
       perp += float(out["perplexity"]) * real
@@ -250,13 +230,18 @@ def _codephys_loss(model, config):
   w = cfg.loss_weights
   fs = float(config.preprocess.target_fps)
 
+  warmup = float(cfg.get("soft_query_warmup_steps", 0))
+
   def loss_fn(params, model_state, batch, rng, step):
-    del step
     variables = {"params": params, **model_state}
     clip = normalize_frames(batch["frames"], config.input_norm)
-    ppg = batch["ppg"]
+    ppg = representations.label_target(batch["ppg"], config.input_norm)
+    # Soft-query warm-up: decode a blend of the matched and the soft codes,
+    # all soft at step 0 and the matching mode alone after `warmup` steps.
+    soft_mix = jnp.clip(1.0 - step / warmup, 0.0, 1.0) if warmup > 0 else 0.0
     out, new_state = model.apply(
-        variables, clip, train=True, mutable=["batch_stats"], rngs={"dropout": rng}
+        variables, clip, train=True, mutable=["batch_stats"], rngs={"dropout": rng},
+        soft_mix=soft_mix,
     )
     tg = model.apply(variables, ppg, method=model.targets)
     npc = losses.neg_pearson(out["rppg"], ppg)
@@ -269,17 +254,24 @@ def _codephys_loss(model, config):
         out["features"], jax.lax.stop_gradient(tg["teacher"]), out["attention"],
         detach_attention=True,
     )
-    hr = losses.hr_from_ppg_jax(ppg, fs)
-    ce, kl = losses.frequency_ce_loss(out["rppg"], hr, fs)
+    hr = losses.hr_from_ppg_jax(batch["ppg"], fs)
+    ce, kl = losses.frequency_ce_loss(
+        representations.to_waveform(out["rppg"], config.input_norm), hr, fs)
     loss = (w.neg_pearson * npc + w.feature * feat + w.distill * distill
             + w.freq_ce * ce + w.freq_kl * kl)
+    target_perplexity, target_usage = models.code_statistics(tg["target_indices"],
+                                                             model.num_codes)
     metrics = {"neg_pearson": npc, "feature": feat, "distill": distill, "freq_ce": ce,
                "freq_kl": kl, "perplexity": out["perplexity"], "usage": out["usage"],
+               "target_perplexity": target_perplexity, "target_usage": target_usage,
+               "soft_mix": jnp.asarray(soft_mix, jnp.float32),
                "attention_mean": jnp.mean(out["attention"])}
     if out["code_logits"] is not None:
       code_ce = losses.code_cross_entropy(out["code_logits"], tg["target_indices"])
-      loss = loss + w.code_ce * code_ce
+      entropy = losses.code_usage_entropy(out["code_logits"])
+      loss = loss + w.code_ce * code_ce - w.get("usage_entropy", 0.0) * entropy
       metrics["code_ce"] = code_ce
+      metrics["usage_entropy"] = entropy
       metrics["code_acc"] = jnp.mean(out["indices"] == tg["target_indices"])
     return loss, ({**model_state, **new_state}, metrics)
 
@@ -294,7 +286,7 @@ def _baseline_loss(model, input_norm: str):
         {"params": params, **model_state}, clip, train=True, mutable=["batch_stats"],
         rngs={"dropout": rng},
     )
-    npc = losses.neg_pearson(out["rppg"], batch["ppg"])
+    npc = losses.neg_pearson(out["rppg"], representations.label_target(batch["ppg"], input_norm))
     return npc, ({**model_state, **new_state}, {"neg_pearson": npc})
 
   return loss_fn
@@ -302,8 +294,8 @@ def _baseline_loss(model, input_norm: str):
 
 def _rppg_fn(model, input_norm: str) -> Callable[[Any, Any], jax.Array]:
   """(variables, uint8 clips [B, T, S, S, 3]) -> rPPG [B, T]: the model's inference."""
-  return lambda v, clips: model.apply(v, normalize_frames(clips, input_norm),
-                                      train=False)["rppg"]
+  return lambda v, clips: representations.to_waveform(
+      model.apply(v, normalize_frames(clips, input_norm), train=False)["rppg"], input_norm)
 
 
 def _frames_predictor(apply, variables, config: ml_collections.ConfigDict, *,
@@ -358,6 +350,7 @@ class StageSetup:
   post_update: trainer.PostUpdateFn | None
   make_iterator: Callable[[int], Any]
   frozen: tuple[str, ...] = ()
+  val_videos: Any = None  # model-selection videos (held-out training subjects)
 
 
 def setup_stage(config: ml_collections.ConfigDict, builder, mesh, stage: str, *,
@@ -369,22 +362,26 @@ def setup_stage(config: ml_collections.ConfigDict, builder, mesh, stage: str, *,
   (see `load_stage1`).
   """
   cfg = config[stage]
+  # Training subjects only; the held-out ones select the checkpoint (never test).
+  train_videos, val_videos = data_lib.train_val_videos(builder, config)
   if stage == "codebook":
     model = stage1_model(cfg)
-    clips, _ = _clips(builder, config.train_split, config.clip_length, cfg.clip_stride)
+    clips, _ = _clips(train_videos, config.clip_length, cfg.clip_stride)
     example = {"ppg": np.zeros((cfg.batch_size, config.clip_length), np.float32)}
     state = trainer.create_train_state(
         init_fn=lambda r, b: model.init(r, b["ppg"], train=False), tx=_optimizer(cfg),
         rng=jax.random.key(config.seed), mesh=mesh, example_batch=example,
     )
     return StageSetup(
-        model=model, state=state, loss_fn=_stage1_loss(model, cfg),
-        post_update=_stage1_restart(model, cfg.model.get("dead_code_threshold", 0.1)),
+        model=model, state=state, loss_fn=_stage1_loss(model, cfg, config.input_norm),
+        post_update=_stage1_restart(model, cfg.model.get("dead_code_threshold", 0.1),
+                                    config.input_norm),
         make_iterator=_local_iterator(clips, None, batch_size=cfg.batch_size,
                                       seed=config.seed, keys=("ppg",), mesh=mesh),
+        val_videos=val_videos,
     )
-  clips, augment = _clips(builder, config.train_split, config.clip_length,
-                          cfg.clip_stride, config.get("augment"))
+  clips, augment = _clips(train_videos, config.clip_length, cfg.clip_stride,
+                          config.get("augment"))
   size = int(config.preprocess.size)
   example = {"frames": np.zeros((cfg.batch_size, config.clip_length, size, size, 3), np.uint8),
              "ppg": np.zeros((cfg.batch_size, config.clip_length), np.float32)}
@@ -420,7 +417,7 @@ def setup_stage(config: ml_collections.ConfigDict, builder, mesh, stage: str, *,
       model=model, state=state, loss_fn=loss_fn, post_update=None,
       make_iterator=_local_iterator(clips, augment, batch_size=cfg.batch_size,
                                     seed=config.seed, keys=("frames", "ppg"), mesh=mesh),
-      frozen=tuple(frozen),
+      frozen=tuple(frozen), val_videos=val_videos,
   )
 
 
@@ -435,10 +432,9 @@ def train_video_model(config: ml_collections.ConfigDict, workdir: str, *,
     stage1 = load_stage1(s1_dir)
     extra_meta = {"stage1_workdir": os.path.abspath(s1_dir), "stage1_config": stage1[1]}
   setup = setup_stage(config, builder, mesh, stage, stage1=stage1)
-  eval_videos = data_lib.VideoSource(builder, config.eval_split)
   metrics = _fit(
       config, cfg, workdir, setup=setup, mesh=mesh,
-      on_eval=_video_eval(setup.model, eval_videos, config, batch_size=cfg.batch_size),
+      on_eval=_video_eval(setup.model, setup.val_videos, config, batch_size=cfg.batch_size),
       best_metric="mae", stage=stage, extra_meta=extra_meta,
   )
   if config.get("export", True):
@@ -513,9 +509,13 @@ def _load_run(workdir: str, *, which: str = "best"):
 _METHOD_STAGE = {"codephys": "codephys", "physnet": "baseline"}
 
 
-def load_predictor(workdir: str, *, method: str, batch_size: int = 4) -> eval_lib.Predictor:
-  """eval.py's predictor for a checkpoint: video dict -> whole-video waveform."""
-  model, variables, config, meta = _load_run(workdir)
+def load_predictor(workdir: str, *, method: str, batch_size: int = 4,
+                   which: str = "best") -> eval_lib.Predictor:
+  """eval.py's predictor for a checkpoint: video dict -> whole-video waveform.
+
+  `which`: "best" (the checkpoint selected on the validation subjects) or "latest".
+  """
+  model, variables, config, meta = _load_run(workdir, which=which)
   if _METHOD_STAGE.get(method) != meta["stage"]:
     raise ValueError(
         f"{workdir} holds a {meta['stage']!r} run; method {method!r} needs "
@@ -535,6 +535,8 @@ def load_predictor(workdir: str, *, method: str, batch_size: int = 4) -> eval_li
     return predict_frames(frames)
 
   predict.preprocess = dict(config.preprocess)  # for callers that prepare data to match
+  predict.input_norm = config.get("input_norm", "standardized")
+  predict.step = meta.get("step")
   return predict
 
 
@@ -561,16 +563,20 @@ def compare(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Evaluate trained stages and unsupervised methods on every comparison split."""
   eval_cfg = config.eval
   builder = _builder(config)
-  methods: dict[str, eval_lib.Predictor] = {}
+  # (method, checkpoint) -> predictor; learned models twice: the checkpoint
+  # selected on the validation subjects (the headline rows) and the final one.
+  methods: dict[tuple[str, str | None], eval_lib.Predictor] = {}
   for method, stage in (("codephys", "codephys"), ("physnet", "baseline")):
     if stage in config.stages:
-      methods[method] = load_predictor(os.path.join(workdir, stage), method=method)
+      for which, label in (("best", "selected"), ("latest", "final")):
+        methods[(method, label)] = load_predictor(os.path.join(workdir, stage),
+                                                  method=method, which=which)
   for name in config.compare.unsupervised:
-    methods[name] = eval_lib.unsupervised_predictor(name)
+    methods[(name, None)] = eval_lib.unsupervised_predictor(name)
   table = []
   for condition, split in config.compare.splits.items():
     videos = data_lib.VideoSource(builder, split)
-    for method, predictor in methods.items():
+    for (method, checkpoint), predictor in methods.items():
       results = eval_lib.run_method(videos, predictor, progress=False, total=len(videos))
       result = eval_lib.score(results, eval_cfg)
       m = result.metrics
@@ -578,9 +584,11 @@ def compare(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
           method=method, dataset=config.dataset, split=split,
           hr_method=eval_cfg.hr_method, num_waveform_plots=2,
       ))
-      eval_lib.write_outputs(os.path.join(workdir, "eval", f"{method}_{split}"), result,
+      name = method if checkpoint in (None, "selected") else f"{method}_{checkpoint}"
+      eval_lib.write_outputs(os.path.join(workdir, "eval", f"{name}_{split}"), result,
                              results, out_cfg)
       table.append({"method": method, "condition": condition, "split": split,
+                    "checkpoint": checkpoint, "step": getattr(predictor, "step", None),
                     "mae": m["mae"], "rmse": m["rmse"], "pearson": m["pearson"],
                     "snr": m["snr"], "num_videos": m["num_videos"],
                     "robust_mae": m["estimators"]["robust"]["mae"]
@@ -595,7 +603,10 @@ def format_table(table: list[Mapping[str, Any]]) -> str:
   lines = ["| method | condition | MAE | RMSE | Pearson | SNR (dB) |",
            "|---|---|---|---|---|---|"]
   for r in table:
-    lines.append(f"| {r['method']} | {r['condition']} | {r['mae']:.2f} | {r['rmse']:.2f} | "
+    name = r["method"]
+    if r.get("checkpoint"):
+      name += f" ({r['checkpoint']}, step {r['step']})"
+    lines.append(f"| {name} | {r['condition']} | {r['mae']:.2f} | {r['rmse']:.2f} | "
                  f"{r['pearson']:.3f} | {r['snr']:.2f} |")
   return "\n".join(lines)
 

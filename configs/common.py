@@ -54,9 +54,17 @@ def base(*, dataset: str = "synthetic_rppg", size: int = 128,
   ))
   c.dataset_options = ml_collections.ConfigDict()
   c.train_split = "train"
-  c.eval_split = "test"
+  # Checkpoint selection: "val" = subjects held out of train_split (never test;
+  # codephys_jax.data.train_val_videos). Test splits are read once, by `compare`.
+  c.eval_split = "val"
+  c.val = ml_collections.ConfigDict(dict(
+      fraction=0.2,  # of the training subjects, picked by a seeded hash of the subject id
+      subjects=(),  # or explicit subject ids (overrides fraction)
+      seed=0,
+  ))
   c.clip_length = clip_length
-  c.input_norm = "standardized"  # or "temporal" (codephys_jax.train_lib.INPUT_NORMS)
+  # "standardized", "temporal" or "diff_normalized" (codephys_jax.representations)
+  c.input_norm = "standardized"
   c.stages = ("codebook", "codephys", "baseline")
   c.export = True
   c.eval = eval_settings()

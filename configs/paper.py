@@ -48,7 +48,7 @@ def paper_config(
     dataset: str,
     *,
     train_split: str,
-    eval_split: str,
+    eval_split: str = "val",
     compare_splits: Mapping[str, str] | None,
     num_steps: int,
     eval_every: int,
