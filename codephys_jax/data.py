@@ -181,13 +181,14 @@ def train_val_videos(builder: rppg_builder.RppgBuilder, config: Mapping[str, Any
   """
   train_split = config["train_split"]
   eval_split = config["eval_split"]
-  full = VideoSource(builder, train_split)
   if eval_split != VAL_SPLIT:
-    if "test" in eval_split or eval_split in dict(config.get("compare", {}).get("splits", {})
-                                                   ).values():
+    compare = config.get("compare") or {}
+    tested = set(dict(compare.get("splits") or {}).values()) if compare.get("enabled") else set()
+    if "test" in eval_split or eval_split in tested:
       raise ValueError(f"eval_split={eval_split!r} is a test split: checkpoint selection must "
                        f"not read test data (use eval_split='{VAL_SPLIT}')")
-    return full, VideoSource(builder, eval_split)
+    return VideoSource(builder, train_split), VideoSource(builder, eval_split)
+  full = VideoSource(builder, train_split)
   val_cfg = dict(config.get("val") or {})
   subjects = [full[i]["subject_id"] for i in range(len(full))]
   held_out = set(val_subjects_of(subjects, fraction=float(val_cfg.get("fraction", 0.2)),

@@ -33,6 +33,7 @@ from clu import metric_writers
 from clu import periodic_actions
 
 from codephys_jax import checkpointing
+from codephys_jax import curves
 from codephys_jax import data as data_lib
 from codephys_jax import distributed
 from codephys_jax import eval_lib
@@ -110,9 +111,14 @@ def _optimizer(cfg: ml_collections.ConfigDict, labels: Any | None = None):
 
 
 def _writer(workdir: str):
-  return metric_writers.create_default_writer(
+  default = metric_writers.create_default_writer(
       workdir, just_logging=jax.process_index() > 0, asynchronous=False
   )
+  if jax.process_index() > 0:
+    return default
+  # Plain-JSON copy of every scalar for workdir/curves.png (curves.plot_run).
+  return metric_writers.MultiWriter(
+      [default, curves.JsonlWriter(os.path.join(workdir, curves.SCALARS_FILE))])
 
 
 def _meta(config: ml_collections.ConfigDict, stage: str, **extra: Any) -> dict[str, Any]:
@@ -632,6 +638,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     stage_dir = os.path.join(workdir, stage)
     logging.info("=== stage %s -> %s", stage, stage_dir)
     summary[stage] = _RUNNERS[stage](config, stage_dir)
+  if jax.process_index() == 0:
+    logging.info("training curves: %s", curves.plot_run(workdir))
   if config.get("compare") is not None and config.compare.get("enabled", False):
     result = compare(config, workdir)
     summary["results"] = result

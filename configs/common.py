@@ -87,8 +87,10 @@ def codephys_model(backbone_kwargs: dict, *, query_mode: str = "nearest") -> dic
 
 
 def codephys_losses() -> dict:
+  # code_ce also acts in 'nearest'/'soft' mode (distance logits), against collapse;
+  # usage_entropy (maximised batch code entropy) is available, off by default.
   return dict(neg_pearson=1.0, feature=1.0, distill=0.5, freq_ce=0.1, freq_kl=0.1,
-              code_ce=1.0)
+              code_ce=1.0, usage_entropy=0.0)
 
 
 def tiny(c: ml_collections.ConfigDict, *, steps: int = 2) -> ml_collections.ConfigDict:

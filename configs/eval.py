@@ -31,8 +31,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.checkpoint = ""  # training workdir for codephys / physnet
   c.batch_size = 4  # clips per model call (model methods)
   # Face pipeline; part of the prepared data's identity.
+  # size None: the checkpoint's crop size for codephys / physnet (logged), else 72.
   c.preprocess = ml_collections.ConfigDict(dict(
-      size=72, target_fps=30.0, detect_every=10, box_scale=1.5, roi="face",
+      size=config_dict.placeholder(int), target_fps=30.0, detect_every=10, box_scale=1.5, roi="face",
       skin_mask=True,
   ))
   # Generator options for synthetic_rppg (ignored fields are rejected).

@@ -84,6 +84,7 @@ def paper_config(
       model=common.codephys_model(dict(BACKBONE)),
       stage1_workdir="",  # empty: the sibling codebook/ of this run
       loss_weights=common.codephys_losses(),
+      soft_query_warmup_steps=max(1, num_steps // 10),  # against code collapse
       **common.optim(**optim),
   )
   c.baseline = dict(
