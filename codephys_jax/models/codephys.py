@@ -113,7 +113,19 @@ def _distance_logits(model: "CodePhys", queries: Array) -> Array:
     a push towards the right code and away from every other one, which the
     straight-through query alone lacks (queries then pile onto one or two codes).
     """
-    return -squared_distances(queries, model.stage1_codebook.get_codebook()) / model.temperature
+    codebook = model.stage1_codebook.get_codebook()
+    return -squared_distances(queries, codebook) / (code_spacing(codebook) * model.temperature)
+
+
+def code_spacing(codebook: Array) -> Array:
+    """Mean squared distance from each code to its nearest other code (a constant of the
+    frozen codebook). Dividing distances by it makes the logits scale-free: raw squared
+    distances of a Stage I codebook are tens of units apart, so temperature 1 gave a
+    one-hot softmax, a code CE of ~25 and gradients that the clip norm cut to nothing.
+    The argmax (the nearest code) is unchanged."""
+    cb = jax.lax.stop_gradient(codebook)
+    d = squared_distances(cb, cb) + jnp.eye(cb.shape[0], dtype=cb.dtype) * jnp.finfo(cb.dtype).max
+    return jnp.mean(jnp.min(d, axis=-1)) + 1e-6
 
 
 def _match_nearest(model: "CodePhys", queries: Array, train: bool) -> dict:
@@ -124,9 +136,10 @@ def _match_nearest(model: "CodePhys", queries: Array, train: bool) -> dict:
 
 def _match_soft(model: "CodePhys", queries: Array, train: bool) -> dict:
     codebook = model.stage1_codebook.get_codebook()
-    logits = _distance_logits(model, queries)
+    logits = -squared_distances(queries, codebook) / model.temperature
     quantized = jax.nn.softmax(logits, axis=-1) @ codebook
-    return {"quantized": quantized, "indices": jnp.argmax(logits, -1).astype(jnp.int32), "code_logits": logits}
+    return {"quantized": quantized, "indices": jnp.argmax(logits, -1).astype(jnp.int32),
+            "code_logits": _distance_logits(model, queries)}
 
 
 def _match_transformer(model: "CodePhys", queries: Array, train: bool) -> dict:
