@@ -83,7 +83,7 @@ def read_scalars(path: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 _PANELS = {
     "train loss": [("train/loss", "loss"), ("train/neg_pearson", "neg Pearson")],
     "validation": [("eval/mae", "val MAE (bpm)"), ("eval/recon_mse", "val recon MSE")],
-    "code usage": [("train/perplexity", "query perplexity"),
+    "code usage": [("train/perplexity", "train perplexity (Stage II: queries)"),
                    ("train/target_perplexity", "ground-truth perplexity"),
                    ("eval/perplexity", "val perplexity")],
 }

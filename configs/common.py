@@ -87,10 +87,12 @@ def codephys_model(backbone_kwargs: dict, *, query_mode: str = "nearest") -> dic
 
 
 def codephys_losses() -> dict:
-  # code_ce also acts in 'nearest'/'soft' mode (distance logits), against collapse;
+  # code_ce also acts in 'nearest'/'soft' mode (distance logits), against collapse.
+  # 0.2: its initial value (~8-10 nats with untrained queries) must not drown the
+  # neg-Pearson term that teaches the backbone the pulse in the first place.
   # usage_entropy (maximised batch code entropy) is available, off by default.
   return dict(neg_pearson=1.0, feature=1.0, distill=0.5, freq_ce=0.1, freq_kl=0.1,
-              code_ce=1.0, usage_entropy=0.0)
+              code_ce=0.2, usage_entropy=0.0)
 
 
 def tiny(c: ml_collections.ConfigDict, *, steps: int = 2) -> ml_collections.ConfigDict:
