@@ -20,7 +20,7 @@ from clu.metric_writers import interface
 from codephys_jax import plots
 
 SCALARS_FILE = "scalars.jsonl"
-STAGES = ("codebook", "codephys", "baseline")
+STAGES = ("codebook", "codephys", "physnet")
 
 
 class JsonlWriter(interface.MetricWriter):

@@ -7,7 +7,7 @@ Command (README's main command):
 
 Hardware / runtime: 2-core x86-64 CPU, no accelerator; see README for the
 measured wall time (budget: under 10 minutes including dataset preparation).
-Output: workdir/{codebook,codephys,baseline}/ (each a workdir `eval.py
+Output: workdir/{codebook,codephys,physnet}/ (each a workdir `eval.py
 --config.checkpoint=` accepts), workdir/eval/ per method and split, and
 workdir/results.json with MAE/RMSE/Pearson per method and condition (clean test
 split, degraded test split), with the selected (held-out subjects) and the final
@@ -44,7 +44,7 @@ def get_config():
       soft_query_warmup_steps=75,
       **video_optim,
   )
-  c.baseline = dict(
+  c.physnet = dict(
       model=dict(backbone="physnet", backbone_kwargs=backbone),
       **video_optim,
   )
