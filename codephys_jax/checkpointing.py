@@ -269,4 +269,5 @@ def load_params(directory: str | os.PathLike[str], *, which: str = "best",
   if "params" not in restored or restored["params"] is None:
     raise ValueError(f"Checkpoint {step} in {directory} has no params.")
   model_state = restored["model_state"] if "model_state" in present else {}
-  return restored["params"], model_state, dict(restored["meta"] or {})
+  # The step read, so callers can say which checkpoint (selected / final) they use.
+  return restored["params"], model_state, {**dict(restored["meta"] or {}), "step": int(step)}

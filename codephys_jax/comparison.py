@@ -20,16 +20,20 @@ def compare(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Evaluate trained stages and unsupervised methods on every comparison split."""
   eval_cfg = config.eval
   builder = data_lib.load_builder(config.dataset, **data_lib.builder_kwargs(config))
-  methods: dict[str, eval_lib.Predictor] = {}
+  # (method, checkpoint) -> predictor; trained models twice: the checkpoint
+  # selected on the validation subjects (the headline rows) and the final one.
+  methods: dict[tuple[str, str | None], eval_lib.Predictor] = {}
   for method in stages.METHODS:  # a trained video model's method is its stage
     if method in config.stages:
-      methods[method] = inference.load_predictor(os.path.join(workdir, method), method=method)
+      for which, label in (("best", "selected"), ("latest", "final")):
+        methods[(method, label)] = inference.load_predictor(
+            os.path.join(workdir, method), method=method, which=which)
   for name in config.compare.unsupervised:
-    methods[name] = eval_lib.unsupervised_predictor(name)
+    methods[(name, None)] = eval_lib.unsupervised_predictor(name)
   table = []
   for condition, split in config.compare.splits.items():
     videos = data_lib.VideoSource(builder, split)
-    for method, predictor in methods.items():
+    for (method, checkpoint), predictor in methods.items():
       results = eval_lib.run_method(videos, predictor, progress=False, total=len(videos))
       result = eval_lib.score(results, eval_cfg)
       m = result.metrics
@@ -37,9 +41,11 @@ def compare(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
           method=method, dataset=config.dataset, split=split, eval=eval_cfg,
           num_waveform_plots=2,
       ))
-      eval_lib.write_outputs(os.path.join(workdir, "eval", f"{method}_{split}"), result,
+      name = method if checkpoint in (None, "selected") else f"{method}_{checkpoint}"
+      eval_lib.write_outputs(os.path.join(workdir, "eval", f"{name}_{split}"), result,
                              results, out_cfg)
       table.append({"method": method, "condition": condition, "split": split,
+                    "checkpoint": checkpoint, "step": getattr(predictor, "step", None),
                     "mae": m["mae"], "rmse": m["rmse"], "pearson": m["pearson"],
                     "snr": m["snr"], "num_videos": m["num_videos"],
                     "robust_mae": m["estimators"]["robust"]["mae"]
@@ -54,6 +60,9 @@ def format_table(table: list[Mapping[str, Any]]) -> str:
   lines = ["| method | condition | MAE | RMSE | Pearson | SNR (dB) |",
            "|---|---|---|---|---|---|"]
   for r in table:
-    lines.append(f"| {r['method']} | {r['condition']} | {r['mae']:.2f} | {r['rmse']:.2f} | "
+    name = r["method"]
+    if r.get("checkpoint"):
+      name += f" ({r['checkpoint']}, step {r['step']})"
+    lines.append(f"| {name} | {r['condition']} | {r['mae']:.2f} | {r['rmse']:.2f} | "
                  f"{r['pearson']:.3f} | {r['snr']:.2f} |")
   return "\n".join(lines)

@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import hashlib
+import logging
+import math
 import threading
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
@@ -115,6 +118,91 @@ class VideoSource:
   def __iter__(self) -> Iterator[dict[str, Any]]:
     for i in range(len(self)):
       yield self[i]
+
+
+VAL_SPLIT = "val"  # eval_split name: subjects held out of the training split
+
+
+class VideoSubset:
+  """Some videos of a VideoSource (same interface), e.g. one side of a subject split."""
+
+  def __init__(self, videos: VideoSource, indices: Sequence[int], *, split: str):
+    self._videos = videos
+    self.indices = [int(i) for i in indices]
+    self.split = split
+    self.name = videos.name
+
+  def __len__(self) -> int:
+    return len(self.indices)
+
+  def __getitem__(self, index: int) -> dict[str, Any]:
+    return self._videos[self.indices[index]]
+
+  def __iter__(self) -> Iterator[dict[str, Any]]:
+    for i in range(len(self)):
+      yield self[i]
+
+
+def _subject_rank(subject: str, seed: int) -> str:
+  # A hash, not the sorted name: names often encode recording order or site.
+  return hashlib.sha256(f"{seed}:{subject}".encode()).hexdigest()
+
+
+def val_subjects_of(subjects: Sequence[str], *, fraction: float,
+                    explicit: Sequence[str] = (), seed: int = 0) -> list[str]:
+  """Subjects held out for validation: `explicit` if given, else the first
+  ceil(fraction * n) subjects in a seeded hash order (deterministic across
+  machines and runs). At least one subject stays on each side."""
+  unique = sorted(set(subjects))
+  if explicit:
+    unknown = sorted(set(explicit) - set(unique))
+    if unknown:
+      raise ValueError(f"val_subjects {unknown} are not subjects of the training split "
+                       f"(known: {unique[:10]}{' ...' if len(unique) > 10 else ''})")
+    chosen = sorted(set(explicit))
+  else:
+    if not 0.0 < fraction < 1.0:
+      raise ValueError(f"val.fraction must be in (0, 1), got {fraction}")
+    n_val = max(1, math.ceil(fraction * len(unique)))
+    chosen = sorted(sorted(unique, key=lambda s: _subject_rank(s, seed))[:n_val])
+  if len(unique) < 2 or len(chosen) >= len(unique):
+    raise ValueError(f"a subject-disjoint validation split needs >= 2 training subjects and "
+                     f">= 1 left for training; have {len(unique)}, val would take {len(chosen)}")
+  return chosen
+
+
+def train_val_videos(builder: rppg_builder.RppgBuilder, config: Mapping[str, Any]
+                     ) -> tuple[VideoSource | VideoSubset, VideoSource | VideoSubset]:
+  """(training videos, model-selection videos) of a training config.
+
+  `config.eval_split == "val"` (every shipped config): the selection videos are
+  the subjects `val_subjects_of` holds out of `config.train_split` (config
+  `val.fraction`, `val.subjects`, `val.seed`), and training sees only the rest.
+  Another name is a dataset split used as it is (e.g. a dataset's own
+  validation split); a test split is refused: model selection never reads test.
+  """
+  train_split = config["train_split"]
+  eval_split = config["eval_split"]
+  if eval_split != VAL_SPLIT:
+    compare = config.get("compare") or {}
+    tested = set(dict(compare.get("splits") or {}).values()) if compare.get("enabled") else set()
+    if "test" in eval_split or eval_split in tested:
+      raise ValueError(f"eval_split={eval_split!r} is a test split: checkpoint selection must "
+                       f"not read test data (use eval_split='{VAL_SPLIT}')")
+    return VideoSource(builder, train_split), VideoSource(builder, eval_split)
+  full = VideoSource(builder, train_split)
+  val_cfg = dict(config.get("val") or {})
+  subjects = [full[i]["subject_id"] for i in range(len(full))]
+  held_out = set(val_subjects_of(subjects, fraction=float(val_cfg.get("fraction", 0.2)),
+                                 explicit=tuple(val_cfg.get("subjects") or ()),
+                                 seed=int(val_cfg.get("seed", 0))))
+  train_idx = [i for i, s in enumerate(subjects) if s not in held_out]
+  val_idx = [i for i, s in enumerate(subjects) if s in held_out]
+  logging.info("%s/%s: %d videos of %d subjects for training, %d videos of %d held-out "
+               "subjects for validation (%s)", builder.name, train_split, len(train_idx),
+               len(set(subjects) - held_out), len(val_idx), len(held_out), sorted(held_out))
+  return (VideoSubset(full, train_idx, split=f"{train_split}-train"),
+          VideoSubset(full, val_idx, split=f"{train_split}-{VAL_SPLIT}"))
 
 
 def normalize_ppg(x: np.ndarray) -> np.ndarray:

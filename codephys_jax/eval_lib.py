@@ -81,6 +81,32 @@ def make_predictor(config: ml_collections.ConfigDict) -> Predictor:
   )
 
 
+DEFAULT_SIZE = 72  # crop size when neither the config nor a checkpoint sets one
+
+
+def resolve_preprocess(config: ml_collections.ConfigDict,
+                       predictor: Predictor | None = None) -> ml_collections.ConfigDict:
+  """`config` with `preprocess.size` filled in when it is unset (None).
+
+  A trained checkpoint carries its own preprocessing: its crop size is used (and
+  logged, with its input representation) unless the command line sets one; an
+  unsupervised method gets DEFAULT_SIZE. An explicit size that differs from the
+  checkpoint's is refused by the predictor itself, naming the size to set.
+  """
+  if config.preprocess.get("size") is not None:
+    return config
+  config = ml_collections.ConfigDict(config.to_dict())
+  ckpt = getattr(predictor, "preprocess", None)
+  if ckpt:
+    config.preprocess.size = int(ckpt["size"])
+    logging.info("preprocess.size=%d and input_norm=%r from the checkpoint %s",
+                 config.preprocess.size, getattr(predictor, "input_norm", None),
+                 config.get("checkpoint"))
+  else:
+    config.preprocess.size = DEFAULT_SIZE
+  return config
+
+
 def load_split(config: ml_collections.ConfigDict) -> data_lib.VideoSource:
   logging.info("Preparing %s (if not prepared yet) ...", config.dataset)
   builder = data_lib.load_builder(config.dataset, **data_lib.builder_kwargs(config))
@@ -155,6 +181,7 @@ def write_outputs(
 def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Evaluate `config.method` on `config.dataset`/`config.split`; returns metrics."""
   predictor = make_predictor(config)
+  config = resolve_preprocess(config, predictor)
   videos = load_split(config)
   results = run_method(videos, predictor, total=len(videos))
   result = score(results, config.eval)

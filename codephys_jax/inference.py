@@ -23,6 +23,7 @@ import ml_collections
 import numpy as np
 
 from codephys_jax import checkpointing
+from codephys_jax import representations
 from codephys_jax import stages
 from codephys_jax import trainer
 from codephys_jax.stages import base as stage_base
@@ -113,8 +114,10 @@ def predict_video(
 
 def rppg_fn(model, input_norm: str) -> Callable[[Any, Any], jax.Array]:
   """(variables, uint8 clips [B, T, S, S, 3]) -> rPPG [B, T]: the model's inference."""
-  return lambda v, clips: model.apply(v, stage_base.normalize_frames(clips, input_norm),
-                                      train=False)["rppg"]
+  # The output as a pulse waveform whatever the representation (integrated for diff targets).
+  return lambda v, clips: representations.to_waveform(
+      model.apply(v, stage_base.normalize_frames(clips, input_norm), train=False)["rppg"],
+      input_norm)
 
 
 def frames_predictor(apply, variables, config: ml_collections.ConfigDict, *,
@@ -144,12 +147,15 @@ def load_run(workdir: str, *, which: str = "best"):
   return model, variables, config, {**meta, "stage": stage.name}
 
 
-def load_predictor(workdir: str, *, method: str, batch_size: int = 4
+def load_predictor(workdir: str, *, method: str, batch_size: int = 4, which: str = "best"
                    ) -> Callable[[Mapping[str, Any]], np.ndarray]:
-  """eval.py's predictor for a checkpoint: video dict -> whole-video waveform."""
+  """eval.py's predictor for a checkpoint: video dict -> whole-video waveform.
+
+  `which`: "best" (the checkpoint selected on the validation subjects) or "latest".
+  """
   if method not in stages.METHODS:
     raise ValueError(f"{method!r} is not a trained-model method; known: {list(stages.METHODS)}")
-  model, variables, config, meta = load_run(workdir)
+  model, variables, config, meta = load_run(workdir, which=which)
   if method != meta["stage"]:
     raise ValueError(f"{workdir} holds a {meta['stage']!r} run, not {method!r}")
   apply = jax.jit(rppg_fn(model, config.get("input_norm", "standardized")))
@@ -166,4 +172,6 @@ def load_predictor(workdir: str, *, method: str, batch_size: int = 4
     return predict_frames(frames)
 
   predict.preprocess = dict(config.preprocess)  # for callers that prepare data to match
+  predict.input_norm = config.get("input_norm", "standardized")
+  predict.step = meta.get("step")
   return predict

@@ -95,6 +95,40 @@ def hr_from_ppg_jax(ppg: Array, fs: float, *, bpm_min: int = 40, bpm_max: int = 
     return bpm_min + jnp.argmax(spec, axis=-1).astype(jnp.float32)
 
 
+def resolvable_label(hr_bpm: Array, t_len: int, fs: float, *, bpm_min: int = 40,
+                     bpm_max: int = 179) -> Array:
+    """Label distribution [B, F]: the normalised 1-bpm power spectrum of an ideal
+    pulse at hr_bpm seen through the same Hann window of t_len samples.
+
+    Its width is what a clip of this length can resolve (the window's main lobe,
+    about 2 * 60 * fs / t_len bpm wide: ~56 bpm for 64 frames at 30 fps, ~22 bpm
+    for 160), so a perfect prediction reaches KL = 0. Cosine and sine phases are
+    averaged, which removes the phase dependence of the lobe at low rates.
+    """
+    hr = jnp.asarray(hr_bpm, jnp.float32).reshape(-1)
+    t = jnp.arange(t_len, dtype=jnp.float32) / float(fs)
+    phase = 2.0 * jnp.pi * (hr[:, None] / 60.0) * t[None, :]
+    spec = 0.5 * (power_spectrum_bpm(jnp.cos(phase), fs, bpm_min=bpm_min, bpm_max=bpm_max)
+                  + power_spectrum_bpm(jnp.sin(phase), fs, bpm_min=bpm_min, bpm_max=bpm_max))
+    return spec / (jnp.sum(spec, axis=-1, keepdims=True) + 1e-12)
+
+
+def spectral_log_probs(pred: Array, fs: float, *, bpm_min: int = 40,
+                       bpm_max: int = 179, floor: float = 1e-6) -> Array:
+    """log of pred's power spectrum normalised to sum 1 on the bpm grid, [B, F].
+
+    These are proper logits: softmax(log p) = p, so the cross-entropy is
+    -log(fraction of in-grid power at the label), which an output concentrating
+    its power at the heart rate drives down. (Using the normalised power p
+    itself as logits, as before, made every logit <= 1 and the softmax nearly
+    uniform: the loss sat at log(F) and taught nothing.) `floor` keeps the log
+    and its gradient finite for bins without power and for a constant output.
+    """
+    spec = power_spectrum_bpm(pred, fs, bpm_min=bpm_min, bpm_max=bpm_max)
+    p = spec / (jnp.sum(spec, axis=-1, keepdims=True) + 1e-12)
+    return jax.nn.log_softmax(jnp.log(p + floor), axis=-1)
+
+
 def frequency_ce_loss(
     pred: Array,
     hr_bpm: Array,
@@ -102,25 +136,30 @@ def frequency_ce_loss(
     *,
     bpm_min: int = 40,
     bpm_max: int = 179,
-    label_std: float = 1.0,
 ) -> Tuple[Array, Array]:
-    """PhysFormer-style frequency losses: (cross-entropy, KL), both batch means.
+    """Frequency losses (PhysFormer family), both batch means: (cross-entropy, KL).
 
-    The power spectrum of pred on the bpm grid is normalised to sum 1 and used as logits
-    (as in PhysFormer, which keeps this term a gentle shaping loss). CE is against the bin
-    nearest to hr_bpm (clipped to the grid); KL(label || softmax(logits)) uses a Gaussian
-    label distribution of std ``label_std`` bpm centred on hr_bpm.
+    Logits are `spectral_log_probs` (log of the normalised power). CE is against
+    the 1-bpm bin nearest to hr_bpm (clipped to the grid); KL(label || p) uses
+    `resolvable_label`, whose width is the resolution of the clip, so both have
+    a minimum a real prediction can approach.
     """
-    spec = power_spectrum_bpm(pred, fs, bpm_min=bpm_min, bpm_max=bpm_max)
-    logits = spec / (jnp.sum(spec, axis=-1, keepdims=True) + 1e-12)
-    logp = jax.nn.log_softmax(logits, axis=-1)
-    num_bins = logits.shape[-1]
-    # Clipping keeps the Gaussian label finite (non-zero mass) for out-of-grid heart rates.
+    logp = spectral_log_probs(pred, fs, bpm_min=bpm_min, bpm_max=bpm_max)
+    num_bins = logp.shape[-1]
     hr = jnp.clip(jnp.asarray(hr_bpm, jnp.float32).reshape(-1), bpm_min, bpm_max)
     target = jnp.clip(jnp.round(hr) - bpm_min, 0, num_bins - 1).astype(jnp.int32)
     ce = -jnp.mean(jnp.take_along_axis(logp, target[:, None], axis=-1))
-    bpm = jnp.asarray(_bpm_grid(bpm_min, bpm_max), jnp.float32)
-    label = jnp.exp(-0.5 * jnp.square((bpm[None, :] - hr[:, None]) / label_std))
-    label = label / jnp.sum(label, axis=-1, keepdims=True)
+    label = jax.lax.stop_gradient(
+        resolvable_label(hr, pred.shape[-1], fs, bpm_min=bpm_min, bpm_max=bpm_max))
     kl = jnp.sum(label * (jnp.log(jnp.where(label > 0, label, 1.0)) - logp), axis=-1)
     return ce, jnp.mean(kl)
+
+
+def code_usage_entropy(logits: Array) -> Array:
+    """Entropy (nats) of the batch-mean code distribution softmax(logits) [..., K].
+
+    Maximising it spreads the queries over the codebook (a usage term against
+    collapse onto one or two codes); log K when every code is equally used.
+    """
+    p = jnp.mean(jax.nn.softmax(logits, axis=-1).reshape(-1, logits.shape[-1]), axis=0)
+    return -jnp.sum(p * jnp.log(p + 1e-12))

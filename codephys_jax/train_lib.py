@@ -33,6 +33,7 @@ from clu import periodic_actions
 
 from codephys_jax import checkpointing
 from codephys_jax import comparison
+from codephys_jax import curves
 from codephys_jax import data as data_lib
 from codephys_jax import distributed
 from codephys_jax import eval_lib
@@ -49,9 +50,14 @@ def _builder(config: ml_collections.ConfigDict):
 
 
 def _writer(workdir: str):
-  return metric_writers.create_default_writer(
+  default = metric_writers.create_default_writer(
       workdir, just_logging=jax.process_index() > 0, asynchronous=False
   )
+  if jax.process_index() > 0:
+    return default
+  # Plain-JSON copy of every scalar for workdir/curves.png (curves.plot_run).
+  return metric_writers.MultiWriter(
+      [default, curves.JsonlWriter(os.path.join(workdir, curves.SCALARS_FILE))])
 
 
 def _meta(config: ml_collections.ConfigDict, stage: str, **extra: Any) -> dict[str, Any]:
@@ -104,7 +110,8 @@ def train_stage(config: ml_collections.ConfigDict, workdir: str, *,
   if spec.on_eval is not None:
     on_eval = spec.on_eval(setup, config, builder)
   else:
-    eval_videos = data_lib.VideoSource(builder, config.eval_split)
+    # Held-out training subjects (config.eval_split = "val"); never test.
+    _, eval_videos = data_lib.train_val_videos(builder, config)
     on_eval = _video_eval(setup.model, eval_videos, config, batch_size=cfg.batch_size)
   metrics = _fit(config, cfg, workdir, setup=setup, mesh=mesh, on_eval=on_eval,
                  best_metric=spec.best_metric, stage=stage, extra_meta=extra_meta)
@@ -169,6 +176,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     stage_dir = os.path.join(workdir, stage)
     logging.info("=== stage %s -> %s", stage, stage_dir)
     summary[stage] = train_stage(config, stage_dir, stage=stage)
+  if jax.process_index() == 0:
+    logging.info("training curves: %s", curves.plot_run(workdir))
   if config.get("compare") is not None and config.compare.get("enabled", False):
     result = comparison.compare(config, workdir)
     summary["results"] = result

@@ -62,9 +62,17 @@ def base(*, dataset: str = "synthetic_rppg", size: int = 128,
   c.preprocess = preprocess(size)
   c.dataset_options = ml_collections.ConfigDict()
   c.train_split = "train"
-  c.eval_split = "test"
+  # Checkpoint selection: "val" = subjects held out of train_split (never test;
+  # codephys_jax.data.train_val_videos). Test splits are read once, by `compare`.
+  c.eval_split = "val"
+  c.val = ml_collections.ConfigDict(dict(
+      fraction=0.2,  # of the training subjects, picked by a seeded hash of the subject id
+      subjects=(),  # or explicit subject ids (overrides fraction)
+      seed=0,
+  ))
   c.clip_length = clip_length
-  c.input_norm = "standardized"  # or "temporal" (codephys_jax.stages.base.INPUT_NORMS)
+  # "standardized", "temporal" or "diff_normalized" (codephys_jax.representations)
+  c.input_norm = "standardized"
   c.stages = ("codebook", "codephys", "physnet")  # codephys_jax.stages.STAGES
   c.export = True
   c.eval = eval_settings()
@@ -87,8 +95,12 @@ def codephys_model(backbone_kwargs: dict, *, query_mode: str = "nearest") -> dic
 
 
 def codephys_losses() -> dict:
+  # code_ce also acts in 'nearest'/'soft' mode (distance logits), against collapse.
+  # 0.2: its initial value (~8-10 nats with untrained queries) must not drown the
+  # neg-Pearson term that teaches the backbone the pulse in the first place.
+  # usage_entropy (maximised batch code entropy) is available, off by default.
   return dict(neg_pearson=1.0, feature=1.0, distill=0.5, freq_ce=0.1, freq_kl=0.1,
-              code_ce=1.0)
+              code_ce=0.2, usage_entropy=0.0)
 
 
 def tiny(c: ml_collections.ConfigDict, *, steps: int = 2) -> ml_collections.ConfigDict:

@@ -21,9 +21,8 @@ the test dataset's tree (and its own prepared copy at 128x128, hence
 the same eval.py command with --config.method=pos (no checkpoint).
 
 The comparison table is off here (the held-out data is the other dataset).
-Model selection (best checkpoint by whole-video MAE) runs on a split of the
-*training* dataset (`test` for UBFC-rPPG/PURE, `dev` for COHFACE, `fold1` for
-VIPL-HR), all inside `full`: it only tracks the fit, the test set is never seen.
+Model selection (best checkpoint by whole-video MAE) runs on subjects held out
+of the training dataset's `full` split (`val`, 20%); the test dataset is never seen.
 
 Hardware: an accelerator with >= 16 GB of memory for 4 x 160 x 128 x 128 clips
 (estimate; not measured on a GPU here). Steps per stage (~30 epochs, VIPL-HR
@@ -45,12 +44,12 @@ import ml_collections
 
 from configs import paper
 
-# Training dataset -> (model-selection split inside `full`, steps per stage).
+# Training dataset -> steps per stage.
 TRAINING = {
-    "ubfc_rppg": ("test", 3500),
-    "pure": ("test", 5000),
-    "vipl_hr": ("fold1", 30000),
-    "cohface": ("dev", 13000),
+    "ubfc_rppg": 3500,
+    "pure": 5000,
+    "vipl_hr": 30000,
+    "cohface": 13000,
 }
 PAIRS = tuple(f"{a}-{b}" for a, b in itertools.permutations(TRAINING, 2))
 
@@ -58,8 +57,8 @@ PAIRS = tuple(f"{a}-{b}" for a, b in itertools.permutations(TRAINING, 2))
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   pair, is_smoke = paper.parse_arg(arg, choices=PAIRS, default=None)
   train, test = pair.split("-")
-  select_split, steps = TRAINING[train]
-  c = paper.paper_config(train, train_split="full", eval_split=select_split,
+  steps = TRAINING[train]
+  c = paper.paper_config(train, train_split="full",
                          compare_splits=None, num_steps=steps,
                          eval_every=max(250, steps // 10))
   c.test_dataset = test  # for the record (results.json / checkpoint meta); eval.py tests

@@ -20,6 +20,7 @@ The evaluation convention is the `eval` block (docs/EVALUATION.md), e.g.
 """
 
 import ml_collections
+from ml_collections import config_dict
 
 from configs import common
 
@@ -33,7 +34,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.data_dir = ""  # empty: TFDS's usual place (~/tensorflow_datasets)
   c.checkpoint = ""  # training workdir for codephys / physnet
   c.batch_size = 4  # clips per model call (model methods)
-  c.preprocess = common.preprocess(size=72)
+  # Face pipeline; part of the prepared data's identity.
+  # size None: the checkpoint's crop size for codephys / physnet (logged), else 72.
+  c.preprocess = common.preprocess(size=config_dict.placeholder(int))
   # Generator options for synthetic_rppg (ignored fields are rejected).
   # Builder options: skip_bad_items (real datasets) or the synthetic generator fields.
   c.dataset_options = ml_collections.ConfigDict(dict(skip_bad_items=False))

@@ -48,7 +48,7 @@ def paper_config(
     dataset: str,
     *,
     train_split: str,
-    eval_split: str,
+    eval_split: str = "val",
     compare_splits: Mapping[str, str] | None,
     num_steps: int,
     eval_every: int,
@@ -84,6 +84,7 @@ def paper_config(
       model=common.codephys_model(dict(BACKBONE)),
       stage1_workdir="",  # empty: the sibling codebook/ of this run
       loss_weights=common.codephys_losses(),
+      soft_query_warmup_steps=max(1, num_steps // 10),  # against code collapse
       **common.optim(**optim),
   )
   c.physnet = dict(

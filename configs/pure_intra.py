@@ -10,7 +10,7 @@ Command (PURE from TU Ilmenau, see docs/DATASETS.md):
 The first run prepares the dataset (PNG frames -> 128x128 face crops, PPG
 aligned by timestamps) into ~/tensorflow_datasets (or --config.data_dir).
 Results: workdir/results.json and workdir/eval/<method>_test/. Model selection
-uses the test split (PURE's protocol has no validation split).
+uses subjects held out of the training split (`val`, 20%); test is read once.
 
 Hardware: an accelerator with >= 16 GB of memory for 4 x 160 x 128 x 128 clips
 (estimate; not measured on a GPU here). 3,500 steps per stage (~30 epochs:
@@ -31,6 +31,6 @@ from configs import paper
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   _, is_smoke = paper.parse_arg(arg, choices=("intra",), default="intra")
-  c = paper.paper_config("pure", train_split="train", eval_split="test",
+  c = paper.paper_config("pure", train_split="train",
                          compare_splits={"clean": "test"}, num_steps=3500, eval_every=350)
   return paper.smoke(c) if is_smoke else c

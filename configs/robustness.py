@@ -34,6 +34,7 @@ from configs import eval as eval_config
 
 def get_config() -> ml_collections.ConfigDict:
   c = eval_config.get_config()
+  c.preprocess.size = 72  # one prepared set for every method (checkpoints must match it)
   c.dataset_options = ml_collections.ConfigDict(dict(num_train=1, num_test=4, duration_s=12.0,
                                                      skip_bad_items=False))
   c.robustness = ml_collections.ConfigDict(dict(

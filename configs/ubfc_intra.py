@@ -10,8 +10,8 @@ Command (DATASET_2 from the authors, see docs/DATASETS.md):
 The first run prepares the dataset (face crops 128x128 at 30 fps) into
 ~/tensorflow_datasets (or --config.data_dir). Results: workdir/results.json
 (whole-video HR, FFT, band 0.75-2.5 Hz) and workdir/eval/<method>_test/.
-Model selection uses the test split (UBFC has no validation split; as in the
-CodePhys/PhysFormer family), so the numbers are optimistic in that sense.
+Model selection uses subjects held out of the training split (`val`, 20%;
+UBFC has no validation split), never the test split, which is read once.
 
 Hardware: an accelerator with >= 16 GB of memory for 4 x 160 x 128 x 128 clips
 (estimate; not measured on a GPU here), about 10 GB of disk for the prepared
@@ -33,6 +33,6 @@ from configs import paper
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   _, is_smoke = paper.parse_arg(arg, choices=("intra",), default="intra")
-  c = paper.paper_config("ubfc_rppg", train_split="train", eval_split="test",
+  c = paper.paper_config("ubfc_rppg", train_split="train",
                          compare_splits={"clean": "test"}, num_steps=2500, eval_every=250)
   return paper.smoke(c) if is_smoke else c

@@ -12,7 +12,7 @@ Commands (VIPL-HR with fold1.mat .. fold5.mat, see docs/DATASETS.md), one per fo
 
 Every fold shares one prepared dataset (the folds are splits of it). Report the
 mean over folds of each workdir/vipl_hr/foldK/results.json. Model selection uses
-the fold's test split (no validation split in the protocol).
+subjects held out of the fold's training split (`val`, 20%), never the test fold.
 
 Hardware: an accelerator with >= 16 GB of memory for 4 x 160 x 128 x 128 clips
 (estimate; not measured on a GPU here), about 50 GB of disk for ~2,400 prepared
@@ -37,6 +37,6 @@ FOLDS = tuple(f"fold{k}" for k in range(1, 6))
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   fold, is_smoke = paper.parse_arg(arg, choices=FOLDS, default="fold1")
-  c = paper.paper_config("vipl_hr", train_split=f"train_{fold}", eval_split=fold,
+  c = paper.paper_config("vipl_hr", train_split=f"train_{fold}",
                          compare_splits={"clean": fold}, num_steps=24000, eval_every=2000)
   return paper.smoke(c) if is_smoke else c

@@ -60,7 +60,7 @@ def test_every_config_file_loads_through_config_flags():
     cfg = _flag_load(spec)
     assert cfg.dataset and "preprocess" in cfg, name
   cfg = _flag_load("configs/vipl_hr.py:fold3,smoke", "--config.data_dir=/tmp/x")
-  assert (cfg.train_split, cfg.eval_split, cfg.data_dir) == ("train_fold3", "fold3", "/tmp/x")
+  assert (cfg.train_split, cfg.eval_split, cfg.data_dir) == ("train_fold3", "val", "/tmp/x")
   assert cfg.manual_dir == paper.dummy_dir("vipl_hr")
   cfg = _flag_load("configs/ubfc_intra.py", "--config.dataset_options.skip_bad_items=True",
                    "--config.manual_dir=/data/DATASET_2")
@@ -97,18 +97,18 @@ def test_benchmark_splits_exist_in_the_dataset_protocol(module, arg):
                                   preprocess=dict(c.preprocess))
   dummy = paper.dummy_dir(c.dataset)
   splits = builder.split_keys(builder.list_items(dummy), dummy)
-  used = {c.train_split, c.eval_split}
+  used = {c.train_split} | ({c.eval_split} - {data_lib.VAL_SPLIT})
   if c.compare.enabled:
     used |= set(dict(c.compare.splits).values())
   assert used <= set(splits), (used, sorted(splits))
   if module == "cross_dataset":
     assert c.train_split == "full" and not c.compare.enabled
     assert (c.dataset, c.test_dataset) == tuple(arg.split("-"))
-    # Model selection stays inside the training data.
-    assert set(splits[c.eval_split]) <= set(splits["full"])
+    # Model selection stays inside the training data: held-out subjects of `full`.
+    assert c.eval_split == data_lib.VAL_SPLIT
   elif module == "vipl_hr":
     assert (c.train_split, c.eval_split, dict(c.compare.splits)) == (
-        f"train_{arg}", arg, {"clean": arg})
+        f"train_{arg}", data_lib.VAL_SPLIT, {"clean": arg})
 
 
 @pytest.mark.parametrize("module", sorted(EXPECTED_IN_DOCSTRING))
@@ -176,3 +176,43 @@ def test_ubfc_smoke_trains_every_stage_and_compares(tmp_path):
     assert np.isfinite(r["mae"]) and 0 <= r["mae"] <= r["rmse"] + 1e-9
   for stage in ("codebook", "codephys", "physnet"):
     assert os.path.isdir(os.path.join(workdir, stage, "checkpoints"))
+
+
+def _training_configs():
+  """Every training config in configs/ (one that has stages), with its argument."""
+  out = []
+  for f in sorted(os.listdir(os.path.join(REPO, "configs"))):
+    if not f.endswith(".py") or f in ("__init__.py", "common.py", "paper.py"):
+      continue
+    module = importlib.import_module(f"configs.{f[:-3]}")
+    args = {"cross_dataset": list(cross_dataset.PAIRS), "vipl_hr": list(vipl_config.FOLDS)}
+    for arg in args.get(f[:-3], [None]):
+      for variant in ([arg, f"{arg},smoke"] if arg else [None, "smoke"]):
+        try:
+          c = module.get_config(variant) if variant else module.get_config()
+        except (TypeError, ValueError):
+          continue  # a config without arguments or without a smoke variant
+        if "stages" in c:
+          out.append((f"{f[:-3]}:{variant}", c))
+  return out
+
+
+def test_no_config_selects_checkpoints_on_test():
+  configs = _training_configs()
+  assert {"default:None", "ubfc_intra:smoke", "cross_dataset:ubfc_rppg-pure"} <= {
+      n for n, _ in configs}
+  for name, c in configs:
+    compare = set(dict(c.compare.splits).values()) if c.compare.enabled else set()
+    assert "test" not in c.eval_split and c.eval_split not in compare, name
+    assert c.eval_split == data_lib.VAL_SPLIT or name.startswith("cohface_intra"), name
+    if c.eval_split == data_lib.VAL_SPLIT:
+      assert 0 < c.val.fraction < 1 or c.val.subjects, name
+
+
+def test_train_val_videos_refuses_a_test_split(tmp_path):
+  c = _load("ubfc_intra", "smoke")
+  c.eval_split = "test"
+  builder = data_lib.make_builder(c.dataset, manual_dir=paper.dummy_dir(c.dataset),
+                                  preprocess=dict(c.preprocess))
+  with pytest.raises(ValueError, match="must not read test data"):
+    data_lib.train_val_videos(builder, c)

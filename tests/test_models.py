@@ -16,6 +16,7 @@ from codephys_jax.models import (
     stage1_subtrees,
 )
 from codephys_jax.models.physnet import adaptive_avg_pool_matrix
+from codephys_jax.models import codephys as codephys_lib
 
 B, T, S = 2, 16, 16
 TINY_AE = dict(hidden=32, code_dim=16, num_codes=16)
@@ -138,7 +139,8 @@ def test_codephys_modes_and_stage1_loading(mode, clip, ppg, stage1):
     assert float(out["attention"].min()) > 0 and float(out["attention"].max()) < 1
     assert out["queries"].shape == out["quantized"].shape == (B, T // 4, 16)
     assert out["indices"].shape == (B, T // 4)
-    assert (out["code_logits"] is None) == (mode != "transformer")
+    # Every mode has code logits (distance-based outside 'transformer'), for the code CE.
+    assert out["code_logits"].shape == (B, T // 4, 16)
     # The Stage I decoder in CodePhys equals the Stage I model's decoder on the same codes.
     ref = ae.apply(ae_vars, out["quantized"], method=PPGAutoencoder.decode)
     np.testing.assert_allclose(np.asarray(out["rppg"]), np.asarray(ref), rtol=1e-4, atol=1e-5)
@@ -155,6 +157,18 @@ def test_codephys_modes_and_stage1_loading(mode, clip, ppg, stage1):
         logits = np.asarray(out["code_logits"])
         assert logits.shape == (B, T // 4, 16)
         np.testing.assert_allclose(quant, cb[logits.argmax(-1)], atol=1e-5)
+    if mode != "transformer":
+        # Distance logits: argmax = nearest code; scale-free (a codebook and queries
+        # scaled together give the same logits).
+        logits = np.asarray(out["code_logits"])
+        np.testing.assert_array_equal(logits.argmax(-1), d.argmin(-1))
+        spacing = float(codephys_lib.code_spacing(jnp.asarray(cb)))
+        np.testing.assert_allclose(logits, -d / (spacing * 0.5), rtol=1e-4, atol=1e-4)
+        # Soft-query warm-up: soft_mix=1 decodes the softmax mixture of the codes.
+        full, _ = model.apply(v, clip, train=True, mutable=["batch_stats"], soft_mix=1.0)
+        w = np.exp(logits - logits.max(-1, keepdims=True))
+        np.testing.assert_allclose(np.asarray(full["quantized"]),
+                                   (w / w.sum(-1, keepdims=True)) @ cb, rtol=1e-4, atol=1e-4)
     # Ground-truth targets come from the loaded Stage I encoder and codebook.
     tg = model.apply(v, ppg, method=CodePhys.targets)
     np.testing.assert_array_equal(

@@ -56,6 +56,41 @@ def test_workdir_layout_and_results_table(run):
     assert r["num_videos"] == 1 and np.isfinite(r["mae"]) and r["mae"] >= 0
   assert set(summary["codebook"]) >= {"recon_mse", "recon_pearson", "perplexity"}
   assert os.path.exists(os.path.join(workdir, "eval", "codephys_test", "metrics.json"))
+  # Learned models: the checkpoint selected on the validation subjects and the final one.
+  checkpoints = {(r["method"], r["condition"], r["checkpoint"]) for r in results["table"]}
+  for m in ("codephys", "physnet"):
+    for c in ("clean", "degraded"):
+      assert {(m, c, "selected"), (m, c, "final")} <= checkpoints
+  final = [r for r in results["table"] if r["checkpoint"] == "final"]
+  assert all(r["step"] == config.codephys.num_steps for r in final)
+
+
+def test_curves_and_scalars_are_written(run):
+  from codephys_jax import curves
+
+  _, workdir, _ = run
+  assert os.path.getsize(os.path.join(workdir, "curves.png")) > 0
+  series = curves.read_scalars(os.path.join(workdir, "codephys", curves.SCALARS_FILE))
+  for name in ("train/loss", "train/perplexity", "train/usage", "train/target_perplexity",
+               "train/code_ce", "train/freq_ce", "eval/mae"):
+    assert name in series and np.all(np.isfinite(series[name][1])), name
+
+
+def test_same_config_on_the_same_machine_gives_identical_results(run, tmp_path):
+  """What is deterministic: the same config and seed, with the same jax/XLA build
+  and the same CPU and thread settings, give a bit-identical results.json and
+  identical parameters (across machines, XLA's CPU code generation may differ)."""
+  config, workdir, _ = run
+  again = str(tmp_path / "again")
+  train_lib.train_and_evaluate(ml_collections.ConfigDict(config.to_dict()), again)
+  with open(os.path.join(workdir, "results.json")) as f, \
+      open(os.path.join(again, "results.json")) as g:
+    assert json.load(f) == json.load(g)
+  for stage in ("codephys", "physnet"):
+    a, _, _ = checkpointing.load_params(os.path.join(workdir, stage, "checkpoints"), which="latest")
+    b, _, _ = checkpointing.load_params(os.path.join(again, stage, "checkpoints"), which="latest")
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+      np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
 def test_codephys_uses_the_frozen_stage1_codebook(run):
@@ -120,6 +155,16 @@ def test_eval_py_accepts_each_checkpoint(run, tmp_path):
     assert metrics["num_videos"] == 1
     for name in ("metrics.json", "per_video.csv", "bland_altman.png"):
       assert os.path.exists(os.path.join(out, name))
+  # Crop size unset: taken from the checkpoint (16 here, eval.py's default would be 72).
+  cfg = ml_collections.ConfigDict(dict(
+      method="codephys", dataset="synthetic_rppg", split="test", manual_dir="",
+      data_dir=config.data_dir, checkpoint=os.path.join(workdir, "codephys"), batch_size=2,
+      preprocess={**dict(config.preprocess), "size": None},
+      dataset_options=dict(config.dataset_options), eval=config.eval, num_waveform_plots=1,
+  ))
+  resolved = eval_lib.resolve_preprocess(cfg, eval_lib.make_predictor(cfg))
+  assert resolved.preprocess.size == config.preprocess.size and cfg.preprocess.size is None
+  assert eval_lib.evaluate(cfg, str(tmp_path / "from_ckpt"))["num_videos"] == 1
   # A checkpoint of the other kind is refused with a clear message.
   with pytest.raises(ValueError, match="holds a 'physnet' run"):
     inference.load_predictor(os.path.join(workdir, "physnet"), method="codephys")

@@ -3,7 +3,7 @@ from typing import Any
 
 import flax.linen as nn
 
-from codephys_jax.models.codebook import VQOutput, VectorQuantizer, restart_dead_codes
+from codephys_jax.models.codebook import VQOutput, VectorQuantizer, code_statistics, restart_dead_codes
 from codephys_jax.models.codephys import FROZEN, CodePhys, param_labels, stage1_subtrees
 from codephys_jax.models.physnet import BACKBONES, PhysNetBackbone, PhysNetRegression, get_backbone
 from codephys_jax.models.ppg_autoencoder import PPGAutoencoder, PPGDecoder, PPGEncoder
@@ -34,6 +34,7 @@ __all__ = [
     "PhysNetRegression",
     "VQOutput",
     "VectorQuantizer",
+    "code_statistics",
     "get_backbone",
     "get_model",
     "param_labels",

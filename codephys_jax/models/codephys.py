@@ -116,16 +116,40 @@ class CodePredictionHead(nn.Module):
         return nn.Dense(self.num_codes, name="logits")(x)
 
 
+def _distance_logits(model: "CodePhys", queries: Array) -> Array:
+    """Code logits of the distance-based modes: -||q - e_k||^2 / temperature [B, L, K].
+
+    They give 'nearest' and 'soft' a code cross-entropy on the ground-truth indices:
+    a push towards the right code and away from every other one, which the
+    straight-through query alone lacks (queries then pile onto one or two codes).
+    """
+    codebook = model.stage1_codebook.get_codebook()
+    return -squared_distances(queries, codebook) / (code_spacing(codebook) * model.temperature)
+
+
+def code_spacing(codebook: Array) -> Array:
+    """Mean squared distance from each code to its nearest other code (a constant of the
+    frozen codebook). Dividing distances by it makes the logits scale-free: raw squared
+    distances of a Stage I codebook are tens of units apart, so temperature 1 gave a
+    one-hot softmax, a code CE of ~25 and gradients that the clip norm cut to nothing.
+    The argmax (the nearest code) is unchanged."""
+    cb = jax.lax.stop_gradient(codebook)
+    d = squared_distances(cb, cb) + jnp.eye(cb.shape[0], dtype=cb.dtype) * jnp.finfo(cb.dtype).max
+    return jnp.mean(jnp.min(d, axis=-1)) + 1e-6
+
+
 def _match_nearest(model: "CodePhys", queries: Array, train: bool) -> dict:
     vq = model.stage1_codebook(queries, train=False)
-    return {"quantized": vq.quantized, "indices": vq.indices, "code_logits": None}
+    return {"quantized": vq.quantized, "indices": vq.indices,
+            "code_logits": _distance_logits(model, queries)}
 
 
 def _match_soft(model: "CodePhys", queries: Array, train: bool) -> dict:
     codebook = model.stage1_codebook.get_codebook()
     logits = -squared_distances(queries, codebook) / model.temperature
     quantized = jax.nn.softmax(logits, axis=-1) @ codebook
-    return {"quantized": quantized, "indices": jnp.argmax(logits, -1).astype(jnp.int32), "code_logits": None}
+    return {"quantized": quantized, "indices": jnp.argmax(logits, -1).astype(jnp.int32),
+            "code_logits": _distance_logits(model, queries)}
 
 
 def _match_transformer(model: "CodePhys", queries: Array, train: bool) -> dict:
@@ -273,7 +297,15 @@ class CodePhys(nn.Module):
             "target_indices": vq.indices,
         }
 
-    def __call__(self, clip: Array, *, train: bool) -> dict:
+    def __call__(self, clip: Array, *, train: bool, soft_mix: Any = 0.0) -> dict:
+        """clip [B, T, H, W, 3] -> outputs (see the module doc).
+
+        ``soft_mix`` in [0, 1] (a traced scalar is fine) blends the matched codes with
+        the soft, distance-weighted mixture of all codes: (1 - a) * matched + a * soft.
+        Training ramps it from 1 to 0 (soft-query warm-up) so that early gradients
+        reach every code instead of the one or two the first queries land on;
+        inference uses 0, the matching mode alone.
+        """
         if clip.shape[1] % self.downsample:
             raise ValueError(f"CodePhys: T={clip.shape[1]} must be a multiple of downsample={self.downsample}")
         features = self.video_backbone(clip, train=train)
@@ -281,7 +313,13 @@ class CodePhys(nn.Module):
         pooled = attention_pool(features, attention)
         queries = self.query_proj(pooled)
         matched = QUERY_MODES[self.query_mode](self, queries, train)
-        rppg = self.stage1_decode(matched["quantized"])
+        quantized = matched["quantized"]
+        if not (isinstance(soft_mix, (int, float)) and soft_mix == 0.0):
+            logits = _distance_logits(self, queries)
+            soft = jax.nn.softmax(logits, axis=-1) @ self.stage1_codebook.get_codebook()
+            a = jnp.asarray(soft_mix, quantized.dtype)
+            quantized = (1.0 - a) * quantized + a * soft
+        rppg = self.stage1_decode(quantized)
         perplexity, usage = code_statistics(matched["indices"], self.num_codes)
         if self.is_initializing() and self.teacher_projection:
             # Create the teacher projection params at init so `targets` works with these variables.
@@ -291,7 +329,7 @@ class CodePhys(nn.Module):
             "features": features,
             "attention": attention,
             "queries": queries,
-            "quantized": matched["quantized"],
+            "quantized": quantized,
             "indices": matched["indices"],
             "code_logits": matched["code_logits"],
             "perplexity": perplexity,

@@ -11,52 +11,29 @@ import dataclasses
 from typing import Any, Callable, Mapping
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
 
 from codephys_jax import data as data_lib
 from codephys_jax import models
+from codephys_jax import representations
 from codephys_jax import trainer
 
 # ----------------------------------------------------------------------------- inputs
 
 
-def _standardized(x: jax.Array) -> jax.Array:
-  mean = jnp.mean(x, axis=(1, 2, 3, 4), keepdims=True)
-  std = jnp.std(x, axis=(1, 2, 3, 4), keepdims=True)
-  return (x - mean) / (std + 1e-6)
-
-
-def _temporal(x: jax.Array) -> jax.Array:
-  # Remove each pixel's mean over the clip: the static face and background go,
-  # the (sub-percent) pulse and motion stay, rescaled to unit variance per clip.
-  centred = x - jnp.mean(x, axis=1, keepdims=True)
-  return centred / (jnp.std(centred, axis=(1, 2, 3, 4), keepdims=True) + 1e-6)
-
-
-INPUT_NORMS: dict[str, Callable[[jax.Array], jax.Array]] = {
-    "standardized": _standardized,
-    "temporal": _temporal,
-}
+INPUT_NORMS = representations.NAMES  # see codephys_jax.representations
 
 
 def normalize_frames(frames: jax.Array, mode: str = "standardized") -> jax.Array:
-  """uint8 clips [B, T, H, W, 3] -> float32 model input (on device).
-
-  'standardized': z-score over the whole clip (PhysNet's usual input);
-  'temporal': per-pixel temporal mean removed, then unit variance per clip.
-  """
-  if mode not in INPUT_NORMS:
-    raise ValueError(f"unknown input_norm {mode!r}; known: {sorted(INPUT_NORMS)}")
-  return INPUT_NORMS[mode](frames.astype(jnp.float32) / 255.0)
+  """uint8 clips [B, T, H, W, 3] -> float32 model input (`representations`)."""
+  return representations.normalize_frames(frames, mode)
 
 
-def clip_source(builder, split: str, clip_length: int, stride: int | None,
+def clip_source(videos, clip_length: int, stride: int | None,
                 augment_cfg: ml_collections.ConfigDict | None = None):
-  """(clips of `split`, the augmentation of `augment_cfg` or None)."""
-  videos = data_lib.VideoSource(builder, split)
+  """(clips of `videos`, the augmentation of `augment_cfg` or None)."""
   augment = None
   kwargs = {}
   if augment_cfg is not None and augment_cfg.get("enabled", False):
@@ -166,8 +143,10 @@ def video_setup(config: ml_collections.ConfigDict, builder, mesh, *, stage: str,
   """StageSetup of a video model: face clips (augmented if configured), its initial
   state with `subtrees` merged into the params, `frozen` masked in the optimiser."""
   cfg = config[stage]
-  clips, augment = clip_source(builder, config.train_split, config.clip_length,
-                               cfg.clip_stride, config.get("augment"))
+  # Training subjects only; the held-out ones select the checkpoint (never test).
+  train_videos, _ = data_lib.train_val_videos(builder, config)
+  clips, augment = clip_source(train_videos, config.clip_length, cfg.clip_stride,
+                               config.get("augment"))
   size = int(config.preprocess.size)
   example = {"frames": np.zeros((cfg.batch_size, config.clip_length, size, size, 3), np.uint8),
              "ppg": np.zeros((cfg.batch_size, config.clip_length), np.float32)}

@@ -17,6 +17,7 @@ import numpy as np
 from codephys_jax import data as data_lib
 from codephys_jax import losses
 from codephys_jax import models
+from codephys_jax import representations
 from codephys_jax import trainer
 from codephys_jax.stages import base
 
@@ -32,10 +33,12 @@ def make_model(config: ml_collections.ConfigDict) -> models.PPGAutoencoder:
 def make_loss(model, config: ml_collections.ConfigDict) -> trainer.LossFn:
   """Reconstruction (MSE, negative Pearson) + VQ loss, weighted by `codebook.loss_weights`."""
   w = config[NAME].loss_weights
+  input_norm = config.input_norm
 
   def loss_fn(params, model_state, batch, rng, step):
     del rng, step
-    ppg = batch["ppg"]
+    # The codebook is learned on the representation's target (e.g. PPG differences).
+    ppg = representations.label_target(batch["ppg"], input_norm)
     out, new_state = model.apply(
         {"params": params, **model_state}, ppg, train=True, mutable=list(model_state)
     )
@@ -49,13 +52,15 @@ def make_loss(model, config: ml_collections.ConfigDict) -> trainer.LossFn:
   return loss_fn
 
 
-def make_restart(model, threshold: float) -> trainer.PostUpdateFn:
+def make_restart(model, threshold: float, input_norm: str = "standardized"
+                 ) -> trainer.PostUpdateFn:
   """post_update: re-seed dead codes from this batch's encoder outputs (EMA rule)."""
 
   def post_update(state, batch, rng):
     if "vq_state" not in state.model_state:
       return state
-    z_e = model.apply(state.variables, batch["ppg"], method=model.encode)
+    z_e = model.apply(state.variables, representations.label_target(batch["ppg"], input_norm),
+                      method=model.encode)
     z_flat = z_e.reshape(-1, z_e.shape[-1])
     vq_state = models.restart_dead_codes(
         state.model_state["vq_state"], z_flat, rng, threshold=threshold
@@ -70,8 +75,8 @@ def setup(config: ml_collections.ConfigDict, builder, mesh, dependencies: None
   del dependencies
   cfg = config[NAME]
   model = make_model(config)
-  clips, _ = base.clip_source(builder, config.train_split, config.clip_length,
-                              cfg.clip_stride)
+  train_videos, _ = data_lib.train_val_videos(builder, config)
+  clips, _ = base.clip_source(train_videos, config.clip_length, cfg.clip_stride)
   example = {"ppg": np.zeros((cfg.batch_size, config.clip_length), np.float32)}
   state = trainer.create_train_state(
       init_fn=lambda r, b: model.init(r, b["ppg"], train=False), tx=base.optimizer(cfg),
@@ -79,7 +84,8 @@ def setup(config: ml_collections.ConfigDict, builder, mesh, dependencies: None
   )
   return base.StageSetup(
       model=model, state=state, loss_fn=make_loss(model, config),
-      post_update=make_restart(model, cfg.model.get("dead_code_threshold", 0.1)),
+      post_update=make_restart(model, cfg.model.get("dead_code_threshold", 0.1),
+                               config.input_norm),
       make_iterator=base.train_iterator(clips, None, batch_size=cfg.batch_size,
                                         seed=config.seed, keys=("ppg",), mesh=mesh),
   )
@@ -89,7 +95,8 @@ def make_eval(stage_setup: base.StageSetup, config: ml_collections.ConfigDict, b
   """on_eval: reconstruction MSE / Pearson and code perplexity on the eval split."""
   cfg = config[NAME]
   model = stage_setup.model
-  eval_clips, _ = base.clip_source(builder, config.eval_split, config.clip_length, None)
+  _, val_videos = data_lib.train_val_videos(builder, config)
+  eval_clips, _ = base.clip_source(val_videos, config.clip_length, None)
   apply_eval = jax.jit(lambda v, x: model.apply(v, x, train=False))
 
   def on_eval(state, step):
@@ -97,9 +104,10 @@ def make_eval(stage_setup: base.StageSetup, config: ml_collections.ConfigDict, b
     variables = trainer.fetch(state.variables)
     mse, r, perp, n = 0.0, 0.0, 0.0, 0
     for batch, real in data_lib.eval_batches(eval_clips, cfg.batch_size):
-      out = apply_eval(variables, batch["ppg"])
+      ppg = np.asarray(representations.label_target(batch["ppg"], config.input_norm))
+      out = apply_eval(variables, ppg)
       rec = np.asarray(out["recon"])[:real]
-      ref = batch["ppg"][:real]
+      ref = ppg[:real]
       mse += float(np.sum(np.mean((rec - ref) ** 2, axis=1)))
       r += float(np.sum([np.corrcoef(a, b)[0, 1] for a, b in zip(rec, ref)]))
       perp += float(out["perplexity"]) * real

@@ -8,7 +8,10 @@ Loss: w.neg_pearson * (negative Pearson) + w.feature * feature loss (queries vs
 the ground-truth quantised tokens) + w.distill * soft distillation (per-cell
 SmoothL1 to the teacher, weighted by attention + 0.5) + w.freq_ce / w.freq_kl *
 frequency cross-entropy / label-distribution KL, + w.code_ce * code
-cross-entropy in 'transformer' query mode.
+cross-entropy on the ground-truth Stage I indices (every query mode; distance
+logits outside 'transformer'), - w.usage_entropy * batch code entropy. Against
+code collapse, `codephys.soft_query_warmup_steps` ramps the decoded codes from
+the soft mixture of all codes to the matched ones.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import ml_collections
 from codephys_jax import checkpointing
 from codephys_jax import losses
 from codephys_jax import models
+from codephys_jax import representations
 from codephys_jax import trainer
 from codephys_jax.stages import base
 
@@ -67,13 +71,18 @@ def make_loss(model, config: ml_collections.ConfigDict) -> trainer.LossFn:
   w = cfg.loss_weights
   fs = float(config.preprocess.target_fps)
 
+  warmup = float(cfg.get("soft_query_warmup_steps", 0))
+
   def loss_fn(params, model_state, batch, rng, step):
-    del step
     variables = {"params": params, **model_state}
     clip = base.normalize_frames(batch["frames"], config.input_norm)
-    ppg = batch["ppg"]
+    ppg = representations.label_target(batch["ppg"], config.input_norm)
+    # Soft-query warm-up: decode a blend of the matched and the soft codes,
+    # all soft at step 0 and the matching mode alone after `warmup` steps.
+    soft_mix = jnp.clip(1.0 - step / warmup, 0.0, 1.0) if warmup > 0 else 0.0
     out, new_state = model.apply(
-        variables, clip, train=True, mutable=["batch_stats"], rngs={"dropout": rng}
+        variables, clip, train=True, mutable=["batch_stats"], rngs={"dropout": rng},
+        soft_mix=soft_mix,
     )
     tg = model.apply(variables, ppg, method=model.targets)
     npc = losses.neg_pearson(out["rppg"], ppg)
@@ -86,17 +95,24 @@ def make_loss(model, config: ml_collections.ConfigDict) -> trainer.LossFn:
         out["features"], jax.lax.stop_gradient(tg["teacher"]), out["attention"],
         detach_attention=True,
     )
-    hr = losses.hr_from_ppg_jax(ppg, fs)
-    ce, kl = losses.frequency_ce_loss(out["rppg"], hr, fs)
+    hr = losses.hr_from_ppg_jax(batch["ppg"], fs)
+    ce, kl = losses.frequency_ce_loss(
+        representations.to_waveform(out["rppg"], config.input_norm), hr, fs)
     loss = (w.neg_pearson * npc + w.feature * feat + w.distill * distill
             + w.freq_ce * ce + w.freq_kl * kl)
+    target_perplexity, target_usage = models.code_statistics(tg["target_indices"],
+                                                             model.num_codes)
     metrics = {"neg_pearson": npc, "feature": feat, "distill": distill, "freq_ce": ce,
                "freq_kl": kl, "perplexity": out["perplexity"], "usage": out["usage"],
+               "target_perplexity": target_perplexity, "target_usage": target_usage,
+               "soft_mix": jnp.asarray(soft_mix, jnp.float32),
                "attention_mean": jnp.mean(out["attention"])}
     if out["code_logits"] is not None:
       code_ce = losses.code_cross_entropy(out["code_logits"], tg["target_indices"])
-      loss = loss + w.code_ce * code_ce
+      entropy = losses.code_usage_entropy(out["code_logits"])
+      loss = loss + w.code_ce * code_ce - w.get("usage_entropy", 0.0) * entropy
       metrics["code_ce"] = code_ce
+      metrics["usage_entropy"] = entropy
       metrics["code_acc"] = jnp.mean(out["indices"] == tg["target_indices"])
     return loss, ({**model_state, **new_state}, metrics)
 

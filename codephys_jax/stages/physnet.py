@@ -10,6 +10,7 @@ import ml_collections
 
 from codephys_jax import losses
 from codephys_jax import models
+from codephys_jax import representations
 from codephys_jax import trainer
 from codephys_jax.stages import base
 
@@ -35,7 +36,7 @@ def make_loss(model, config: ml_collections.ConfigDict) -> trainer.LossFn:
         {"params": params, **model_state}, clip, train=True, mutable=["batch_stats"],
         rngs={"dropout": rng},
     )
-    npc = losses.neg_pearson(out["rppg"], batch["ppg"])
+    npc = losses.neg_pearson(out["rppg"], representations.label_target(batch["ppg"], input_norm))
     return npc, ({**model_state, **new_state}, {"neg_pearson": npc})
 
   return loss_fn
