@@ -9,7 +9,7 @@ own sub-workdir that `eval.py --config.checkpoint=` accepts:
 
 Every stage is a pure `loss_fn` handed to `codephys_jax.trainer` (jit over a data
 mesh, donated state, RNG folded by step, NaN checks), with orbax checkpoints that
-make a killed run resume where it stopped, clu writers for TensorBoard and
+make a killed run resume where it stopped, TF-free TensorBoard writers and
 a progress report. After the stages, `config.compare` evaluates every trained
 model and the unsupervised baselines on the evaluation splits and writes
 `results.json` (the comparison table) into the workdir.
@@ -29,8 +29,6 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-from clu import metric_writers
-from clu import periodic_actions
 
 from codephys_jax import checkpointing
 from codephys_jax import data as data_lib
@@ -41,6 +39,7 @@ from codephys_jax import inference
 from codephys_jax import jsonio
 from codephys_jax import losses
 from codephys_jax import models
+from codephys_jax import tb_writer
 from codephys_jax import trainer
 
 STAGES = ("codebook", "codephys", "baseline")
@@ -131,10 +130,9 @@ def _optimizer(cfg: ml_collections.ConfigDict, labels: Any | None = None):
   return optax.multi_transform({"trainable": tx, "frozen": optax.set_to_zero()}, labels)
 
 
-def _writer(workdir: str):
-  return metric_writers.create_default_writer(
-      workdir, just_logging=jax.process_index() > 0, asynchronous=False
-  )
+def _writer(workdir: str) -> tb_writer.MetricWriter:
+  # One set of event files per run: the other processes of a multi-process run only log.
+  return tb_writer.MetricWriter(workdir, just_logging=jax.process_index() > 0)
 
 
 def _meta(config: ml_collections.ConfigDict, stage: str, **extra: Any) -> dict[str, Any]:
@@ -466,8 +464,8 @@ def _fit(config, cfg, workdir, *, setup: StageSetup, mesh, on_eval, best_metric:
     state = restored
   train_step = trainer.make_train_step(setup.loss_fn, mesh=mesh,
                                        post_update=setup.post_update)
-  hooks = [periodic_actions.ReportProgress(num_train_steps=cfg.num_steps, writer=writer,
-                                           every_secs=30)]
+  hooks = [tb_writer.ProgressReport(num_train_steps=cfg.num_steps, writer=writer,
+                                    every_secs=30, name=stage)]
   try:
     state = trainer.train_loop(
         state, train_step=train_step, make_iterator=setup.make_iterator,
