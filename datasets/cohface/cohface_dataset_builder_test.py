@@ -5,7 +5,6 @@ import os
 import h5py
 import numpy as np
 import pytest
-import tensorflow_datasets as tfds
 
 from codephys_jax import data as data_lib
 from codephys_jax import rppg_builder
@@ -15,7 +14,7 @@ from datasets.cohface import cohface_dataset_builder as cohface
 DUMMY = os.path.join(os.path.dirname(__file__), "dummy_data")
 
 
-class CohfaceTest(tfds.testing.DatasetBuilderTestCase):
+class CohfaceTest(builder_test_utils.BuilderTestCase):
   DATASET_CLASS = cohface.Cohface
   EXAMPLE_DIR = DUMMY
   SPLITS = {"train": 2, "dev": 1, "test": 1, "full": 4}

@@ -5,7 +5,6 @@ import os
 
 import numpy as np
 import pytest
-import tensorflow_datasets as tfds
 
 from codephys_jax import data as data_lib
 from datasets import builder_test_utils
@@ -14,7 +13,7 @@ from datasets.pure import pure_dataset_builder as pure
 DUMMY = os.path.join(os.path.dirname(__file__), "dummy_data")
 
 
-class PureTest(tfds.testing.DatasetBuilderTestCase):
+class PureTest(builder_test_utils.BuilderTestCase):
   DATASET_CLASS = pure.Pure
   EXAMPLE_DIR = DUMMY
   SPLITS = {"train": 1, "test": 1, "full": 2}

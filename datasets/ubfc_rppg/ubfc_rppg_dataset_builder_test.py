@@ -5,7 +5,6 @@ import shutil
 
 import numpy as np
 import pytest
-import tensorflow_datasets as tfds
 
 from codephys_jax import data as data_lib
 from codephys_jax import rppg_builder
@@ -15,7 +14,7 @@ from datasets.ubfc_rppg import ubfc_rppg_dataset_builder as ubfc
 DUMMY = os.path.join(os.path.dirname(__file__), "dummy_data")
 
 
-class UbfcRppgTest(tfds.testing.DatasetBuilderTestCase):
+class UbfcRppgTest(builder_test_utils.BuilderTestCase):
   DATASET_CLASS = ubfc.UbfcRppg
   EXAMPLE_DIR = DUMMY
   SPLITS = {"train": 2, "test": 2, "full": 5}
