@@ -72,12 +72,14 @@ def measure_import(python: str, code_dir: str) -> dict[str, Any]:
 
 def measure_help(python: str, code_dir: str) -> dict[str, Any]:
   t = time.perf_counter()
-  with tempfile.TemporaryFile("w+") as err:
+  with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
     proc = subprocess.Popen([python, "train.py", "--help"], cwd=code_dir, env=_env(code_dir),
-                            stdout=subprocess.DEVNULL, stderr=err)
+                            stdout=out, stderr=err)
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
+    out.seek(0)
+    # absl exits with 1 after printing the usage: success is the usage printed.
+    if "--workdir" not in out.read():
       err.seek(0)
       return {"error": _error(err.read())}
   return {"peak_rss_mib": usage.ru_maxrss / 1024, "wall_s": time.perf_counter() - t}
