@@ -54,12 +54,12 @@ def test_smoke_path_runs_with_tensorflow_hidden(tmp_path):
   assert seen["tensorflow_modules"] == []
   # train 2 + test 1 + test_degraded 1 examples, every one through the on-disk buckets.
   assert seen["spilled_records"] == 4
-  assert seen["stages"] == ["baseline", "codebook", "codephys", "results"]
+  assert seen["stages"] == ["codebook", "codephys", "physnet", "results"]
   rows = {(r["method"], r["condition"]) for r in seen["table"]}
   assert rows == {(m, c) for m in ("codephys", "physnet", "pos") for c in ("clean", "degraded")}
   # One event file per stage, written by tb_writer and read back by TensorBoard.
   assert sorted(os.path.dirname(p) for p in seen["events"]) == [
-      "baseline", "codebook", "codephys"]
+      "codebook", "codephys", "physnet"]
   for path, scalars in seen["events"].items():
     assert [s for s, _ in scalars["train/loss"]] == [1, 2], path
     assert all(np.isfinite(v) for _, v in scalars["train/loss"]), path
