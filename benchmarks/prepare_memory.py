@@ -67,7 +67,7 @@ def _child(step: str, tree: str, size: int, data_dir: str) -> dict:
   from codephys_jax import data as data_lib
   from codephys_jax import preprocess as preprocess_lib
   from codephys_jax import rppg_builder
-  from datasets.ubfc_rppg import ubfc_rppg_dataset_builder as ubfc
+  from codephys_jax._builders import ubfc_rppg as ubfc
 
   t0 = time.perf_counter()
   frames_out = 0

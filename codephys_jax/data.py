@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import importlib
 import threading
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
@@ -26,21 +25,24 @@ from codephys_jax import rppg_builder
 
 _MAX_ELEMENTS = 2**62  # "infinite" training stream
 
-# name -> "module:Class" (imported lazily: builders pull in OpenCV and TFDS).
+# name -> builder class in datasets/<name>/<name>_dataset_builder.py, loaded lazily
+# (builders pull in OpenCV and TFDS) by file path under codephys_jax._builders:
+# never as the top-level module `datasets` (Hugging Face's package has that name).
 DATASETS: dict[str, str] = {
-    "synthetic_rppg": "datasets.synthetic_rppg.synthetic_rppg_dataset_builder:SyntheticRppg",
-    "ubfc_rppg": "datasets.ubfc_rppg.ubfc_rppg_dataset_builder:UbfcRppg",
-    "pure": "datasets.pure.pure_dataset_builder:Pure",
-    "vipl_hr": "datasets.vipl_hr.vipl_hr_dataset_builder:ViplHr",
-    "cohface": "datasets.cohface.cohface_dataset_builder:Cohface",
+    "synthetic_rppg": "SyntheticRppg",
+    "ubfc_rppg": "UbfcRppg",
+    "pure": "Pure",
+    "vipl_hr": "ViplHr",
+    "cohface": "Cohface",
 }
 
 
 def builder_class(name: str) -> type[rppg_builder.RppgBuilder]:
   if name not in DATASETS:
     raise ValueError(f"unknown dataset {name!r}; known: {sorted(DATASETS)}")
-  module, cls = DATASETS[name].split(":")
-  return getattr(importlib.import_module(module), cls)
+  from codephys_jax import _builders  # pylint: disable=g-import-not-at-top
+
+  return getattr(_builders.load(name), DATASETS[name])
 
 
 def make_builder(

@@ -30,6 +30,11 @@ from codephys_jax.video import FrameSource, VideoError
 _TIME_TOLERANCE_FRAMES = 0.05
 
 
+def time_tolerance(fps: float) -> float:
+  """How late (s) a source frame may be and still count as at an output time of `fps`."""
+  return _TIME_TOLERANCE_FRAMES / fps + 1e-12
+
+
 @dataclasses.dataclass(frozen=True)
 class PreprocessConfig:
   """Settings of the per-video preprocessing pass (all of them feed the fingerprint).
@@ -85,6 +90,8 @@ class PreprocessedVideo:
     source_fps: nominal frame rate of the source.
     source_path: the source's path, for provenance and error messages.
     num_source_frames: frames decoded from the source.
+    source_timestamps: float64 [num_source_frames], each decoded frame's time
+      (the source's clock), which per-frame labels share.
   """
   frames: np.ndarray
   rgb: np.ndarray
@@ -94,6 +101,7 @@ class PreprocessedVideo:
   source_fps: float
   source_path: str
   num_source_frames: int
+  source_timestamps: np.ndarray | None = None
 
   def __len__(self) -> int:
     return len(self.timestamps)
@@ -198,7 +206,8 @@ def preprocess_video(source: FrameSource, cfg: PreprocessConfig | None = None) -
   return PreprocessedVideo(frames=np.stack(out_frames), rgb=rgb, valid=valid,
                            timestamps=timestamps, fps=float(cfg.target_fps),
                            source_fps=float(source.fps), source_path=str(source.path),
-                           num_source_frames=len(src_t))
+                           num_source_frames=len(src_t),
+                           source_timestamps=np.asarray(src_t, np.float64))
 
 
 def align_labels(label_times: np.ndarray, label_values: np.ndarray,

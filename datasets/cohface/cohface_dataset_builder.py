@@ -13,6 +13,17 @@ Protocol: the official `all` lists, `protocols/all/{train,dev,test}.txt`, one
 They are read from manual_dir when present; otherwise the same lists, built in
 below (`OFFICIAL_SUBJECTS`), are used. Listed videos that are not in the tree
 are left out (a partial download has smaller splits); `full` is every video found.
+
+Clocks (audit of issue 8):
+- Frames run on the container's clock (index / 20 fps from the decoder), the
+  pulse on the `time` dataset (s, from the start of the video): two clocks
+  that start together, which is how COHFACE is distributed.
+- A copy that decodes one frame more than the pulse covers: the frame past the
+  pulse's end is trimmed and counted (`trimmed_frames`) within
+  `rppg_builder.trim_bound`; more is an error naming the video.
+- Repeated or backward `time` values are repaired by
+  `rppg_builder.repair_timestamps`, counted in `repaired_timestamps`; more
+  than 5 % is an error. A gap in the pulse is interpolated across.
 """
 
 from __future__ import annotations
@@ -106,8 +117,12 @@ def parse_hdf5(path: str) -> rppg_builder.RawLabels:
 class Cohface(rppg_builder.RppgBuilder):
   """COHFACE: 20 fps webcam videos resampled to 30 fps, official split lists."""
 
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "Initial release: face crops, skin RGB, aligned PPG."}
+  VERSION = tfds.core.Version("1.1.0")
+  RELEASE_NOTES = {
+      "1.0.0": "Initial release: face crops, skin RGB, aligned PPG.",
+      "1.1.0": "Repeated pulse times repaired and frames past the pulse trimmed, both "
+               "counted (fields trimmed_frames/trimmed_labels/repaired_timestamps).",
+  }
   HOMEPAGE = "https://www.idiap.ch/en/scientific-research/data/cohface"
   MANUAL_DOWNLOAD_INSTRUCTIONS = """
   Request COHFACE from Idiap, unpack it and pass the folder holding the subject

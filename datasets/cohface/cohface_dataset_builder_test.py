@@ -1,6 +1,7 @@
 """COHFACE builder: dummy tree, official lists, 20 -> 30 fps alignment, bad videos."""
 
 import os
+import shutil
 
 import h5py
 import numpy as np
@@ -8,8 +9,8 @@ import pytest
 
 from codephys_jax import data as data_lib
 from codephys_jax import rppg_builder
-from datasets import builder_test_utils
-from datasets.cohface import cohface_dataset_builder as cohface
+from codephys_jax._builders import builder_test_utils
+from codephys_jax._builders import cohface
 
 DUMMY = os.path.join(os.path.dirname(__file__), "dummy_data")
 
@@ -65,11 +66,46 @@ def test_twenty_fps_video_is_resampled_and_pulse_aligned(prepared):
     assert n == 119 and ex["fps"] == pytest.approx(30.0), key
     np.testing.assert_allclose(ex["timestamps"], np.arange(n) / 30.0, atol=1e-6)
     with h5py.File(os.path.join(DUMMY, key, "data.hdf5")) as f:
-      ref = np.interp(ex["timestamps"], f["time"][()], f["pulse"][()])
+      t, p = f["time"][()], f["pulse"][()]
+    keep = np.ones(t.size, bool)
+    keep[1:] = np.diff(t) > 0  # the dummy repeats one time value in 1/0
+    ref = np.interp(ex["timestamps"], t[keep], p[keep])
     np.testing.assert_allclose(ex["ppg"], ref, rtol=1e-5, atol=1e-5)
     assert 40 < ex["hr"] < 180 and ex["valid"].mean() > 0.9
   test_ids = [v["video_id"] for v in data_lib.VideoSource(prepared, "test")]
   assert test_ids == ["3/1"]
+  # 1/0 decodes one frame past the pulse's end and repeats one time value.
+  assert (videos["1/0"]["trimmed_frames"], videos["1/0"]["repaired_timestamps"]) == (1, 1)
+  assert dict(prepared.info.metadata["alignment"]) == {
+      "1/0": {"trimmed_frames": 1, "trimmed_labels": 0, "repaired_timestamps": 1}}
+  counts = dict(prepared.info.metadata["item_counts"])
+  assert counts["trimmed"] == 1 and counts["repaired"] == 1
+
+
+@pytest.mark.parametrize("key, frame", [("1/0", 40), ("1/0", 46), ("3/1", 12)])
+def test_pulse_marker_at_frame_k_lands_at_frame_k(key, frame):
+  item = rppg_builder.Item(key=key, subject_id=key.split("/")[0],
+                           payload={"dir": os.path.join(DUMMY, key)})
+  got, expected, _ = builder_test_utils.marker_landing(item, cohface.Cohface.read_item,
+                                                       frame=frame)
+  assert abs(got - expected) <= 0.5 and expected == pytest.approx(frame * 1.5)  # 20 -> 30 fps
+
+
+def test_frames_beyond_the_bound_past_the_pulse_name_the_video(tmp_path):
+  folder = tmp_path / "3" / "1"
+  shutil.copytree(os.path.join(DUMMY, "3", "1"), folder)
+  with h5py.File(folder / "data.hdf5", "a") as f:
+    t, p = f["time"][()], f["pulse"][()]
+    del f["time"], f["pulse"]
+    cut = t <= 3.95 - 3 / 20  # the pulse stops 3 frames before the video
+    f.create_dataset("time", data=t[cut])
+    f.create_dataset("pulse", data=p[cut])
+  item = rppg_builder.Item(key="3/1", subject_id="3", payload={"dir": str(folder)})
+  source, labels = cohface.Cohface.read_item(item)
+  with source, pytest.raises(rppg_builder.PreparationError,
+                             match=r"3/1: labels span .* 3 of the 80 frames .*at most 2"):
+    rppg_builder.build_example("3/1", "3", source, labels,
+                               cohface.rppg_builder.preprocess_lib.PreprocessConfig(size=16))
 
 
 def _corrupt(tree, how):
@@ -101,7 +137,7 @@ def _corrupt(tree, how):
     ("no_pulse", "missing dataset(s) ['pulse']"),
     ("length", "pulse samples but"),
     ("not_hdf5", "cannot read HDF5"),
-    ("short_pulse", "labels end"),
+    ("short_pulse", "outside it"),
     ("empty_video", "data.avi"),
 ])
 def test_bad_video_stops_with_named_error_and_writes_nothing(tmp_path, how, message):

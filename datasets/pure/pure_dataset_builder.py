@@ -10,6 +10,19 @@ because nanosecond epochs exceed float64's exact range.
 
 Protocol (CodePhys family): train on subjects 01, 04, 05, 06, 07, 08, 09 and
 test on 02, 03, 10; `full` holds every sequence found.
+
+Clocks (audit of issue 8):
+- Frames (`/Image`, file names) and PPG (`/FullPackage`) carry timestamps of
+  the same recording machine: the PPG goes onto the frames by those times.
+- One extra frame (a PNG past the oximeter's last sample) lies outside the
+  labels' span: it is trimmed and counted (`trimmed_frames`) within
+  `rppg_builder.trim_bound`; more is an error naming the sequence. A PNG that
+  `/Image` does not list (or the reverse) is an error: the two lists disagree.
+- Repeated or backward `/FullPackage` timestamps are repaired by
+  `rppg_builder.repair_timestamps` (first of a repeat kept, backward samples
+  dropped), counted in `repaired_timestamps`; more than 5 % is an error. A gap
+  in the oximeter stream is interpolated across. Frame timestamps are the
+  file names, unique by construction.
 """
 
 from __future__ import annotations
@@ -111,8 +124,12 @@ def read_sequence(
 class Pure(rppg_builder.RppgBuilder):
   """PURE: face crops from the PNG sequences, PPG aligned by timestamps."""
 
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "Initial release: face crops, skin RGB, aligned PPG."}
+  VERSION = tfds.core.Version("1.1.0")
+  RELEASE_NOTES = {
+      "1.0.0": "Initial release: face crops, skin RGB, aligned PPG.",
+      "1.1.0": "Repeated PPG timestamps repaired and frames past the PPG trimmed, both "
+               "counted (fields trimmed_frames/trimmed_labels/repaired_timestamps).",
+  }
   HOMEPAGE = (
       "https://www.tu-ilmenau.de/en/university/departments/department-of-computer-"
       "science-and-automation/profile/institutes-and-groups/institute-of-computer-and-"

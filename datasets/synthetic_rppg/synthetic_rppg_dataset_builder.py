@@ -11,6 +11,13 @@ default run exercises the real code path.
 Splits: `train`, `test` (clean) and `test_degraded`: the same test subjects with
 one camera degradation each (sensor noise, defocus, motion blur, JPEG, in turn)
 applied to the frames before the face pipeline, as a camera would produce them.
+
+Clocks (audit of issue 8): frames and PPG come from one generator, one PPG
+sample per rendered frame at index / fps, so the labels are per-frame
+(`RawLabels.per_frame`): sample i goes with frame i on the frames' clock. The
+generator cannot produce an extra frame or a repeated timestamp; if a
+renderer change ever did, the shared rule would trim up to
+`rppg_builder.trim_bound` frames and count them, and error beyond it.
 """
 
 from __future__ import annotations
@@ -60,10 +67,12 @@ class SyntheticOptions:
 class SyntheticRppg(rppg_builder.RppgBuilder):
   """Synthetic faces with a known pulse; `train`, `test`, `test_degraded` splits."""
 
-  VERSION = tfds.core.Version("1.1.0")
+  VERSION = tfds.core.Version("1.2.0")
   RELEASE_NOTES = {
       "1.0.0": "Rendered faces, PPG morphology, HRV, degraded test split.",
       "1.1.0": "Skin carries a low-passed (facial) pulse; frames 256x192.",
+      "1.2.0": "Per-frame labels; alignment fields trimmed_frames/trimmed_labels/"
+               "repaired_timestamps (all 0 here).",
   }
   NEEDS_MANUAL_DIR = False
   DEFAULT_SIZE = 36
@@ -147,7 +156,8 @@ class SyntheticRppg(rppg_builder.RppgBuilder):
         p["seed"], duration_s=p["duration_s"], fps=p["fps"], width=p["width"],
         height=p["height"], hr_range_bpm=tuple(p["hr_range"]),
     )
-    labels = rppg_builder.RawLabels(times=subject.timestamps, ppg=subject.ppg)
+    labels = rppg_builder.RawLabels(times=subject.timestamps, ppg=subject.ppg,
+                                    per_frame=True)
     kind = p.get("degradation")
     if not kind:
       return subject.source(), labels

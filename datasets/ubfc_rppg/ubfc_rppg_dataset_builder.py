@@ -4,6 +4,20 @@ Protocol (CodePhys / PhysFormer family): drop subjects 11, 18, 20 and 24, sort
 the rest in natural numeric order, train on the first 30 and test on the
 remaining 8. The split is written out below as explicit subject ids so that it
 never depends on directory listing order. `full` holds every subject found.
+
+Clocks (audit of issue 8):
+- Frames and labels share the video's frame index: `ground_truth.txt` holds one
+  sample per video frame, sample i belongs to frame i. The labels therefore
+  take the decoded frames' own timestamps (`RawLabels.per_frame`). Line 3 is the
+  oximeter's logging time, not the video's: its spacing jitters from 0 to
+  0.88 s and repeats values, so it is parsed but never used to align.
+- A copy that decodes to one frame more (or fewer) than the file has samples
+  (8 of 16 re-encoded copies checked decode one extra frame) is trimmed to the
+  common length at the end, within `rppg_builder.trim_bound` (2 frames or
+  0.5 %), and counted in the example and the dataset's `item_counts`; a larger
+  difference is a `PreparationError` naming the subject.
+- Repeated or backward logging times (5 of 16 files) change nothing: that
+  clock is not needed.
 """
 
 from __future__ import annotations
@@ -34,9 +48,11 @@ _SUBJECT_RE = re.compile(r"^subject(\d+)$")
 
 
 def parse_ground_truth(path: str) -> rppg_builder.RawLabels:
-  """Parse `ground_truth.txt`: line 1 PPG, line 2 device HR, line 3 times (s).
+  """Parse `ground_truth.txt`: line 1 PPG, line 2 device HR, line 3 logging times (s).
 
-  The reference HR is derived from line 1, never from the glitchy line 2.
+  The reference HR is derived from line 1, never from the glitchy line 2. The
+  labels are per-frame; line 3 is kept in `times` for reference only (not
+  checked for monotonicity: it repeats values and has gaps in real files).
   """
   lines = [ln for ln in raw_tree.read_lines(path) if ln.strip()]
   if len(lines) < 3:
@@ -76,8 +92,13 @@ def find_video(subject_dir: str) -> str:
 class UbfcRppg(rppg_builder.RppgBuilder):
   """UBFC-rPPG DATASET_2: face crops, PPG on frame times, protocol splits."""
 
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "Initial release: face crops, skin RGB, aligned PPG."}
+  VERSION = tfds.core.Version("1.1.0")
+  RELEASE_NOTES = {
+      "1.0.0": "Initial release: face crops, skin RGB, aligned PPG.",
+      "1.1.0": "PPG sample i on frame i by the frames' clock (line 3 no longer "
+               "interpolated); one-frame count slack trimmed and counted; "
+               "alignment fields trimmed_frames/trimmed_labels/repaired_timestamps.",
+  }
   HOMEPAGE = "https://sites.google.com/view/ybenezeth/ubfcrppg"
   MANUAL_DOWNLOAD_INSTRUCTIONS = """
   Request UBFC-rPPG from its authors, unpack DATASET_2 and pass its folder as

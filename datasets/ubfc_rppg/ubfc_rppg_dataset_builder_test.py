@@ -1,15 +1,22 @@
 """UBFC-rPPG builder: dummy tree in the real layout, protocol splits, bad subjects."""
 
+import dataclasses
+import json
 import os
+import re
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 from codephys_jax import data as data_lib
+from codephys_jax import preprocess as preprocess_lib
 from codephys_jax import rppg_builder
-from datasets import builder_test_utils
-from datasets.ubfc_rppg import ubfc_rppg_dataset_builder as ubfc
+from codephys_jax._builders import builder_test_utils
+from codephys_jax._builders import ubfc_rppg as ubfc
+from codephys_jax._builders import ubfc_rppg_dummy as dummy
 
 DUMMY = os.path.join(os.path.dirname(__file__), "dummy_data")
 
@@ -142,8 +149,9 @@ def _check_skipped_preparation(tree, data_dir):
   skipped = rppg_builder.skipped_items(again)
   assert list(skipped) == ["subject45"] and "ground_truth.txt" in skipped["subject45"]
   assert dict(again.info.metadata["skipped"]) == skipped
+  # subject42 decodes one frame more than its labels: trimmed and counted.
   assert dict(again.info.metadata["item_counts"]) == {
-      "found": 2, "excluded": 0, "skipped": 1, "written": 1}
+      "found": 2, "excluded": 0, "skipped": 1, "written": 1, "trimmed": 1, "repaired": 0}
   # Skipping is part of the identity: the strict config is a different directory.
   strict = data_lib.make_builder("ubfc_rppg", data_dir=str(data_dir), manual_dir=str(tree),
                                  preprocess={"size": 16})
@@ -202,3 +210,114 @@ def test_videos_in_several_splits_are_preprocessed_once(tmp_path, monkeypatch):
     assert ex["hr"] == full[ex["video_id"]]["hr"]
   leftovers = [n for n in os.listdir(tmp_path / "ubfc_rppg") if n.startswith(".prep-cache")]
   assert leftovers == []
+
+
+def _item(tree, name):
+  return rppg_builder.Item(key=name, subject_id=name[len("subject"):],
+                           payload={"dir": os.path.join(tree, name)})
+
+
+def _example(tree, name, *, edit=None):
+  source, labels = ubfc.UbfcRppg.read_item(_item(tree, name))
+  if edit is not None:
+    labels = edit(labels)
+  with source:
+    return rppg_builder.build_example(name, name[len("subject"):], source, labels,
+                                      preprocess_lib.PreprocessConfig(size=16))
+
+
+def test_dummy_data_has_the_real_quirks():
+  for number, quirks in dummy.QUIRKS.items():
+    name = f"subject{number}"
+    labels = ubfc.parse_ground_truth(os.path.join(DUMMY, name, "ground_truth.txt"))
+    steps = np.diff(labels.times)
+    assert (np.sum(steps == 0) > 0) == ("repeated_times" in quirks), name
+    assert (steps.max() > 0.4) == ("logging_gap" in quirks), name
+    with ubfc.video_lib.open_video(ubfc.find_video(os.path.join(DUMMY, name))) as src:
+      decoded = sum(1 for _ in src)
+    assert decoded - len(labels.ppg) == (1 if "extra_frame" in quirks else 0), name
+
+
+def test_pulse_marker_at_frame_k_lands_at_frame_k():
+  """subject42 has every quirk; the marker sits where line 3 is 0.4 s off the frames."""
+  labels = ubfc.parse_ground_truth(os.path.join(DUMMY, "subject42", "ground_truth.txt"))
+  k = int(0.3 * len(labels.ppg)) + 3  # inside the logging gap's catch-up
+
+  def mark(lab):
+    ppg = np.array(lab.ppg)
+    ppg[k] = ppg.max() + 10.0
+    return dataclasses.replace(lab, ppg=ppg)
+
+  ex = _example(DUMMY, "subject42", edit=mark)
+  assert int(np.argmax(ex["ppg"])) == k
+  assert len(ex["ppg"]) == len(labels.ppg) == len(ex["frames"])
+  assert (ex["trimmed_frames"], ex["trimmed_labels"], ex["repaired_timestamps"]) == (1, 0, 0)
+  # Interpolating on line 3 (the old, two-clock alignment) would move the marker.
+  marked = mark(labels)
+  old = np.interp(ex["timestamps"] - ex["timestamps"][0], marked.times, marked.ppg)
+  assert abs(int(np.argmax(old)) - k) >= 5
+
+
+def _with_frames(tmp_path, extra: int):
+  """subject45 (no quirks) with `extra` more decoded frames (negative: fewer labels kept)."""
+  tree = tmp_path / "raw"
+  shutil.copytree(os.path.join(DUMMY, "subject45"), tree / "subject45")
+  gt = tree / "subject45" / "ground_truth.txt"
+  lines = [ln.split() for ln in gt.read_text().splitlines()]
+  if extra > 0:
+    lines = [ln[:-extra] for ln in lines]
+  else:
+    lines = [ln + ln[-1:] * -extra for ln in lines]
+  gt.write_text("\n".join(" ".join(ln) for ln in lines) + "\n")
+  return str(tree)
+
+
+@pytest.mark.parametrize("extra", [1, 2, -1, -2])
+def test_count_difference_within_bound_is_trimmed(tmp_path, extra):
+  ex = _example(_with_frames(tmp_path, extra), "subject45")
+  assert ex["trimmed_frames"] == max(extra, 0) and ex["trimmed_labels"] == max(-extra, 0)
+  n_labels = 120 - max(extra, 0)
+  assert len(ex["ppg"]) == len(ex["frames"]) == min(120, n_labels)
+  gt = ubfc.parse_ground_truth(os.path.join(DUMMY, "subject45", "ground_truth.txt"))
+  np.testing.assert_allclose(ex["ppg"], gt.ppg[:len(ex["ppg"])], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("extra", [3, -3])
+def test_count_difference_beyond_bound_names_the_item(tmp_path, extra):
+  assert rppg_builder.trim_bound(123) == 2
+  with pytest.raises(rppg_builder.PreparationError,
+                     match=r"subject45: \d+ PPG samples but the video has \d+ frames"):
+    _example(_with_frames(tmp_path, extra), "subject45")
+
+
+def test_repeated_logging_times_are_not_needed_and_not_an_error():
+  ex = _example(DUMMY, "subject3")  # repeats + gap in line 3, no extra frame
+  assert ex["repaired_timestamps"] == 0 and ex["trimmed_frames"] == 0
+  gt = ubfc.parse_ground_truth(os.path.join(DUMMY, "subject3", "ground_truth.txt"))
+  assert len(ex["ppg"]) == len(gt.ppg)
+
+
+def test_readme_eval_command_on_a_tree_with_every_quirk(tmp_path):
+  """The README's UBFC command, end to end, on lossless videos with every real quirk."""
+  raw = tmp_path / "DATASET_2"
+  every = {n: dummy.ALL_QUIRKS for n in (1, 3, 42)}
+  # 10 s: the whole-video FFT then resolves 3.5 bpm (8 s: 7 bpm bins).
+  dummy.write_tree(str(raw), {1: "avi", 3: "mp4", 42: "avi"}, every, seconds=10.0,
+                   avi_codec="FFV1")
+  assert sorted(os.listdir(raw / "subject1")) == ["ground_truth.txt", "vid.avi"]
+  root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""),
+             CODEPHYS_PREP_WORKERS="1")
+  cmd = [sys.executable, "eval.py", "--config=configs/eval.py", "--config.method=pos",
+         "--config.dataset=ubfc_rppg", f"--config.manual_dir={raw}", "--config.split=full",
+         f"--config.data_dir={tmp_path / 'tfds'}", f"--workdir={tmp_path / 'out'}"]
+  done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=600)
+  assert done.returncode == 0, done.stderr[-3000:]
+  assert re.search(r"pos on ubfc_rppg/full: MAE \d+\.\d+", done.stderr)
+  with open(tmp_path / "out" / "metrics.json") as f:
+    metrics = json.load(f)
+  # Clean rendered faces: within one FFT bin of the reference.
+  assert metrics["num_videos"] == 3 and metrics["mae"] <= 3.6
+  (provenance,) = list((tmp_path / "tfds").rglob("provenance.json"))
+  counts = json.loads(provenance.read_text())["item_counts"]
+  assert counts["written"] == 3 and counts["trimmed"] == 3 and counts["repaired"] == 0

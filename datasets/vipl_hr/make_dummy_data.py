@@ -3,8 +3,12 @@
   data/p1/v1/source1   webcam-like, no time.txt (container clock)
   data/p2/v1/source2   phone: real rate 25 fps, container claims 30 fps, time.txt
                        holds the true jittered frame times (ms) -- only a builder
-                       that uses time.txt gets the duration right
-  data/p3/v1/source3   tablet with time.txt
+                       that uses time.txt gets the duration right. Real-copy
+                       quirks: the video decodes one frame more than time.txt
+                       has lines, and the phone dropped 3 frames (a 0.16 s gap
+                       in time.txt and in the video)
+  data/p3/v1/source3   tablet with time.txt that repeats one value (two frames
+                       stamped alike)
   data/p1/v1/source4   NIR camera: never listed
   data/p19/v2/source2  documented broken video (garbage bytes): excluded
   fold1.mat .. fold5.mat  variable `foldK`, 1xN double row of subject numbers
@@ -37,6 +41,9 @@ VIDEOS = {
     "p3/v1/source3": (30.0, 30.0, True),
 }
 FOLDS = {1: [1, 19], 2: [2], 3: [3], 4: [4, 7], 5: [5, 6]}
+EXTRA_FRAME = ("p2/v1/source2",)  # decodes one frame more than time.txt lists
+DROPPED = {"p2/v1/source2": (40, 43)}  # frames the phone dropped (gap in time.txt)
+REPEATED = ("p3/v1/source3",)  # time.txt stamps two frames alike
 
 
 def write_rgb(key: str, seed: int, true_fps: float, container_fps: float,
@@ -44,15 +51,23 @@ def write_rgb(key: str, seed: int, true_fps: float, container_fps: float,
   folder = os.path.join(DATA, key)
   os.makedirs(folder, exist_ok=True)
   subject = synthetic_video.make_subject(
-      seed, duration_s=SECONDS, fps=true_fps, width=160, height=120, noise_std=0.8,
+      seed, duration_s=SECONDS + (1 / true_fps if key in EXTRA_FRAME else 0), fps=true_fps,
+      width=160, height=120, noise_std=0.8,
   )
-  video_lib.write_video(os.path.join(folder, "video.avi"), subject.frames(),
-                        container_fps, codec="MJPG")
+  kept = np.ones(subject.num_frames, dtype=bool)
+  if key in DROPPED:
+    kept[slice(*DROPPED[key])] = False
+  frames = (f for f, k in zip(subject.frames(), kept) if k)
+  video_lib.write_video(os.path.join(folder, "video.avi"), frames, container_fps, codec="MJPG")
   rng = np.random.default_rng(seed)
   frame_s = subject.timestamps.copy()
   if with_time:
     frame_s[1:] += rng.uniform(-0.003, 0.003, frame_s.size - 1)
-    frame_ms = np.round(frame_s * 1000).astype(int)
+    frame_ms = np.round(frame_s * 1000).astype(int)[kept]
+    if key in EXTRA_FRAME:
+      frame_ms = frame_ms[:-1]  # the last decoded frame has no line
+    if key in REPEATED:
+      frame_ms[frame_ms.size // 2 + 1] = frame_ms[frame_ms.size // 2]
     with open(os.path.join(folder, "time.txt"), "w") as f:
       f.write("\n".join(str(v) for v in frame_ms) + "\n")
   # The oximeter stream runs from the first frame at 60 Hz, a little past the end.

@@ -15,6 +15,20 @@ Protocol (RhythmNet / CodePhys family): five subject-exclusive folds given by
 every RGB item. source4 (NIR) is not listed at all, and the three videos
 documented as broken (`EXCLUDED`) are listed but left out of every split.
 
+Clocks (audit of issue 8):
+- The PPG (`wave.csv`) is sampled separately at 60 Hz from the first frame: its
+  clock is sample index / 60 s. The frames' clock is `time.txt` where present
+  (phone/tablet), else the container's (webcam). Labels go onto the frames by
+  these timestamps.
+- A video that decodes to one frame more than `time.txt` has lines: the extra
+  frame is dropped and counted (`trimmed_frames`), within
+  `rppg_builder.trim_bound`; a larger difference is an error naming the file.
+  Frames (either clock) beyond the end of `wave.csv` are trimmed the same way.
+- Repeated or backward values in `time.txt` are repaired by
+  `rppg_builder.repair_timestamps` (their frames dropped), counted in
+  `repaired_timestamps`; more than 5 % of them is an error naming the file.
+  A gap in `time.txt` (frames the phone dropped) is real time and kept.
+
 Fold files: a MATLAB (v5, not v7.3) file per fold, read with scipy.io.loadmat.
 The subject list is the variable `foldK` (K = the file's number), else `fold`,
 else the file's only variable; it may be a numeric array of subject numbers
@@ -51,8 +65,12 @@ class TimestampedSource(video_lib.FrameSource):
   """A decoded video whose frames are re-stamped from an explicit timestamp list.
 
   Used for VIPL-HR's phone/tablet videos, whose container frame rate is not the
-  real one: frame i gets `timestamps_s[i]`. A video with more or fewer frames
-  than timestamps is an error naming the timestamp file (never guessed).
+  real one: frame i gets `timestamps_s[i]`. Repeated or backward timestamps are
+  repaired by `rppg_builder.repair_timestamps`: their frames are dropped (a
+  frame cannot be placed on the clock). Decoded frames beyond the list's end
+  are dropped, and a list longer than the video is accepted, both within
+  `rppg_builder.trim_bound`; more is an error naming the timestamp file. What
+  was dropped is in `alignment_counts` once the source has been iterated.
   """
 
   def __init__(self, inner: video_lib.FrameSource, timestamps_s: np.ndarray, *,
@@ -63,11 +81,11 @@ class TimestampedSource(video_lib.FrameSource):
     self.path = inner.path
     if ts.ndim != 1 or ts.size < 2:
       raise video_lib.VideoError(timestamps_path, f"need >= 2 frame timestamps, got {ts.size}")
-    if not np.all(np.isfinite(ts)) or np.any(np.diff(ts) <= 0):
-      raise video_lib.VideoError(timestamps_path, "frame timestamps are not strictly increasing")
+    self.keep, self.repaired = rppg_builder.repair_timestamps(timestamps_path, ts)
     self.timestamps = ts
-    self.fps = float(1.0 / np.median(np.diff(ts)))
+    self.fps = float(1.0 / np.median(np.diff(ts[self.keep])))
     self.num_frames = ts.size
+    self.alignment_counts = {"trimmed_frames": 0, "repaired_timestamps": self.repaired}
 
   @property
   def size(self) -> tuple[int, int]:
@@ -75,19 +93,20 @@ class TimestampedSource(video_lib.FrameSource):
 
   def __iter__(self) -> Iterator[tuple[float, np.ndarray]]:
     count = 0
+    bound = rppg_builder.trim_bound(self.timestamps.size)
     for _, frame in self.inner:
-      if count >= self.timestamps.size:
-        raise video_lib.VideoError(
-            self.timestamps_path,
-            f"{self.path} has more frames than the {self.timestamps.size} timestamps",
-        )
-      yield float(self.timestamps[count]), frame
+      if count < self.timestamps.size and self.keep[count]:
+        yield float(self.timestamps[count]), frame
       count += 1
-    if count != self.timestamps.size:
+    extra = count - self.timestamps.size
+    if abs(extra) > bound:
       raise video_lib.VideoError(
           self.timestamps_path,
-          f"{self.timestamps.size} timestamps but {self.path} has {count} frames",
+          f"{self.timestamps.size} timestamps but {self.path} has {count} frames "
+          f"(at most {bound} are trimmed)",
       )
+    self.alignment_counts = {"trimmed_frames": max(extra, 0),
+                             "repaired_timestamps": self.repaired}
 
   def close(self) -> None:
     self.inner.close()
@@ -121,12 +140,13 @@ def parse_wave(path: str) -> rppg_builder.RawLabels:
 
 
 def parse_time(path: str) -> np.ndarray:
-  """`time.txt`: one frame timestamp (ms) per line -> seconds from the first frame."""
+  """`time.txt`: one frame timestamp (ms) per line -> seconds from the first line."""
   ms = _numeric_lines(path, header=None)
   if ms.size < 2:
     raise rppg_builder.PreparationError(f"{path}: {ms.size} timestamps; need >= 2")
-  if not np.all(np.isfinite(ms)) or np.any(np.diff(ms) <= 0):
-    raise rppg_builder.PreparationError(f"{path}: timestamps are not strictly increasing")
+  if not np.all(np.isfinite(ms)):
+    raise rppg_builder.PreparationError(f"{path}: timestamps contain NaN/inf")
+  # Repeated / backward values are repaired (and counted) by TimestampedSource.
   return (ms - ms[0]) / 1000.0
 
 
@@ -171,8 +191,12 @@ def _data_root(manual_dir: str) -> str:
 class ViplHr(rppg_builder.RppgBuilder):
   """VIPL-HR: RGB sources, frame clocks from time.txt, 5 subject-exclusive folds."""
 
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "Initial release: face crops, skin RGB, aligned PPG."}
+  VERSION = tfds.core.Version("1.1.0")
+  RELEASE_NOTES = {
+      "1.0.0": "Initial release: face crops, skin RGB, aligned PPG.",
+      "1.1.0": "time.txt repeats repaired and one-frame slack trimmed, both counted "
+               "(fields trimmed_frames/trimmed_labels/repaired_timestamps).",
+  }
   HOMEPAGE = "https://vipl.ict.ac.cn/resources/databases/201811/t20181129_32716.html"
   MANUAL_DOWNLOAD_INSTRUCTIONS = """
   Request VIPL-HR from the VIPL group (ICT, CAS), unpack it and pass its folder

@@ -9,9 +9,10 @@ import scipy.io
 
 from codephys_jax import data as data_lib
 from codephys_jax import rppg_builder
-from datasets import builder_test_utils
 from codephys_jax import video as video_lib
-from datasets.vipl_hr import vipl_hr_dataset_builder as vipl
+from codephys_jax._builders import builder_test_utils
+from codephys_jax._builders import vipl_hr as vipl
+from codephys_jax._builders import vipl_hr_dummy as dummy
 
 DUMMY = os.path.join(os.path.dirname(__file__), "dummy_data")
 DATA = os.path.join(DUMMY, "data")
@@ -69,13 +70,43 @@ def test_timestamped_source_restamps_and_checks_counts():
   ts = vipl.parse_time(os.path.join(folder, "time.txt"))
   src = vipl.TimestampedSource(video_lib.open_video(os.path.join(folder, "video.avi")),
                                ts, timestamps_path="time.txt")
+  # The video decodes one frame more than time.txt lists: dropped and counted.
   got = np.array([t for t, _ in src])
   np.testing.assert_array_equal(got, ts)
+  assert src.alignment_counts == {"trimmed_frames": 1, "repaired_timestamps": 0}
   assert src.fps == pytest.approx(25.0, rel=0.02)
+  # The phone's dropped frames stay a real gap on the frame clock.
+  assert np.diff(ts).max() == pytest.approx(4 / 25, abs=0.01)
   short = vipl.TimestampedSource(video_lib.open_video(os.path.join(folder, "video.avi")),
                                  ts[:50], timestamps_path="time.txt")
-  with pytest.raises(video_lib.VideoError, match="time.txt.*more frames"):
+  with pytest.raises(video_lib.VideoError, match="time.txt.*50 timestamps but.*at most 2"):
     list(short)
+
+
+def test_repeated_frame_timestamp_is_repaired_and_counted():
+  folder = os.path.join(DATA, "p3/v1/source3")
+  ts = vipl.parse_time(os.path.join(folder, "time.txt"))
+  assert np.sum(np.diff(ts) == 0) == 1  # the dummy's quirk
+  src = vipl.TimestampedSource(video_lib.open_video(os.path.join(folder, "video.avi")),
+                               ts, timestamps_path="time.txt")
+  got = np.array([t for t, _ in src])
+  assert got.size == ts.size - 1 and np.all(np.diff(got) > 0)
+  assert src.alignment_counts == {"trimmed_frames": 0, "repaired_timestamps": 1}
+
+
+@pytest.mark.parametrize("key, frame", [
+    ("p1/v1/source1", 33),  # container clock
+    ("p2/v1/source2", 45),  # time.txt clock, after the dropped frames
+    ("p3/v1/source3", 70),  # time.txt clock, after the repeated stamp
+])
+def test_pulse_marker_at_frame_k_lands_at_frame_k(key, frame):
+  item = rppg_builder.Item(key=key, subject_id=key.split("/")[0][1:],
+                           payload={"dir": os.path.join(DATA, key)})
+  got, expected, ex = builder_test_utils.marker_landing(item, vipl.ViplHr.read_item,
+                                                        frame=frame)
+  assert abs(got - expected) <= 0.5
+  if key in dummy.DROPPED:  # 3 frames dropped before frame k: 3 more periods later
+    assert expected == pytest.approx((frame + 3) * 30 / 25, abs=0.5)
 
 
 def test_folds_are_subject_exclusive(tmp_path):
@@ -110,6 +141,12 @@ def test_examples_use_time_txt_clock(prepared):
     np.testing.assert_allclose(ex["ppg"], ref, rtol=1e-5, atol=1e-4)
     assert ex["subject_id"] == key.split("/")[0][1:]
   assert len(videos["p2/v1/source2"]["frames"]) > 115
+  assert dict(prepared.info.metadata["alignment"]) == {
+      "p2/v1/source2": {"trimmed_frames": 1, "trimmed_labels": 0, "repaired_timestamps": 0},
+      "p3/v1/source3": {"trimmed_frames": 0, "trimmed_labels": 0, "repaired_timestamps": 1},
+  }
+  counts = dict(prepared.info.metadata["item_counts"])
+  assert counts["trimmed"] == 1 and counts["repaired"] == 1
 
 
 def _corrupt(tree, how):
@@ -124,7 +161,7 @@ def _corrupt(tree, how):
     (folder / "time.txt").write_text("\n".join(lines[:-7]) + "\n")
   elif how == "time_backwards":
     lines = (folder / "time.txt").read_text().splitlines()
-    lines[10], lines[11] = lines[11], lines[10]
+    lines[10:30] = lines[10:30][::-1]  # a clock running backwards: not repairable
     (folder / "time.txt").write_text("\n".join(lines) + "\n")
   elif how == "short_wave":
     lines = (folder / "wave.csv").read_text().splitlines()
@@ -137,8 +174,8 @@ def _corrupt(tree, how):
     ("no_header", "'Wave' header"),
     ("missing_wave", "wave.csv"),
     ("time_count", "time.txt"),
-    ("time_backwards", "not strictly increasing"),
-    ("short_wave", "labels end"),
+    ("time_backwards", "cannot be repaired"),
+    ("short_wave", "outside it"),
     ("corrupt_video", "video.avi"),
 ])
 def test_bad_item_stops_with_named_error_and_writes_nothing(tmp_path, how, message):

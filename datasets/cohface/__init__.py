@@ -1,1 +1,0 @@
-"""COHFACE (Heusch et al. 2017) TFDS builder."""

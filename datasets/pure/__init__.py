@@ -1,1 +1,0 @@
-"""PURE (Stricker et al. 2014) TFDS builder."""

@@ -1,1 +1,0 @@
-"""Embedded synthetic rPPG dataset (no download)."""

@@ -1,1 +1,0 @@
-"""UBFC-rPPG (DATASET_2) TFDS builder."""

@@ -1,1 +1,0 @@
-"""VIPL-HR (Niu et al. 2018) TFDS builder."""
