@@ -1,8 +1,8 @@
 """Training curves: every stage's scalars as JSON lines, and one figure per run.
 
-`JsonlWriter` is a clu MetricWriter that appends `{"step": s, "name": v, ...}`
-lines to `<stage workdir>/scalars.jsonl` (no TensorFlow needed to read them
-back). `plot_run(workdir)` draws, per stage found, the training loss, the
+Training writes every scalar as a `{"step": s, "name": v, ...}` line to
+`<stage workdir>/scalars.jsonl` (`tb_writer.MetricWriter(jsonl_path=...)`; no
+TensorFlow needed to read them back). `plot_run(workdir)` draws, per stage found, the training loss, the
 validation metric (whole-video MAE on the held-out training subjects; the
 reconstruction MSE for the codebook) and code usage, into `workdir/curves.png`.
 A resumed run appends; the newest value of a step wins.
@@ -15,53 +15,11 @@ import os
 from typing import Any, Mapping
 
 import numpy as np
-from clu.metric_writers import interface
 
 from codephys_jax import plots
 
 SCALARS_FILE = "scalars.jsonl"
 STAGES = ("codebook", "codephys", "physnet")
-
-
-class JsonlWriter(interface.MetricWriter):
-  """Scalars only, appended as one JSON object per write."""
-
-  def __init__(self, path: str):
-    self._path = path
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-
-  def write_scalars(self, step: int, scalars: Mapping[str, Any]) -> None:
-    row = {"step": int(step)}
-    row.update({k: float(np.asarray(v)) for k, v in scalars.items()})
-    with open(self._path, "a") as f:
-      f.write(json.dumps(row) + "\n")
-
-  def write_summaries(self, step, values, metadata=None):
-    del step, values, metadata
-
-  def write_images(self, step, images):
-    del step, images
-
-  def write_videos(self, step, videos):
-    del step, videos
-
-  def write_audios(self, step, audios, *, sample_rate):
-    del step, audios, sample_rate
-
-  def write_texts(self, step, texts):
-    del step, texts
-
-  def write_histograms(self, step, arrays, num_buckets=None):
-    del step, arrays, num_buckets
-
-  def write_hparams(self, hparams):
-    del hparams
-
-  def flush(self) -> None:
-    pass
-
-  def close(self) -> None:
-    pass
 
 
 def read_scalars(path: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:

@@ -60,6 +60,7 @@ from codephys_jax import hr as hr_lib
 from codephys_jax import jsonio
 from codephys_jax import preprocess as preprocess_lib
 from codephys_jax import signal as sig
+from codephys_jax import tfds_spill
 from codephys_jax import video as video_lib
 
 
@@ -672,9 +673,11 @@ def prepare(
   before = _tree(root)
   download_config = tfds.download.DownloadConfig(manual_dir=manual_dir)
   try:
-    builder.download_and_prepare(
-        download_config=download_config, file_format="array_record"
-    )
+    # TF-free at any size: TFDS would spill splits past 1 GB through tf.io.gfile.
+    with tfds_spill.spill_without_tensorflow():
+      builder.download_and_prepare(
+          download_config=download_config, file_format="array_record"
+      )
     _write_provenance(builder, manual_dir)
     jsonio.write_json(os.path.join(os.fspath(builder.data_path), SKIPPED_FILE),
                       _metadata_get(builder.info.metadata, "skipped"), sort_keys=True)

@@ -11,11 +11,11 @@ This module is the training core: it looks each stage up in
 `codephys_jax.stages` (model, loss, evaluation hook, frozen parameters), hands
 its pure `loss_fn` to `codephys_jax.trainer` (jit over a data mesh, donated
 state, RNG folded by step, NaN checks), with orbax checkpoints that make a
-killed run resume where it stopped, clu writers for TensorBoard and a progress
-report. Video models are selected by whole-video HR MAE on `config.eval_split`
-and exported. After the stages, `config.compare` evaluates every trained model
-and the unsupervised baselines (`codephys_jax.comparison`) and writes
-`results.json` (the comparison table) into the workdir.
+killed run resume where it stopped, TF-free TensorBoard writers (`tb_writer`)
+and a progress report. Video models are selected by whole-video HR MAE on
+`config.eval_split` and exported. After the stages, `config.compare` evaluates
+every trained model and the unsupervised baselines (`codephys_jax.comparison`)
+and writes `results.json` (the comparison table) into the workdir.
 """
 
 from __future__ import annotations
@@ -28,8 +28,6 @@ from typing import Any, Mapping
 import jax
 import ml_collections
 import numpy as np
-from clu import metric_writers
-from clu import periodic_actions
 
 from codephys_jax import checkpointing
 from codephys_jax import comparison
@@ -40,6 +38,7 @@ from codephys_jax import eval_lib
 from codephys_jax import export as export_lib
 from codephys_jax import inference
 from codephys_jax import stages as stages_lib
+from codephys_jax import tb_writer
 from codephys_jax import trainer
 
 STAGES = tuple(stages_lib.STAGES)
@@ -49,15 +48,11 @@ def _builder(config: ml_collections.ConfigDict):
   return data_lib.load_builder(config.dataset, **data_lib.builder_kwargs(config))
 
 
-def _writer(workdir: str):
-  default = metric_writers.create_default_writer(
-      workdir, just_logging=jax.process_index() > 0, asynchronous=False
-  )
-  if jax.process_index() > 0:
-    return default
-  # Plain-JSON copy of every scalar for workdir/curves.png (curves.plot_run).
-  return metric_writers.MultiWriter(
-      [default, curves.JsonlWriter(os.path.join(workdir, curves.SCALARS_FILE))])
+def _writer(workdir: str) -> tb_writer.MetricWriter:
+  # One set of event files per run: the other processes of a multi-process run only log.
+  # A plain-JSON copy of every scalar feeds workdir/curves.png (curves.plot_run).
+  return tb_writer.MetricWriter(workdir, just_logging=jax.process_index() > 0,
+                                jsonl_path=os.path.join(workdir, curves.SCALARS_FILE))
 
 
 def _meta(config: ml_collections.ConfigDict, stage: str, **extra: Any) -> dict[str, Any]:
@@ -141,8 +136,8 @@ def _fit(config, cfg, workdir, *, setup: stages_lib.StageSetup, mesh, on_eval,
     state = restored
   train_step = trainer.make_train_step(setup.loss_fn, mesh=mesh,
                                        post_update=setup.post_update)
-  hooks = [periodic_actions.ReportProgress(num_train_steps=cfg.num_steps, writer=writer,
-                                           every_secs=30)]
+  hooks = [tb_writer.ProgressReport(num_train_steps=cfg.num_steps, writer=writer,
+                                    every_secs=30, name=stage)]
   try:
     state = trainer.train_loop(
         state, train_step=train_step, make_iterator=setup.make_iterator,

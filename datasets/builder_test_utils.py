@@ -3,18 +3,23 @@
 Every builder test prepares its dummy tree once, checks that one corrupted
 raw item stops preparation with an error naming the item and the fault, and
 leaves no file behind, and that a pulse marker placed at frame k of the raw
-labels lands at frame k after preparation (`marker_landing`). Loaded as
-`codephys_jax._builders.builder_test_utils` (never as `datasets.*`). Not a test
+labels lands at frame k after preparation (`marker_landing`). `BuilderTestCase`
+is the TF-free stand-in for `tfds.testing.DatasetBuilderTestCase` (which needs
+TensorFlow). Loaded as `codephys_jax._builders.builder_test_utils` (never as
+`datasets.*`). Not a test
 module itself (no `test_` / `_test` name).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import pathlib
 import shutil
-from typing import Callable
+import tempfile
+import unittest
+from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 import numpy as np
 import pytest
@@ -97,3 +102,89 @@ def marker_landing(
                                     preprocess_lib.PreprocessConfig(size=size))
   position = (t_k - ex["timestamps"][0]) * float(ex["fps"])
   return int(np.argmax(ex["ppg"])), float(position), ex
+
+
+class BuilderTestCase(unittest.TestCase):
+  """Prepares `EXAMPLE_DIR` with each of the builder's configs and checks the result.
+
+  What `tfds.testing.DatasetBuilderTestCase` checks, without TensorFlow (it is a
+  `tf.test.TestCase` and reads through `tf.data`): each split of `SPLITS` has
+  that many examples in the dataset info and in the array_record data source;
+  every example has every feature with its declared rank, fixed dimensions and
+  dtype; splits not in `OVERLAPPING_SPLITS` share no example; no example id
+  carries the local path of the raw tree; and a builder made afresh on the same
+  directory finds the dataset prepared with the same counts.
+  """
+
+  DATASET_CLASS: ClassVar[type[rppg_builder.RppgBuilder] | None] = None
+  EXAMPLE_DIR: ClassVar[str] = ""
+  SPLITS: ClassVar[Mapping[str, int]] = {}
+  OVERLAPPING_SPLITS: ClassVar[Sequence[str]] = ()
+  # tfds.testing settings the builder tests still spell; nothing here mocks the
+  # OS or downloads, so they have no effect.
+  MOCK_OUT_FORBIDDEN_OS_FUNCTIONS: ClassVar[bool] = False
+  SKIP_CHECKSUMS: ClassVar[bool] = True
+
+  def test_download_and_prepare_as_data_source(self):
+    cls = self.DATASET_CLASS
+    if cls is None:
+      self.skipTest("base class")
+    for config in cls.BUILDER_CONFIGS or [cls.make_config()]:
+      with self.subTest(config=config.name), tempfile.TemporaryDirectory() as data_dir:
+        builder = rppg_builder.prepare(
+            cls(config=config, data_dir=data_dir, file_format="array_record"),
+            manual_dir=self.EXAMPLE_DIR)
+        self._check_prepared(builder)
+        reloaded = cls(config=config, data_dir=data_dir, file_format="array_record")
+        self.assertTrue(reloaded.is_prepared())
+        self._check_prepared(reloaded)
+
+  def _check_prepared(self, builder: rppg_builder.RppgBuilder) -> None:
+    info = builder.info
+    self.assertEqual(sorted(info.splits), sorted(self.SPLITS))
+    self.assertEqual(info.splits.total_num_examples, sum(self.SPLITS.values()))
+    digests = {}
+    for split, expected in self.SPLITS.items():
+      self.assertEqual(info.splits[split].num_examples, expected, split)
+      source = builder.as_data_source(split)
+      self.assertEqual(len(source), expected, split)
+      digests[split] = set()
+      for i in range(len(source)):
+        example = source[i]
+        self._check_example(builder, split, example)
+        digests[split].add(_digest(example))
+    for a in self.SPLITS:
+      for b in self.SPLITS:
+        if a < b and a not in self.OVERLAPPING_SPLITS and b not in self.OVERLAPPING_SPLITS:
+          self.assertFalse(digests[a] & digests[b], f"splits {a!r} and {b!r} overlap")
+
+  def _check_example(self, builder, split: str, example: Mapping[str, Any]) -> None:
+    features = builder.info.features
+    self.assertEqual(sorted(example), sorted(features.keys()), split)
+    for name, feature in features.items():
+      value = np.asarray(example[name])
+      where = f"{split}/{name}"
+      if feature.np_dtype == np.object_:  # Text
+        self.assertIsInstance(example[name], (bytes, str), where)
+        continue
+      want_dtype = np.dtype(feature.np_dtype)
+      if isinstance(example[name], (int, float)):  # scalars decode to Python numbers
+        self.assertEqual(value.dtype.kind, want_dtype.kind, where)
+      else:
+        self.assertEqual(value.dtype, want_dtype, where)
+      self.assertEqual(value.ndim, len(feature.shape), where)
+      for got, want in zip(value.shape, feature.shape):
+        if want is not None:
+          self.assertEqual(got, want, where)
+    video_id = example["video_id"]
+    video_id = video_id.decode() if isinstance(video_id, bytes) else video_id
+    self.assertNotIn(os.fspath(self.EXAMPLE_DIR), video_id)
+
+
+def _digest(example: Mapping[str, Any]) -> str:
+  h = hashlib.sha256()
+  for name in sorted(example):
+    value = example[name]
+    h.update(name.encode())
+    h.update(value if isinstance(value, bytes) else np.ascontiguousarray(value).tobytes())
+  return h.hexdigest()

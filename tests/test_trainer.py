@@ -6,8 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from clu import periodic_actions
 
+from codephys_jax import tb_writer
 from codephys_jax import trainer
 
 T, C, B = 16, 3, 16  # signal length, channels, global batch
@@ -194,7 +194,9 @@ def test_train_loop_logs_evaluates_and_stops_on_nan():
     return {"mae": 1.0 / step}
 
   writer = RecordingWriter()
-  progress = periodic_actions.ReportProgress(num_train_steps=5, every_steps=2, writer=writer)
+  ticks = iter(range(100))  # one second per hook call: a report at step 4 and the last step
+  progress = tb_writer.ProgressReport(num_train_steps=5, every_secs=2.5, writer=writer,
+                                      clock=lambda: float(next(ticks)))
   state = trainer.train_loop(state, train_step=step_fn, make_iterator=make_iterator, num_steps=5,
                              mesh=mesh, writer=writer, log_every=2, eval_every=3, on_eval=on_eval,
                              hooks=[hook_steps.append, progress])
@@ -204,7 +206,7 @@ def test_train_loop_logs_evaluates_and_stops_on_nan():
   assert sorted(writer.scalars) == [2, 3, 4, 5] and writer.flushed
   assert {"train/loss", "train/grad_norm", "train/steps_per_sec"} <= set(writer.scalars[2])
   assert writer.scalars[3] == {"eval/mae": pytest.approx(1 / 3)}
-  assert "steps_per_sec" in writer.scalars[4]  # written by clu's ReportProgress hook
+  assert "steps_per_sec" in writer.scalars[4]  # written by the ProgressReport hook
   # Resuming past the end is a no-op; the iterator is not even built.
   assert trainer.train_loop(state, train_step=step_fn, make_iterator=make_iterator,
                             num_steps=5, mesh=mesh) is state

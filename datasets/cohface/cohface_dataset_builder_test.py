@@ -6,7 +6,6 @@ import shutil
 import h5py
 import numpy as np
 import pytest
-import tensorflow_datasets as tfds
 
 from codephys_jax import data as data_lib
 from codephys_jax import rppg_builder
@@ -16,7 +15,7 @@ from codephys_jax._builders import cohface
 DUMMY = os.path.join(os.path.dirname(__file__), "dummy_data")
 
 
-class CohfaceTest(tfds.testing.DatasetBuilderTestCase):
+class CohfaceTest(builder_test_utils.BuilderTestCase):
   DATASET_CLASS = cohface.Cohface
   EXAMPLE_DIR = DUMMY
   SPLITS = {"train": 2, "dev": 1, "test": 1, "full": 4}

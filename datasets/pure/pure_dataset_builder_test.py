@@ -6,7 +6,6 @@ import shutil
 
 import numpy as np
 import pytest
-import tensorflow_datasets as tfds
 
 from codephys_jax import data as data_lib
 from codephys_jax import rppg_builder
@@ -17,7 +16,7 @@ from codephys_jax._builders import pure_dummy
 DUMMY = os.path.join(os.path.dirname(__file__), "dummy_data")
 
 
-class PureTest(tfds.testing.DatasetBuilderTestCase):
+class PureTest(builder_test_utils.BuilderTestCase):
   DATASET_CLASS = pure.Pure
   EXAMPLE_DIR = DUMMY
   SPLITS = {"train": 1, "test": 1, "full": 2}

@@ -10,7 +10,6 @@ import sys
 
 import numpy as np
 import pytest
-import tensorflow_datasets as tfds
 
 from codephys_jax import data as data_lib
 from codephys_jax import preprocess as preprocess_lib
@@ -22,7 +21,7 @@ from codephys_jax._builders import ubfc_rppg_dummy as dummy
 DUMMY = os.path.join(os.path.dirname(__file__), "dummy_data")
 
 
-class UbfcRppgTest(tfds.testing.DatasetBuilderTestCase):
+class UbfcRppgTest(builder_test_utils.BuilderTestCase):
   DATASET_CLASS = ubfc.UbfcRppg
   EXAMPLE_DIR = DUMMY
   SPLITS = {"train": 2, "test": 2, "full": 5}

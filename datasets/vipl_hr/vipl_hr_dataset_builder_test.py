@@ -6,7 +6,6 @@ import shutil
 import numpy as np
 import pytest
 import scipy.io
-import tensorflow_datasets as tfds
 
 from codephys_jax import data as data_lib
 from codephys_jax import rppg_builder
@@ -19,7 +18,7 @@ DUMMY = os.path.join(os.path.dirname(__file__), "dummy_data")
 DATA = os.path.join(DUMMY, "data")
 
 
-class ViplHrTest(tfds.testing.DatasetBuilderTestCase):
+class ViplHrTest(builder_test_utils.BuilderTestCase):
   DATASET_CLASS = vipl.ViplHr
   EXAMPLE_DIR = DUMMY
   # fold4/fold5 name only subjects absent from the dummy: those splits are empty
