@@ -73,10 +73,11 @@ def logging_times(n: int, quirks: tuple[str, ...], *, gap_at: float = 0.3) -> np
 
 def write_subject(out: str, number: int, container: str, quirks: tuple[str, ...], *,
                   seconds: float = SECONDS, hr_range_bpm: tuple[float, float] = (55.0, 120.0),
-                  avi_codec: str = "MJPG") -> synthetic_video.SyntheticSubject:
+                  avi_codec: str = "MJPG", width: int = 160,
+                  height: int = 120) -> synthetic_video.SyntheticSubject:
   """One `subject<number>/` folder; returns the rendered subject (its PPG is line 1)."""
   subject = synthetic_video.make_subject(
-      1000 + number, duration_s=seconds, fps=FPS, width=160, height=120, noise_std=0.8,
+      1000 + number, duration_s=seconds, fps=FPS, width=width, height=height, noise_std=0.8,
       hr_range_bpm=hr_range_bpm,
   )
   folder = os.path.join(out, f"subject{number}")
@@ -87,7 +88,7 @@ def write_subject(out: str, number: int, container: str, quirks: tuple[str, ...]
   frames_subject = subject
   if "extra_frame" in quirks:
     frames_subject = synthetic_video.make_subject(
-        1000 + number, duration_s=(n + 1) / FPS, fps=FPS, width=160, height=120,
+        1000 + number, duration_s=(n + 1) / FPS, fps=FPS, width=width, height=height,
         noise_std=0.8, hr_range_bpm=hr_range_bpm,
     )
   video_lib.write_video(os.path.join(folder, f"vid.{container}"), frames_subject.frames(),
