@@ -100,9 +100,28 @@ def _clips(builder, split: str, clip_length: int, stride: int | None,
 
 
 def _local_iterator(clips, augment, *, batch_size: int, seed: int, keys: tuple[str, ...],
-                    mesh) -> Callable[[int], Any]:
-  """make_iterator(start_step) for trainer.train_loop (deterministic resume)."""
+                    mesh, input_pipeline: str = "host",
+                    augment_cfg: ml_collections.ConfigDict | None = None
+                    ) -> Callable[[int], Any]:
+  """make_iterator(start_step) for trainer.train_loop (deterministic resume).
+
+  input_pipeline 'host': grain + NumPy augmentation (`augment`), local NumPy batches;
+  'device': videos resident on the devices, clips cut and augmented (`augment_cfg`)
+  by jitted code (`codephys_jax.device_input`), global batches already sharded.
+  """
   trainer.local_batch_size(batch_size, mesh)  # validates divisibility early
+  if input_pipeline == "device":
+    from codephys_jax import augment as augment_lib
+    from codephys_jax import device_input
+
+    aug = None
+    if augment_cfg is not None and augment_cfg.get("enabled", False):
+      aug = augment_lib.AugmentConfig.from_config(augment_cfg)
+    resident = device_input.ResidentClips(clips, mesh, keys=keys)
+    return device_input.iterator_factory(resident, batch_size=batch_size, seed=seed,
+                                         augment=aug)
+  if input_pipeline != "host":
+    raise ValueError(f"unknown input_pipeline {input_pipeline!r}; known: 'host', 'device'")
   spec = data_lib.PipelineSpec(batch_size=batch_size, seed=seed)
 
   def make_iterator(start_step: int):
@@ -381,7 +400,8 @@ def setup_stage(config: ml_collections.ConfigDict, builder, mesh, stage: str, *,
         model=model, state=state, loss_fn=_stage1_loss(model, cfg),
         post_update=_stage1_restart(model, cfg.model.get("dead_code_threshold", 0.1)),
         make_iterator=_local_iterator(clips, None, batch_size=cfg.batch_size,
-                                      seed=config.seed, keys=("ppg",), mesh=mesh),
+                                      seed=config.seed, keys=("ppg",), mesh=mesh,
+                                      input_pipeline=config.get("input_pipeline", "host")),
     )
   clips, augment = _clips(builder, config.train_split, config.clip_length,
                           cfg.clip_stride, config.get("augment"))
@@ -419,7 +439,9 @@ def setup_stage(config: ml_collections.ConfigDict, builder, mesh, stage: str, *,
   return StageSetup(
       model=model, state=state, loss_fn=loss_fn, post_update=None,
       make_iterator=_local_iterator(clips, augment, batch_size=cfg.batch_size,
-                                    seed=config.seed, keys=("frames", "ppg"), mesh=mesh),
+                                    seed=config.seed, keys=("frames", "ppg"), mesh=mesh,
+                                    input_pipeline=config.get("input_pipeline", "host"),
+                                    augment_cfg=config.get("augment")),
       frozen=tuple(frozen),
   )
 

@@ -57,6 +57,9 @@ def base(*, dataset: str = "synthetic_rppg", size: int = 128,
   c.eval_split = "test"
   c.clip_length = clip_length
   c.input_norm = "standardized"  # or "temporal" (codephys_jax.train_lib.INPUT_NORMS)
+  # "host": grain + NumPy augmentation; "device": videos resident on the devices,
+  # clips cut and augmented by jitted code (codephys_jax.device_input).
+  c.input_pipeline = "host"
   c.stages = ("codebook", "codephys", "baseline")
   c.export = True
   c.eval = eval_settings()
