@@ -39,8 +39,12 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from codephys_jax import augment as augment_lib
 from codephys_jax import data as data_lib
 
-PIPELINES = ("host", "device")
+PIPELINES = ("host", "device", "auto")
 DEFAULT_BUDGET_BYTES = 8 << 30
+
+
+class DoesNotFit(ValueError):
+  """The device path cannot take this split or recipe (memory budget, camera degradations)."""
 
 
 def _replicated(mesh: Mesh) -> NamedSharding:
@@ -66,26 +70,26 @@ class ResidentClips:
   def __init__(self, clips: data_lib.ClipSource, mesh: Mesh, *,
                keys: Sequence[str] = ("frames", "ppg"),
                budget_bytes: int = DEFAULT_BUDGET_BYTES):
-    videos = clips._videos  # noqa: SLF001 - the same split the ClipSource indexes
     used = sorted({v for v, _ in clips.index})
     offsets: dict[int, int] = {}
     frames, ppg = [], []
     total = 0
     need_frames = "frames" in keys
+    nbytes = 0
     for v in used:
-      video = videos[v]
+      video = clips._video(v)  # noqa: SLF001 - its cache spares a second decode
       offsets[v] = total
       n = len(video["ppg"])
       total += n
       ppg.append(np.asarray(video["ppg"], np.float32))
+      nbytes += 4 * n
       if need_frames:
         frames.append(np.asarray(video["frames"], np.uint8))
-    nbytes = total * 4 + (sum(f.nbytes for f in frames) if need_frames else 0)
-    if nbytes > budget_bytes:
-      raise ValueError(
-          f"{clips!r}: the training videos take {nbytes / 2**30:.2f} GiB, over the device "
-          f"input budget of {budget_bytes / 2**30:.2f} GiB per device; use "
-          "input_pipeline='host' (or raise device_input_budget_gb)")
+        nbytes += frames[-1].nbytes
+      if nbytes > budget_bytes:  # checked while loading: a huge split fails fast
+        raise DoesNotFit(
+            f"{clips!r}: the training videos take over {budget_bytes / 2**30:.2f} GiB, the "
+            "device input budget per device; use input_pipeline='host' or 'auto'")
     self.mesh = mesh
     self.keys = tuple(keys)
     self.clip_length = clips.clip_length
@@ -225,7 +229,7 @@ def make_batch_fn(data: ResidentClips, *, batch_size: int, seed: int,
                   ) -> Callable[[int], dict[str, jax.Array]]:
   """`step -> global batch` (jitted, asynchronous), split along the data axis."""
   if augment is not None and augment.degradations and augment.degradation_prob > 0:
-    raise ValueError(
+    raise DoesNotFit(
         f"the device input path has no camera degradations (augment.degradations="
         f"{list(augment.degradations)}, degradation_prob={augment.degradation_prob}); use "
         "input_pipeline='host' or set augment.degradation_prob=0")
@@ -265,3 +269,22 @@ def iterator_factory(data: ResidentClips, *, batch_size: int, seed: int,
 
   return make_iterator
 
+
+
+def from_config(clips: data_lib.ClipSource, mesh: Mesh, *, keys: Sequence[str],
+                batch_size: int, seed: int, augment_cfg: Any | None = None,
+                budget_bytes: int = DEFAULT_BUDGET_BYTES
+                ) -> Callable[[int], Iterator[dict[str, jax.Array]]]:
+  """make_iterator for a training config's augment settings (`enabled` False/absent = none).
+
+  Raises:
+    DoesNotFit: degradations requested, or the split is over `budget_bytes`
+      (checked before any video is loaded for the recipe, while loading for memory).
+  """
+  aug = None
+  if augment_cfg is not None and augment_cfg.get("enabled", False):
+    aug = augment_lib.AugmentConfig.from_config(augment_cfg)
+    if aug.degradations and aug.degradation_prob > 0:
+      raise DoesNotFit(f"camera degradations {list(aug.degradations)} run on the host only")
+  resident = ResidentClips(clips, mesh, keys=keys, budget_bytes=budget_bytes)
+  return iterator_factory(resident, batch_size=batch_size, seed=seed, augment=aug)

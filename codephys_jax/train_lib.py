@@ -107,21 +107,24 @@ def _local_iterator(clips, augment, *, batch_size: int, seed: int, keys: tuple[s
 
   input_pipeline 'host': grain + NumPy augmentation (`augment`), local NumPy batches;
   'device': videos resident on the devices, clips cut and augmented (`augment_cfg`)
-  by jitted code (`codephys_jax.device_input`), global batches already sharded.
+  by jitted code (`codephys_jax.device_input`), global batches already sharded;
+  'auto': 'device' where the split fits its memory budget and the augmentation
+  has no camera degradations, else 'host'.
   """
   trainer.local_batch_size(batch_size, mesh)  # validates divisibility early
-  if input_pipeline == "device":
-    from codephys_jax import augment as augment_lib
+  if input_pipeline in ("device", "auto"):
     from codephys_jax import device_input
 
-    aug = None
-    if augment_cfg is not None and augment_cfg.get("enabled", False):
-      aug = augment_lib.AugmentConfig.from_config(augment_cfg)
-    resident = device_input.ResidentClips(clips, mesh, keys=keys)
-    return device_input.iterator_factory(resident, batch_size=batch_size, seed=seed,
-                                         augment=aug)
-  if input_pipeline != "host":
-    raise ValueError(f"unknown input_pipeline {input_pipeline!r}; known: 'host', 'device'")
+    try:
+      return device_input.from_config(clips, mesh, keys=keys, batch_size=batch_size,
+                                      seed=seed, augment_cfg=augment_cfg)
+    except device_input.DoesNotFit as e:
+      if input_pipeline == "device":
+        raise
+      logging.info("input_pipeline=auto: host input (%s)", e)
+  elif input_pipeline != "host":
+    raise ValueError(f"unknown input_pipeline {input_pipeline!r}; known: 'host', 'device', "
+                     "'auto'")
   spec = data_lib.PipelineSpec(batch_size=batch_size, seed=seed)
 
   def make_iterator(start_step: int):

@@ -189,7 +189,7 @@ def test_degradations_and_budget_are_refused_with_a_clear_error():
   data = device_input.ResidentClips(clips, _mesh(1))
   cfg = augment.AugmentConfig(speed_range=(1.0, 1.0), degradations=("jpeg",),
                               degradation_prob=0.5)
-  with pytest.raises(ValueError, match="input_pipeline='host'"):
+  with pytest.raises(device_input.DoesNotFit, match="input_pipeline=.host."):
     device_input.iterator_factory(data, batch_size=4, seed=0, augment=cfg)
   with pytest.raises(ValueError, match="budget"):
     device_input.ResidentClips(clips, _mesh(1), budget_bytes=1000)
@@ -201,3 +201,14 @@ def test_ppg_only_stage_keeps_no_frames():
   assert data.frames is None
   batch = _host(next(device_input.iterator_factory(data, batch_size=4, seed=0)(0)))
   assert set(batch) == {"ppg"} and batch["ppg"].shape == (4, 16)
+
+
+def test_from_config_refuses_what_only_the_host_path_does():
+  clips = data_lib.ClipSource(_FakeVideos([64]), clip_length=16)
+  with pytest.raises(device_input.DoesNotFit, match="degradations"):
+    device_input.from_config(clips, _mesh(1), keys=("frames", "ppg"), batch_size=4, seed=0,
+                             augment_cfg={"enabled": True, "degradations": ("jpeg",),
+                                          "degradation_prob": 0.5})
+  with pytest.raises(device_input.DoesNotFit, match="budget"):
+    device_input.from_config(clips, _mesh(1), keys=("frames", "ppg"), batch_size=4, seed=0,
+                             budget_bytes=1000)
