@@ -184,7 +184,8 @@ def _plain_one(data: "_View", start: jax.Array) -> dict[str, jax.Array]:
 # ------------------------------------------------------------------ batches
 
 
-def clip_indices(seed: int | jax.Array, step: jax.Array, batch_size: int, num_clips: int) -> jax.Array:
+def clip_indices(seed: int | jax.Array, step: jax.Array, batch_size: int,
+                 num_clips: int) -> jax.Array:
   """Clip numbers of the global batch at `step`: a fresh permutation of the clips per epoch."""
   e = step.astype(jnp.int32) * batch_size + jnp.arange(batch_size, dtype=jnp.int32)
   epoch, pos = e // num_clips, e % num_clips
