@@ -58,7 +58,9 @@ def base(*, dataset: str = "synthetic_rppg", size: int = 128,
   c.clip_length = clip_length
   c.input_norm = "standardized"  # or "temporal" (codephys_jax.train_lib.INPUT_NORMS)
   # "host": grain + NumPy augmentation; "device": videos resident on the devices,
-  # clips cut and augmented by jitted code (codephys_jax.device_input).
+  # clips cut and augmented by jitted code (codephys_jax.device_input); "auto":
+  # device where the split fits and no camera degradations are asked for.
+  # CPU runs keep "host" (both share the same cores; benchmarks/RESULTS.md).
   c.input_pipeline = "host"
   c.stages = ("codebook", "codephys", "baseline")
   c.export = True
