@@ -28,8 +28,12 @@ def tiny_config(data_dir: str) -> ml_collections.ConfigDict:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-  data_dir = str(tmp_path_factory.mktemp("tfds"))
+def data_dir(tmp_path_factory):
+  return str(tmp_path_factory.mktemp("tfds"))
+
+
+@pytest.fixture(scope="module")
+def run(data_dir, tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp("run"))
   config = tiny_config(data_dir)
   summary = train_lib.train_and_evaluate(config, workdir)
@@ -173,12 +177,11 @@ def test_eight_devices_match_one_device_with_the_real_losses(stage):
     np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6)
 
 
-def test_device_input_pipeline_trains_and_resumes_bit_for_bit(run, tmp_path, monkeypatch):
+def test_device_input_pipeline_trains_and_resumes_bit_for_bit(data_dir, tmp_path, monkeypatch):
   """input_pipeline='device' (clips cut and augmented on the devices): a run killed at
   step 3 and resumed ends with the parameters of an uninterrupted run, and the
   video stage trains on device batches with the paper's augmentations."""
-  config, _, _ = run
-  config = ml_collections.ConfigDict(config.to_dict())
+  config = tiny_config(data_dir)
   config.stages = ("codebook", "baseline")
   config.compare.enabled = False
   config.export = False
