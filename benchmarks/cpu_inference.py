@@ -10,7 +10,7 @@ turns the crops into a whole-video waveform with `inference.predict_video`
 (160-frame clips, overlap-add) by several routes, each timed after one warm-up
 call (compilation excluded, reported separately):
 
-  jit b1 / b4        jax.jit of the train_lib inference function, 1 or 4 clips per call;
+  jit b1 / b4        jax.jit of inference.rppg_fn (training's and eval's inference), 1 or 4 clips per call;
   exported b4        the jax.export artefact training writes (export.load_exported);
   hop 120 / 160      clips overlapping by 40 frames / not at all (default hop: 80);
   bf16 b4            weights and activations in bfloat16.
@@ -43,8 +43,8 @@ from codephys_jax import inference  # noqa: E402
 from codephys_jax import models  # noqa: E402
 from codephys_jax import preprocess  # noqa: E402
 from codephys_jax import synthetic_video  # noqa: E402
-from codephys_jax import train_lib  # noqa: E402
 from codephys_jax import video as video_lib  # noqa: E402
+from codephys_jax.stages import base as stage_base  # noqa: E402
 
 CLIP = 160
 BACKBONE = dict(base_width=16, output_channels=64, spatial_out=8)
@@ -85,11 +85,11 @@ def main() -> None:
     x0 = jnp.zeros((1, CLIP, size, size, 3), jnp.float32)
     variables = jax.jit(lambda r: model.init(r, x0, train=False))(jax.random.key(0))
     variables = jax.tree.map(np.asarray, dict(variables))
-    rppg = train_lib._rppg_fn(model, "standardized")  # noqa: SLF001 - training's inference
+    rppg = inference.rppg_fn(model, "standardized")  # training's and eval's inference
 
     def bf16_fn(v, clips):
       v16 = jax.tree.map(lambda a: a.astype(jnp.bfloat16), v)
-      x = train_lib.normalize_frames(clips, "standardized").astype(jnp.bfloat16)
+      x = stage_base.normalize_frames(clips, "standardized").astype(jnp.bfloat16)
       return model.apply(v16, x, train=False)["rppg"].astype(jnp.float32)
 
     export_path = os.path.join(tmp, "model.jax")

@@ -1,7 +1,7 @@
 """Step time of Stage I, Stage II and the PhysNet baseline against a PyTorch PhysNet, side by side.
 
   python benchmarks/gpu_step.py [--sizes=72,128] [--frames=160] [--batch=4] [--steps=20]
-      [--stages=codebook,codephys,baseline] [--pipelines=device,host] [--bf16]
+      [--stages=codebook,codephys,physnet] [--pipelines=device,host] [--bf16]
       [--torch=auto|off] [--json=PATH] [--markdown=PATH]
 
 Every JAX stage is built by `train_lib.setup_stage` from the paper config
@@ -51,6 +51,7 @@ import physnet_torch  # noqa: E402
 from codephys_jax import models  # noqa: E402
 from codephys_jax import train_lib  # noqa: E402
 from codephys_jax import trainer  # noqa: E402
+from codephys_jax.stages import codebook as codebook_stage  # noqa: E402
 from configs import paper  # noqa: E402
 
 _SIZES = flags.DEFINE_list("sizes", ["72", "128"], "Square crop sizes (px).")
@@ -58,7 +59,7 @@ _FRAMES = flags.DEFINE_integer("frames", 160, "Frames per clip.")
 _BATCH = flags.DEFINE_integer("batch", 4, "Global batch size.")
 _STEPS = flags.DEFINE_integer("steps", 20, "Timed steps per measurement.")
 _WARMUP = flags.DEFINE_integer("warmup", 3, "Untimed steps before each measurement.")
-_STAGES = flags.DEFINE_list("stages", ["codebook", "codephys", "baseline"], "JAX stages.")
+_STAGES = flags.DEFINE_list("stages", ["codebook", "codephys", "physnet"], "JAX stages.")
 _PIPELINES = flags.DEFINE_list("pipelines", ["device"], "Input paths for the end-to-end column.")
 _BF16 = flags.DEFINE_bool("bf16", False, "Also time bfloat16 compute.")
 _TORCH = flags.DEFINE_enum("torch", "auto", ["auto", "off"], "PyTorch reference column.")
@@ -103,17 +104,17 @@ def config_for(size: int, frames: int, batch: int, width: int, pipeline: str):
   c.preprocess.size = size
   c.clip_length = frames
   c.input_pipeline = pipeline
-  for stage in ("codebook", "codephys", "baseline"):
+  for stage in ("codebook", "codephys", "physnet"):
     c[stage].batch_size = batch
     c[stage].clip_stride = frames // 2
-  for stage in ("codephys", "baseline"):
+  for stage in ("codephys", "physnet"):
     c[stage].model.backbone_kwargs.base_width = width
     c[stage].model.backbone_kwargs.output_channels = 4 * width
   return c
 
 
 def _random_stage1(config):
-  model = train_lib.stage1_model(config.codebook)
+  model = codebook_stage.make_model(config)
   ppg = np.zeros((1, config.clip_length), np.float32)
   variables = jax.jit(lambda r: model.init(r, ppg, train=False))(jax.random.key(0))
   return trainer.fetch(models.stage1_subtrees(dict(variables))), config.to_dict()
@@ -225,7 +226,7 @@ def main(argv):
         configs = {p: config_for(size, _FRAMES.value, _BATCH.value, _WIDTH.value, p)
                    for p in _PIPELINES.value}
         name = {"codebook": "Stage I (PPG codebook)", "codephys": "Stage II (CodePhys)",
-                "baseline": "PhysNet baseline"}[stage]
+                "physnet": "PhysNet baseline"}[stage]
         for r in measure_jax(configs, builder, stage, steps=_STEPS.value,
                              warmup=_WARMUP.value, bf16=bf16):
           r.update(size=size, model=name, stage=stage, framework=f"jax {jax.__version__}",

@@ -1,15 +1,16 @@
 """Train-step time, compile time and input-pipeline overhead of every training stage.
 
   ./run.sh python benchmarks/train_step.py [--config=configs/default.py] [--steps=10]
-      [--stages=codebook,codephys,baseline] [--stage1_workdir=DIR] [--data_dir=DIR]
+      [--stages=codebook,codephys,physnet] [--stage1_workdir=DIR] [--data_dir=DIR]
       [--dataset=synthetic_rppg] [--json=PATH] [--pipelines=host,device]
       [--config.codephys.batch_size=8 ...]
 
-For each stage (codebook = Stage I, codephys = Stage II, baseline = PhysNet) the
-model, `TrainState`, loss and jitted `train_step` are built by
+For each stage (codebook = Stage I, codephys = Stage II, physnet = the PhysNet
+baseline) the model, `TrainState`, loss and jitted `train_step` are built by
 `train_lib.setup_stage`, exactly as training builds them, and the
 training split of the config's dataset (prepared on first use) feeds
-`data.train_pipeline` through `train_lib._local_iterator`. Measured per stage:
+`data.train_pipeline` through the stage's own iterator (`StageSetup.make_iterator`,
+from `stages.base.train_iterator`). Measured per stage:
 
   trace+lower  `train_step.lower(state, batch)` (tracing + StableHLO),
   compile      `.compile()` of that lowering (XLA),
@@ -67,8 +68,11 @@ from ml_collections import config_flags  # noqa: E402
 
 from codephys_jax import data  # noqa: E402
 from codephys_jax import models  # noqa: E402
+from codephys_jax import stages  # noqa: E402
 from codephys_jax import train_lib  # noqa: E402
 from codephys_jax import trainer  # noqa: E402
+from codephys_jax.stages import codebook as codebook_stage  # noqa: E402
+from codephys_jax.stages import codephys as codephys_stage  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", os.path.join(_REPO, "configs", "default.py"), "Training config file.",
@@ -94,8 +98,8 @@ _PIPELINES = flags.DEFINE_list(
 def _stage1(config: ml_collections.ConfigDict, stage1_workdir: str):
   """((Stage I subtrees, Stage I config), note): a real run, or random parameters."""
   if stage1_workdir:
-    return train_lib.load_stage1(stage1_workdir), f"Stage I from {stage1_workdir}"
-  model = train_lib.stage1_model(config.codebook)
+    return codephys_stage.load_stage1(stage1_workdir), f"Stage I from {stage1_workdir}"
+  model = codebook_stage.make_model(config)
   ppg = np.zeros((1, config.clip_length), np.float32)
   variables = jax.jit(lambda r: model.init(r, ppg, train=False))(jax.random.key(config.seed))
   stage1 = trainer.fetch(models.stage1_subtrees(dict(variables)))
@@ -103,7 +107,7 @@ def _stage1(config: ml_collections.ConfigDict, stage1_workdir: str):
 
 
 def _setup(config: ml_collections.ConfigDict, builder, mesh, stage: str,
-           stage1_workdir: str) -> tuple[train_lib.StageSetup, str]:
+           stage1_workdir: str) -> tuple[stages.StageSetup, str]:
   stage1, note = _stage1(config, stage1_workdir) if stage == "codephys" else (None, "")
   return train_lib.setup_stage(config, builder, mesh, stage, stage1=stage1), note
 
@@ -131,7 +135,7 @@ def _timed_steps(step_fn, state, next_batch, *, steps: int, warmup: int, sync: b
   return state, times, metrics
 
 
-def measure(setup: train_lib.StageSetup, mesh, *, steps: int, warmup: int,
+def measure(setup: stages.StageSetup, mesh, *, steps: int, warmup: int,
             batch_size: int) -> dict[str, Any]:
   """Compile and step times of one stage (see the module docstring)."""
   probe = iter(setup.make_iterator(0))

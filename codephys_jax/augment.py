@@ -1,6 +1,6 @@
 """Training augmentation of face-crop clips (grain `random_map` functions).
 
-The reference recipe (METHOD.md, PhysFormer/CodePhys family): horizontal flip,
+The reference recipe (docs/METHOD.md, PhysFormer/CodePhys family): horizontal flip,
 illumination offset N(0, 10) grey levels per clip, pixel noise N(0, 2), speed
 resampling by a factor in [0.6, 1.4] and random resized crop with scale in
 [0.5, 1]; plus, optionally, the camera degradations of

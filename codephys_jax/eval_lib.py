@@ -24,13 +24,12 @@ from codephys_jax import jsonio
 from codephys_jax import plots
 from codephys_jax import unsupervised
 
-MODEL_METHODS = ("codephys", "physnet")
-
 # video dict -> predicted waveform at the video's fps
 Predictor = Callable[[Mapping[str, Any]], np.ndarray]
 
 
 def eval_settings(config: ml_collections.ConfigDict, fps: float) -> evaluation.EvalSettings:
+  """EvalSettings of a config's `eval` block (configs/common.py `eval_settings`)."""
   return evaluation.EvalSettings(
       fs=float(fps),
       diff_normalized=False,
@@ -53,17 +52,33 @@ def unsupervised_predictor(name: str) -> Predictor:
   return predict
 
 
+def model_methods() -> tuple[str, ...]:
+  """The methods that are trained models: `codephys_jax.stages.METHODS`."""
+  from codephys_jax import stages  # JAX/Flax only when a model may be evaluated
+
+  return stages.METHODS
+
+
+def needs_checkpoint(method: str) -> bool:
+  """Whether `method` is a trained model (then it needs a training workdir)."""
+  method = method.lower()
+  return method not in unsupervised.METHODS and method in model_methods()
+
+
 def make_predictor(config: ml_collections.ConfigDict) -> Predictor:
   method = config.method.lower()
-  if method in MODEL_METHODS:
-    if not config.get("checkpoint"):
-      raise ValueError(f"method {method!r} needs --config.checkpoint=<training workdir>")
-    from codephys_jax import train_lib  # JAX/Flax only when a model is evaluated
+  if method in unsupervised.METHODS:
+    return unsupervised_predictor(method)
+  if not needs_checkpoint(method):
+    raise ValueError(f"unknown method {method!r}; unsupervised: {sorted(unsupervised.METHODS)}, "
+                     f"trained models: {list(model_methods())}")
+  if not config.get("checkpoint"):
+    raise ValueError(f"method {method!r} needs --config.checkpoint=<training workdir>")
+  from codephys_jax import inference  # JAX/Flax only when a model is evaluated
 
-    return train_lib.load_predictor(
-        config.checkpoint, method=method, batch_size=config.get("batch_size", 4)
-    )
-  return unsupervised_predictor(method)
+  return inference.load_predictor(
+      config.checkpoint, method=method, batch_size=config.get("batch_size", 4)
+  )
 
 
 def load_split(config: ml_collections.ConfigDict) -> data_lib.VideoSource:
@@ -93,6 +108,7 @@ def score(
     results: list[tuple[str, np.ndarray, np.ndarray, float]],
     config: ml_collections.ConfigDict,
 ) -> evaluation.EvalResult:
+  """Metrics of `results` under the convention of `config`, a config's `eval` block."""
   fps = {r[3] for r in results}
   if len(fps) != 1:
     raise ValueError(f"videos of one split must share a frame rate, got {sorted(fps)}")
@@ -115,8 +131,8 @@ def write_outputs(
       "method": config.method,
       "dataset": config.dataset,
       "split": config.split,
-      "hr_method": config.hr_method,
-      "window_seconds": config.get("window_seconds"),
+      "hr_method": config.eval.hr_method,
+      "window_seconds": config.eval.get("window_seconds"),
   })
   metrics.update(extra or {})
   jsonio.write_json(os.path.join(workdir, "metrics.json"), metrics)
@@ -141,7 +157,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   predictor = make_predictor(config)
   videos = load_split(config)
   results = run_method(videos, predictor, total=len(videos))
-  result = score(results, config)
+  result = score(results, config.eval)
   metrics = write_outputs(workdir, result, results, config)
   logging.info(
       "%s on %s/%s: MAE %.2f RMSE %.2f r %.3f (%d videos)", config.method,

@@ -1,6 +1,6 @@
 """Per-video evaluation: post-process, estimate HR with every estimator, aggregate.
 
-Follows the evaluation convention of DATA_AND_EVAL.md: per test video the predicted
+Follows the evaluation convention of docs/EVALUATION.md: per test video the predicted
 clips are concatenated (`concat_clips`); prediction and reference PPG go through the
 same `signal.postprocess` (integrate if diff-normalised, detrend, band-pass), per
 window when `window_seconds` is set (as the toolbox does) or over the whole video.

@@ -8,6 +8,8 @@ symbolic batch dimension and writes two files:
                 platforms, output shapes.
 
 `load_exported(path)` returns a callable taking one input batch of any batch size.
+`export_model(workdir)` exports a trained video model (clip -> rPPG) of a training
+stage's workdir to `<workdir>/export/rppg_model.jax`.
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ from typing import Any
 import jax
 import numpy as np
 
+from codephys_jax import inference
 from codephys_jax import trainer
 
 PyTree = Any
+EXPORT_NAME = "rppg_model.jax"
 
 _SIDECAR_SUFFIX = ".json"
 
@@ -114,3 +118,19 @@ def load_sidecar(path: str | os.PathLike[str]) -> dict[str, Any]:
     raise FileNotFoundError(f"No export sidecar at {sidecar}.")
   with open(sidecar) as f:
     return json.load(f)
+
+
+def export_model(workdir: str) -> dict[str, Any]:
+  """Export clip -> rPPG (uint8 [b, T, S, S, 3] -> [b, T]) with jax.export."""
+  model, variables, config, meta = inference.load_run(workdir)
+  size = int(config.preprocess.size)
+
+  fn = inference.rppg_fn(model, config.get("input_norm", "standardized"))
+  path = os.path.join(workdir, "export", EXPORT_NAME)
+  if jax.process_index() != 0:
+    return {}
+  return export_inference(
+      fn, variables, (config.clip_length, size, size, 3), np.uint8, path,
+      fs=float(config.preprocess.target_fps),
+      description=f"{meta['stage']}: uint8 face clips -> rPPG waveform (standardised)",
+  )

@@ -97,7 +97,7 @@ def video_seed(seed: int, key: str) -> int:
              .generate_state(1)[0])
 
 
-class _RawFrames:
+class RawFrames:
   """Re-iterable (timestamp, frame) stream that keeps the frames if they fit in memory."""
 
   def __init__(self, source: video_lib.FrameSource, max_bytes: int):
@@ -121,6 +121,11 @@ class _RawFrames:
       yield t, frame
     self._frames = kept
 
+  @property
+  def num_cached(self) -> int | None:
+    """Frames kept in memory after a full pass; None when the video did not fit."""
+    return None if self._frames is None else len(self._frames)
+
 
 class DegradedSource(video_lib.FrameSource):
   """A FrameSource whose frames pass through `degrade(frame, index)`.
@@ -129,7 +134,7 @@ class DegradedSource(video_lib.FrameSource):
   clock (labels stay aligned by time); the frame rate and size are the source's.
   """
 
-  def __init__(self, frames: _RawFrames | video_lib.FrameSource,
+  def __init__(self, frames: RawFrames | video_lib.FrameSource,
                degrade: deg_lib.Degradation | deg_lib.Compose, *, source: video_lib.FrameSource,
                name: str):
     self._frames = frames
@@ -148,7 +153,7 @@ class DegradedSource(video_lib.FrameSource):
       yield t, self._degrade(frame, index)
 
 
-def degraded_example(item: rppg_builder.Item, frames: _RawFrames | video_lib.FrameSource,
+def degraded_example(item: rppg_builder.Item, frames: RawFrames | video_lib.FrameSource,
                      source: video_lib.FrameSource, labels: rppg_builder.RawLabels,
                      condition: Condition, preprocess: preprocess_lib.PreprocessConfig, *,
                      seed: int) -> dict[str, Any]:
@@ -178,7 +183,7 @@ def make_predictors(config: ml_collections.ConfigDict) -> dict[str, eval_lib.Pre
   if len(set(methods)) != len(methods):
     raise ValueError(f"robustness.methods has repeats: {methods}")
   checkpoints = dict(config.robustness.get("checkpoints") or {})
-  missing = [m for m in methods if m in eval_lib.MODEL_METHODS and not checkpoints.get(m)]
+  missing = [m for m in methods if eval_lib.needs_checkpoint(m) and not checkpoints.get(m)]
   if missing:
     raise ValueError(
         f"methods {missing} need a checkpoint: set "
@@ -208,7 +213,7 @@ def _row(method: str, condition: Condition, results: list[Result], failed: list[
   row: dict[str, Any] = {"method": method, "degradation": condition.degradation,
                          "severity": condition.severity}
   if results:
-    metrics = eval_lib.score(results, config).metrics
+    metrics = eval_lib.score(results, config.eval).metrics
   else:
     metrics = {"mae": float("nan"), "rmse": float("nan"), "pearson": float("nan"),
                "snr": float("nan"), "num_videos": 0}
@@ -245,7 +250,7 @@ def evaluate(config: ml_collections.ConfigDict, *, progress: bool = True,
   for item in items:
     source, labels = read_item(item)
     with source:
-      frames = _RawFrames(source, max_bytes)
+      frames = RawFrames(source, max_bytes)
       for cond in conds:
         bar.set_postfix_str(f"{item.key} {cond.degradation}@{cond.severity:g}")
         try:
@@ -279,8 +284,8 @@ def write_outputs(workdir: str, rows: Sequence[Mapping[str, Any]],
       "degradations": list(rob.degradations),
       "severities": [float(s) for s in rob.severities],
       "seed": int(rob.seed),
-      "hr_method": config.hr_method,
-      "window_seconds": config.get("window_seconds"),
+      "hr_method": config.eval.hr_method,
+      "window_seconds": config.eval.get("window_seconds"),
   }
   jsonio.write_json(os.path.join(workdir, "robustness.json"),
                     {"config": summary, "rows": list(rows)})

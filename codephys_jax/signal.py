@@ -1,7 +1,7 @@
 """1-D physiological signal utilities shared by preprocessing, training and evaluation.
 
 Everything here is plain NumPy/SciPy and computes in float64 for 1-D inputs, so the
-evaluation convention of DATA_AND_EVAL.md ("Evaluation convention") is reproduced
+evaluation convention of docs/EVALUATION.md ("The convention") is reproduced
 exactly and independently of JAX:
 
 1. integrate (cumsum) when signals are diff-normalised,

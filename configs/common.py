@@ -1,19 +1,28 @@
-"""Pieces shared by the training configs (each config file imports and overrides)."""
+"""Pieces shared by the config files (each imports and overrides): the `preprocess`
+and `eval` blocks have one shape everywhere, training (configs/default.py, paper.py)
+and evaluation (configs/eval.py, robustness.py) alike."""
 
 import ml_collections
 from ml_collections import config_dict
 
 
 def eval_settings() -> ml_collections.ConfigDict:
-  """The evaluation convention (DATA_AND_EVAL.md), used during and after training."""
+  """The evaluation convention (docs/EVALUATION.md), `config.eval` of every config."""
   return ml_collections.ConfigDict(dict(
-      hr_method="fft",
-      extra_hr_methods=("peak", "hann_dft", "robust"),
+      hr_method="fft",  # the standard estimator, reported at the top level
+      extra_hr_methods=("peak", "hann_dft", "robust"),  # also reported, by name
       low_hz=0.75,
       high_hz=2.5,
       detrend_lambda=100.0,
-      window_seconds=config_dict.placeholder(float),
-      window_stride_seconds=config_dict.placeholder(float),
+      window_seconds=config_dict.placeholder(float),  # None = whole video
+      window_stride_seconds=config_dict.placeholder(float),  # None = no overlap
+  ))
+
+
+def preprocess(size: int) -> ml_collections.ConfigDict:
+  """The face pipeline (`config.preprocess`); part of the prepared data's identity."""
+  return ml_collections.ConfigDict(dict(
+      size=size, target_fps=30.0, detect_every=10, box_scale=1.5, roi="face", skin_mask=True,
   ))
 
 
@@ -49,20 +58,18 @@ def base(*, dataset: str = "synthetic_rppg", size: int = 128,
   c.dataset = dataset
   c.manual_dir = ""
   c.data_dir = ""
-  c.preprocess = ml_collections.ConfigDict(dict(
-      size=size, target_fps=30.0, detect_every=10, box_scale=1.5, roi="face", skin_mask=True,
-  ))
+  c.preprocess = preprocess(size)
   c.dataset_options = ml_collections.ConfigDict()
   c.train_split = "train"
   c.eval_split = "test"
   c.clip_length = clip_length
-  c.input_norm = "standardized"  # or "temporal" (codephys_jax.train_lib.INPUT_NORMS)
+  c.input_norm = "standardized"  # or "temporal" (codephys_jax.stages.base.INPUT_NORMS)
   # "host": grain + NumPy augmentation; "device": videos resident on the devices,
   # clips cut and augmented by jitted code (codephys_jax.device_input); "auto":
   # device where the split fits and no camera degradations are asked for.
   # CPU runs keep "host" (both share the same cores; benchmarks/RESULTS.md).
   c.input_pipeline = "host"
-  c.stages = ("codebook", "codephys", "baseline")
+  c.stages = ("codebook", "codephys", "physnet")  # codephys_jax.stages.STAGES
   c.export = True
   c.eval = eval_settings()
   c.augment = augment(False)
@@ -95,11 +102,11 @@ def tiny(c: ml_collections.ConfigDict, *, steps: int = 2) -> ml_collections.Conf
   """
   c.preprocess.size = 16
   c.clip_length = 32
-  for stage in ("codebook", "codephys", "baseline"):
+  for stage in ("codebook", "codephys", "physnet"):
     c[stage].update(num_steps=steps, batch_size=8, warmup_steps=1, eval_every=2,
                     log_every=1, checkpoint_every=2, clip_stride=8, learning_rate=1e-3)
   c.codebook.model.update(hidden=16, code_dim=8, num_codes=16)
-  for stage in ("codephys", "baseline"):
+  for stage in ("codephys", "physnet"):
     c[stage].model.backbone_kwargs.update(base_width=4, output_channels=8, spatial_out=1)
   c.codephys.model.transformer_dim = 16
   c.compare.unsupervised = ("pos",)

@@ -8,11 +8,11 @@ Commands (the UBFC-rPPG -> PURE pair; raw trees as in docs/DATASETS.md):
 
   ./run.sh python train.py --config=configs/cross_dataset.py:ubfc_rppg-pure \
       --config.manual_dir=/path/to/DATASET_2 --workdir=workdirs/cross/ubfc_rppg-pure
-  for m in codephys:codephys physnet:baseline; do
-    ./run.sh python eval.py --config=configs/eval.py --config.method=${m%%:*} \
-        --config.checkpoint=workdirs/cross/ubfc_rppg-pure/${m##*:} \
+  for m in codephys physnet; do
+    ./run.sh python eval.py --config=configs/eval.py --config.method=$m \
+        --config.checkpoint=workdirs/cross/ubfc_rppg-pure/$m \
         --config.dataset=pure --config.manual_dir=/path/to/PURE --config.split=full \
-        --config.preprocess.size=128 --workdir=workdirs/cross/ubfc_rppg-pure/test_${m%%:*}
+        --config.preprocess.size=128 --workdir=workdirs/cross/ubfc_rppg-pure/test_$m
   done
 
 --config.manual_dir of train.py is the *training* dataset's tree; eval.py gets

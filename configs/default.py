@@ -7,7 +7,7 @@ Command (README's main command):
 
 Hardware / runtime: 2-core x86-64 CPU, no accelerator; see README for the
 measured wall time (budget: under 10 minutes including dataset preparation).
-Output: workdir/{codebook,codephys,baseline}/ (each a workdir `eval.py
+Output: workdir/{codebook,codephys,physnet}/ (each a workdir `eval.py
 --config.checkpoint=` accepts), workdir/eval/ per method and split, and
 workdir/results.json with MAE/RMSE/Pearson per method and condition (clean test
 split, degraded test split). Expected result: see the README table (measured).
@@ -35,7 +35,7 @@ def get_config():
       **common.optim(batch_size=4, num_steps=200, learning_rate=3e-3, weight_decay=5e-5,
                      warmup_steps=20, log_every=50, eval_every=100, clip_stride=16),
   )
-  c.baseline = dict(
+  c.physnet = dict(
       model=dict(backbone="physnet", backbone_kwargs=backbone),
       **common.optim(batch_size=4, num_steps=200, learning_rate=3e-3, weight_decay=5e-5,
                      warmup_steps=20, log_every=50, eval_every=100, clip_stride=16),

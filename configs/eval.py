@@ -15,10 +15,13 @@ UBFC-rPPG (manual download, see datasets/ubfc_rppg):
 Methods: green, ica, chrom, pos, lgi, pbv, omit (unsupervised, on skin RGB
 traces), codephys and physnet (need --config.checkpoint=<training workdir>).
 Writes metrics.json, per_video.csv, bland_altman.png and waveforms/ in workdir.
+The evaluation convention is the `eval` block (docs/EVALUATION.md), e.g.
+--config.eval.window_seconds=30 for 30 s windows instead of whole videos.
 """
 
 import ml_collections
-from ml_collections import config_dict
+
+from configs import common
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -30,21 +33,10 @@ def get_config() -> ml_collections.ConfigDict:
   c.data_dir = ""  # empty: TFDS's usual place (~/tensorflow_datasets)
   c.checkpoint = ""  # training workdir for codephys / physnet
   c.batch_size = 4  # clips per model call (model methods)
-  # Face pipeline; part of the prepared data's identity.
-  c.preprocess = ml_collections.ConfigDict(dict(
-      size=72, target_fps=30.0, detect_every=10, box_scale=1.5, roi="face",
-      skin_mask=True,
-  ))
+  c.preprocess = common.preprocess(size=72)
   # Generator options for synthetic_rppg (ignored fields are rejected).
   # Builder options: skip_bad_items (real datasets) or the synthetic generator fields.
   c.dataset_options = ml_collections.ConfigDict(dict(skip_bad_items=False))
-  # Evaluation convention (DATA_AND_EVAL.md).
-  c.hr_method = "fft"  # the standard estimator, reported at the top level
-  c.extra_hr_methods = ("peak", "hann_dft", "robust")  # also reported, by name
-  c.low_hz = 0.75
-  c.high_hz = 2.5
-  c.detrend_lambda = 100.0
-  c.window_seconds = config_dict.placeholder(float)  # None = whole video
-  c.window_stride_seconds = config_dict.placeholder(float)  # None = no overlap
+  c.eval = common.eval_settings()  # e.g. --config.eval.window_seconds=30
   c.num_waveform_plots = 3
   return c

@@ -22,7 +22,7 @@ def get_config():
   c.dataset_options = dict(num_train=16, num_test=4, duration_s=30.0)
   c.input_pipeline = "device"  # fits: 16 videos x 900 frames x 128 x 128 x 3 = 0.7 GB
   c.codebook.learning_rate = 1e-3  # Stage I converges in a few hundred steps only this way
-  for stage in ("codebook", "codephys", "baseline"):
+  for stage in ("codebook", "codephys", "physnet"):
     c[stage].log_every = 20
   c.compare.unsupervised = ("pos",)
   return c

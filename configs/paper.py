@@ -1,8 +1,8 @@
 """Pieces shared by the paper-size benchmark configs (ubfc_intra, pure_intra, vipl_hr,
 cohface_intra, cross_dataset); not a config file itself (no `get_config`).
 
-`paper_config` builds the reference setting of METHOD.md ("Reference training
-settings"): 160-frame clips of 128x128 face crops at 30 fps, non-overlapping
+`paper_config` builds the reference setting of docs/METHOD.md (the end of "Config
+fields that ablate a choice"): 160-frame clips of 128x128 face crops at 30 fps, non-overlapping
 chunks, batch 4, AdamW lr 1e-4 with weight decay 5e-5, the paper's augmentations,
 PhysNet (base width 16, 64 output channels, 8x8 output grid) and a Stage I
 codebook of 64 codes of dimension 64 behind a 512-wide encoder. `smoke` shrinks a
@@ -19,7 +19,7 @@ import ml_collections
 
 from configs import common
 
-# Reference settings (METHOD.md); tests/test_configs.py asserts them.
+# Reference settings (docs/METHOD.md); tests/test_configs.py asserts them.
 SIZE = 128
 CLIP_LENGTH = 160
 BATCH_SIZE = 4
@@ -28,7 +28,7 @@ WEIGHT_DECAY = 5e-5
 BACKBONE = dict(base_width=16, output_channels=64, spatial_out=8)
 CODEBOOK = dict(hidden=512, code_dim=64, num_codes=64)
 
-# Numbers reported by the paper (METHOD.md, "Reported results"), for docstrings/tests.
+# Numbers reported by the paper (docs/METHOD.md, "Reported results"), for docstrings/tests.
 REPORTED = {
     "ubfc_rppg": "MAE 0.21 bpm",
     "pure": "MAE 0.39 bpm",
@@ -90,7 +90,7 @@ def paper_config(
       loss_weights=common.codephys_losses(),
       **common.optim(**optim),
   )
-  c.baseline = dict(
+  c.physnet = dict(
       model=dict(backbone="physnet", backbone_kwargs=dict(BACKBONE)),
       **common.optim(**optim),
   )

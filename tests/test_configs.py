@@ -74,12 +74,12 @@ def test_benchmark_configs_have_the_paper_settings(module, arg):
   assert c.preprocess.target_fps == 30.0 and c.preprocess.roi == "face"
   assert c.manual_dir == "" and c.data_dir == ""  # paths come from the command line
   assert dict(c.dataset_options) == {"skip_bad_items": False}
-  assert c.stages == ("codebook", "codephys", "baseline")
-  for stage in ("codebook", "codephys", "baseline"):
+  assert c.stages == ("codebook", "codephys", "physnet")
+  for stage in ("codebook", "codephys", "physnet"):
     s = c[stage]
     assert (s.batch_size, s.learning_rate, s.weight_decay) == (4, 1e-4, 5e-5), stage
     assert s.clip_stride == 160 and 0 < s.eval_every <= s.num_steps
-  for stage in ("codephys", "baseline"):
+  for stage in ("codephys", "physnet"):
     assert dict(c[stage].model.backbone_kwargs) == dict(
         base_width=16, output_channels=64, spatial_out=8)
   m = c.codebook.model
@@ -164,7 +164,7 @@ def test_ubfc_smoke_trains_every_stage_and_compares(tmp_path):
   c.export = False  # covered by test_train_lib; keeps this run short
   workdir = str(tmp_path / "run")
   summary = train_lib.train_and_evaluate(c, workdir)
-  assert set(summary) == {"codebook", "codephys", "baseline", "results"}
+  assert set(summary) == {"codebook", "codephys", "physnet", "results"}
   with open(os.path.join(workdir, "results.json")) as f:
     results = json.load(f)
   assert results["dataset"] == "ubfc_rppg"
@@ -174,5 +174,5 @@ def test_ubfc_smoke_trains_every_stage_and_compares(tmp_path):
     # The dummy's test split: subjects 42 and 45.
     assert r["split"] == "test" and r["num_videos"] == 2
     assert np.isfinite(r["mae"]) and 0 <= r["mae"] <= r["rmse"] + 1e-9
-  for stage in ("codebook", "codephys", "baseline"):
+  for stage in ("codebook", "codephys", "physnet"):
     assert os.path.isdir(os.path.join(workdir, stage, "checkpoints"))

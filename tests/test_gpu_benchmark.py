@@ -43,7 +43,7 @@ def test_memory_builder_feeds_the_training_clip_source():
   config = gpu_step.config_for(72, 160, 4, 16, "device")
   assert config.preprocess.size == 72 and config.clip_length == 160
   assert config.codephys.batch_size == 4 and config.input_pipeline == "device"
-  assert dict(config.baseline.model.backbone_kwargs) == dict(
+  assert dict(config.physnet.model.backbone_kwargs) == dict(
       base_width=16, output_channels=64, spatial_out=8)
 
 

@@ -11,6 +11,7 @@ from codephys_jax.models import (
     PhysNetRegression,
     get_backbone,
     get_model,
+    FROZEN,
     param_labels,
     stage1_subtrees,
 )
@@ -186,9 +187,17 @@ def test_codephys_gradients_reach_backbone_not_frozen_stage1(clip, ppg):
     assert _norm(g["code_head"]) > 0
     for name in ("stage1_codebook", "stage1_decoder", "stage1_encoder"):
         assert _norm(g[name]) == 0.0, name
-    labels = param_labels(v["params"])
+    labels = param_labels(v["params"], frozen=model.frozen_subtrees())
     assert set(jax.tree.leaves(labels["stage1_decoder"])) == {"frozen"}
     assert set(jax.tree.leaves(labels["video_backbone"])) == {"trainable"}
+
+
+def test_frozen_subtrees_are_the_stage1_parts_and_the_teacher_projection():
+    assert _codephys("nearest").frozen_subtrees() == FROZEN == (
+        "stage1_encoder", "stage1_codebook", "stage1_decoder", "teacher_proj")
+    # An unfrozen teacher trunk leaves the projection frozen (today's training behaviour).
+    assert _codephys("nearest", freeze_teacher=False).frozen_subtrees() == (
+        "stage1_codebook", "stage1_decoder", "teacher_proj")
 
 
 def test_codephys_unfrozen_stage1_gets_gradients(clip, ppg):

@@ -142,16 +142,17 @@ def test_degraded_source_keeps_timestamps_and_indexes_frames():
   times = [0.0, 0.041, 0.079, 0.125, 0.16]
   src = _IrregularSource(times, frames)
   deg = deg_lib.make_degradation("sensor_noise", 4, seed=3, fps=src.fps)
-  for raw in (src, robustness._RawFrames(src, max_bytes=10**6)):
+  for raw in (src, robustness.RawFrames(src, max_bytes=10**6)):
     out = list(robustness.DegradedSource(raw, deg, source=src, name="x"))
     assert [t for t, _ in out] == times
     for i, (_, f) in enumerate(out):
       np.testing.assert_array_equal(f, deg(frames[i], i))
-  cached = robustness._RawFrames(src, max_bytes=10**6)
+  cached = robustness.RawFrames(src, max_bytes=10**6)
+  assert cached.num_cached is None  # before a full pass
   list(cached)
-  assert cached._frames is not None and len(cached._frames) == 5
-  too_big = robustness._RawFrames(src, max_bytes=100)
-  assert len(list(too_big)) == 5 and too_big._frames is None
+  assert cached.num_cached == 5
+  too_big = robustness.RawFrames(src, max_bytes=100)
+  assert len(list(too_big)) == 5 and too_big.num_cached is None
 
 
 def test_conditions_validation_and_seeds():

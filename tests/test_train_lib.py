@@ -10,10 +10,18 @@ import numpy as np
 import pytest
 
 from codephys_jax import checkpointing
+from codephys_jax import data as data_lib
 from codephys_jax import eval_lib
 from codephys_jax import export as export_lib
+from codephys_jax import inference
+from codephys_jax import models
+from codephys_jax import stages
 from codephys_jax import train_lib
 from codephys_jax import trainer
+from codephys_jax.stages import base as stage_base
+from codephys_jax.stages import codebook as codebook_stage
+from codephys_jax.stages import codephys as codephys_stage
+from codephys_jax.stages import physnet as physnet_stage
 from configs import common
 from configs import default as default_config
 
@@ -42,7 +50,7 @@ def run(data_dir, tmp_path_factory):
 
 def test_workdir_layout_and_results_table(run):
   config, workdir, summary = run
-  for stage in ("codebook", "codephys", "baseline"):
+  for stage in ("codebook", "codephys", "physnet"):
     assert os.path.isdir(os.path.join(workdir, stage, "checkpoints"))
   with open(os.path.join(workdir, "results.json")) as f:
     results = json.load(f)
@@ -61,32 +69,55 @@ def test_codephys_uses_the_frozen_stage1_codebook(run):
                                           which="latest")
   np.testing.assert_array_equal(np.asarray(s2["stage1_codebook"]["codebook"]),
                                 np.asarray(s1_state["vq_state"]["quantizer"]["codebook"]))
-  for a, b in zip(jax.tree.leaves(s2["stage1_decoder"]), jax.tree.leaves(s1["decoder"])):
+  for a, b in zip(jax.tree.leaves((s2["stage1_decoder"], s2["stage1_encoder"])),
+                  jax.tree.leaves((s1["decoder"], s1["encoder"]))):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
   assert meta["stage"] == "codephys" and meta["stage1_workdir"].endswith("codebook")
 
 
+def test_training_freezes_exactly_the_models_frozen_subtrees(run):
+  """Stage II set-up masks models.FROZEN (teacher_proj included) in the optimiser:
+  one step changes the backbone and none of the frozen subtrees."""
+  config, workdir, _ = run
+  mesh = trainer.make_mesh()
+  builder = data_lib.load_builder(config.dataset, **data_lib.builder_kwargs(config))
+  stage1 = codephys_stage.load_stage1(os.path.join(workdir, "codebook"))
+  setup = stages.get_stage("codephys").setup(config, builder, mesh, stage1)
+  assert setup.frozen == models.FROZEN == setup.model.frozen_subtrees()
+  before = jax.tree.map(np.array, trainer.fetch(setup.state.params))  # copies: state is donated
+  step = trainer.make_train_step(setup.loss_fn, mesh=mesh)
+  state = setup.state
+  for _, batch in zip(range(2), setup.make_iterator(0)):  # the warm-up's first lr is 0
+    state, _ = step(state, trainer.shard_batch(mesh, batch))
+  after = trainer.fetch(state.params)
+  for name in models.FROZEN:
+    for a, b in zip(jax.tree.leaves(before[name]), jax.tree.leaves(after[name])):
+      np.testing.assert_array_equal(a, b, err_msg=name)
+  assert any(np.any(a != b) for a, b in zip(jax.tree.leaves(before["video_backbone"]),
+                                             jax.tree.leaves(after["video_backbone"])))
+
+
 def test_export_round_trip_equals_direct_call(run):
   config, workdir, _ = run
-  path = os.path.join(workdir, "codephys", "export", train_lib.EXPORT_NAME)
+  path = os.path.join(workdir, "codephys", "export", export_lib.EXPORT_NAME)
   exported = export_lib.load_exported(path)
-  model, variables, _, _ = train_lib._load_run(os.path.join(workdir, "codephys"))
+  model, variables, _, _ = inference.load_run(os.path.join(workdir, "codephys"))
   rng = np.random.default_rng(0)
   for batch in (1, 3):
     clips = rng.integers(0, 255, (batch, config.clip_length, 16, 16, 3), dtype=np.uint8)
-    direct = model.apply(variables, train_lib.normalize_frames(clips, config.input_norm),
+    direct = model.apply(variables, stage_base.normalize_frames(clips, config.input_norm),
                          train=False)["rppg"]
     np.testing.assert_allclose(np.asarray(exported(clips)), np.asarray(direct), atol=1e-5)
 
 
 def test_eval_py_accepts_each_checkpoint(run, tmp_path):
   config, workdir, _ = run
-  for method, stage in (("codephys", "codephys"), ("physnet", "baseline")):
+  for method in stages.METHODS:
     cfg = ml_collections.ConfigDict(dict(
         method=method, dataset="synthetic_rppg", split="test", manual_dir="",
-        data_dir=config.data_dir, checkpoint=os.path.join(workdir, stage), batch_size=2,
+        data_dir=config.data_dir, checkpoint=os.path.join(workdir, method), batch_size=2,
         preprocess=dict(config.preprocess), dataset_options=dict(config.dataset_options),
-        **dict(config.eval), num_waveform_plots=1,
+        eval=config.eval, num_waveform_plots=1,
     ))
     out = str(tmp_path / method)
     metrics = eval_lib.evaluate(cfg, out)
@@ -94,8 +125,8 @@ def test_eval_py_accepts_each_checkpoint(run, tmp_path):
     for name in ("metrics.json", "per_video.csv", "bland_altman.png"):
       assert os.path.exists(os.path.join(out, name))
   # A checkpoint of the other kind is refused with a clear message.
-  with pytest.raises(ValueError, match="holds a 'baseline' run"):
-    train_lib.load_predictor(os.path.join(workdir, "baseline"), method="codephys")
+  with pytest.raises(ValueError, match="holds a 'physnet' run"):
+    inference.load_predictor(os.path.join(workdir, "physnet"), method="codephys")
 
 
 def _codebook_params(workdir):
@@ -113,7 +144,7 @@ def test_killed_run_resumes_to_identical_parameters(run, tmp_path, monkeypatch):
   config = ml_collections.ConfigDict(config.to_dict())
   config.stages = ("codebook",)
   config.compare.enabled = False
-  original = train_lib._local_iterator
+  original = stage_base.train_iterator
 
   def killed_at_step_3(*args, **kwargs):
     make = original(*args, **kwargs)
@@ -127,7 +158,7 @@ def test_killed_run_resumes_to_identical_parameters(run, tmp_path, monkeypatch):
     return make_iterator
 
   resumed = str(tmp_path / "resumed")
-  monkeypatch.setattr(train_lib, "_local_iterator", killed_at_step_3)
+  monkeypatch.setattr(stage_base, "train_iterator", killed_at_step_3)
   with pytest.raises(Preempted):
     train_lib.train_and_evaluate(config, resumed)
   monkeypatch.undo()
@@ -141,7 +172,7 @@ def test_killed_run_resumes_to_identical_parameters(run, tmp_path, monkeypatch):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
-@pytest.mark.parametrize("stage", ["codebook", "baseline"])
+@pytest.mark.parametrize("stage", ["codebook", "physnet"])
 def test_eight_devices_match_one_device_with_the_real_losses(stage):
   """The stage losses (EMA codebook + dead-code restart; PhysNet BatchNorm) give
   the same parameters on 8 data-parallel devices as on 1."""
@@ -151,20 +182,20 @@ def test_eight_devices_match_one_device_with_the_real_losses(stage):
            "frames": rng.integers(0, 255, (8, config.clip_length, 16, 16, 3), dtype=np.uint8)}
   cfg = config[stage]
   if stage == "codebook":
-    model = train_lib.stage1_model(cfg)
-    loss_fn = train_lib._stage1_loss(model, cfg)
-    post = train_lib._stage1_restart(model, cfg.model.dead_code_threshold)
+    model = codebook_stage.make_model(config)
+    loss_fn = codebook_stage.make_loss(model, config)
+    post = codebook_stage.make_restart(model, cfg.model.dead_code_threshold)
     init_fn = lambda r, b: model.init(r, b["ppg"], train=False)  # noqa: E731
   else:
-    model = train_lib.baseline_model(config)
-    loss_fn = train_lib._baseline_loss(model, config.input_norm)
+    model = physnet_stage.make_model(config)
+    loss_fn = physnet_stage.make_loss(model, config)
     post = None
     init_fn = lambda r, b: model.init(  # noqa: E731
-        r, train_lib.normalize_frames(b["frames"], config.input_norm), train=False)
+        r, stage_base.normalize_frames(b["frames"], config.input_norm), train=False)
   results = []
   for devices in (jax.devices()[:1], jax.devices()[:8]):
     mesh = trainer.make_mesh(devices=devices)
-    state = trainer.create_train_state(init_fn=init_fn, tx=train_lib._optimizer(cfg),
+    state = trainer.create_train_state(init_fn=init_fn, tx=stage_base.optimizer(cfg),
                                        rng=jax.random.key(0), mesh=mesh, example_batch=batch)
     step = trainer.make_train_step(loss_fn, mesh=mesh, post_update=post)
     for _ in range(3):
@@ -182,7 +213,7 @@ def test_device_input_pipeline_trains_and_resumes_bit_for_bit(data_dir, tmp_path
   step 3 and resumed ends with the parameters of an uninterrupted run, and the
   video stage trains on device batches with the paper's augmentations."""
   config = tiny_config(data_dir)
-  config.stages = ("codebook", "baseline")
+  config.stages = ("codebook", "physnet")
   config.compare.enabled = False
   config.export = False
   config.input_pipeline = "device"
@@ -191,8 +222,8 @@ def test_device_input_pipeline_trains_and_resumes_bit_for_bit(data_dir, tmp_path
   config.augment.speed_range = (0.8, 1.2)
   straight = str(tmp_path / "straight")
   summary = train_lib.train_and_evaluate(config, straight)
-  assert np.isfinite(summary["baseline"]["mae"])
-  original = train_lib._local_iterator
+  assert np.isfinite(summary["physnet"]["mae"])
+  original = stage_base.train_iterator
 
   def killed_at_step_3(*args, **kwargs):
     make = original(*args, **kwargs)
@@ -206,14 +237,14 @@ def test_device_input_pipeline_trains_and_resumes_bit_for_bit(data_dir, tmp_path
     return make_iterator
 
   resumed = str(tmp_path / "resumed")
-  monkeypatch.setattr(train_lib, "_local_iterator", killed_at_step_3)
+  monkeypatch.setattr(stage_base, "train_iterator", killed_at_step_3)
   with pytest.raises(Preempted):
     train_lib.train_and_evaluate(config, resumed)
   monkeypatch.undo()
   train_lib.train_and_evaluate(config, resumed)
   for a, b in zip(_codebook_params(resumed), _codebook_params(straight)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-  base = [checkpointing.load_params(os.path.join(w, "baseline", "checkpoints"),
+  base = [checkpointing.load_params(os.path.join(w, "physnet", "checkpoints"),
                                     which="latest")[0] for w in (resumed, straight)]
   for a, b in zip(jax.tree.leaves(base[0]), jax.tree.leaves(base[1])):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

@@ -4,7 +4,7 @@ from typing import Any
 import flax.linen as nn
 
 from codephys_jax.models.codebook import VQOutput, VectorQuantizer, restart_dead_codes
-from codephys_jax.models.codephys import CodePhys, param_labels, stage1_subtrees
+from codephys_jax.models.codephys import FROZEN, CodePhys, param_labels, stage1_subtrees
 from codephys_jax.models.physnet import BACKBONES, PhysNetBackbone, PhysNetRegression, get_backbone
 from codephys_jax.models.ppg_autoencoder import PPGAutoencoder, PPGDecoder, PPGEncoder
 
@@ -24,6 +24,7 @@ def get_model(name: str, /, **kwargs: Any) -> nn.Module:
 
 __all__ = [
     "BACKBONES",
+    "FROZEN",
     "MODELS",
     "CodePhys",
     "PPGAutoencoder",

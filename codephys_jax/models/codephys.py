@@ -7,24 +7,30 @@ clip [B, T, H, W, 3] -> backbone -> features [B, T, H', W', C]
   -> Stage I decoder -> rppg [B, T].
 
 Parameter tree ('params'):
-  video_backbone, spatial_attention, query_proj, code_head (transformer mode only), teacher_proj
+  video_backbone, spatial_attention, query_proj, code_head (transformer mode only)
     -- trainable Stage II parts;
+  teacher_proj -- the teacher's projection to the feature width: a fixed random map,
+    frozen (see FROZEN);
   stage1_encoder (PPGEncoder: teacher trunk and ground-truth code indices),
   stage1_codebook ({'codebook': [K, D]}), stage1_decoder (PPGDecoder)
     -- Stage I parts, loaded with ``stage1_subtrees`` and merged into the tree.
 
-Freezing. With ``freeze_stage1=True`` the codebook and decoder *parameters* are read through
-``jax.lax.stop_gradient`` (the Stage I encoder/decoder param subtrees are held as single
-params and applied functionally with their own module definitions), so their gradients are exactly zero while
-gradients still flow through the decoder's activations to the queries and backbone.
-``freeze_teacher=True`` does the same for ``stage1_encoder``. Because stop_gradient gives zero
-gradients but weight decay would still shrink them, the trainer should also mask those
-subtrees in the optimizer, e.g. ``optax.multi_transform({'train': tx, 'frozen':
-optax.set_to_zero()}, param_labels(params))``.
+Freezing. ``FROZEN`` / ``CodePhys.frozen_subtrees()`` is the one definition of the
+subtrees that training never updates; the trainer masks them in the optimizer
+(``optax.multi_transform({'trainable': tx, 'frozen': optax.set_to_zero()},
+param_labels(params, frozen=model.frozen_subtrees()))``), so weight decay does not
+shrink them either. They are the three Stage I subtrees and ``teacher_proj``;
+``freeze_teacher=False`` takes ``stage1_encoder`` out of the set. Separately, inside
+the model, ``freeze_stage1=True`` reads the codebook and decoder *parameters* through
+``jax.lax.stop_gradient`` (the Stage I encoder/decoder param subtrees are held as
+single params and applied functionally with their own module definitions), so their
+gradients are exactly zero while gradients still flow through the decoder's
+activations to the queries and backbone; ``freeze_teacher=True`` does the same for
+``stage1_encoder``.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 import flax.linen as nn
 import jax
@@ -37,6 +43,10 @@ from codephys_jax.models.ppg_autoencoder import PPGDecoder, PPGEncoder, decoder_
 Array = jax.Array
 
 STAGE1_SUBTREES = ("stage1_encoder", "stage1_codebook", "stage1_decoder")
+# Parameter subtrees that training never updates (module docstring, "Freezing").
+# teacher_proj is among them: the teacher is a fixed target, and its projection
+# a fixed random map of the Stage I trunk.
+FROZEN = STAGE1_SUBTREES + ("teacher_proj",)
 
 
 class SpatialAttention(nn.Module):
@@ -150,7 +160,8 @@ class CodePhys(nn.Module):
       teacher_projection: project the teacher trunk [B, T, hidden] to the feature width C.
       feature_dim: C for that projection (None: the backbone's output_channels field).
       freeze_stage1: stop_gradient on the Stage I codebook and decoder params.
-      freeze_teacher: stop_gradient on the Stage I encoder (teacher trunk) params.
+      freeze_teacher: stop_gradient on the Stage I encoder (teacher trunk) params, and
+        keep it in ``frozen_subtrees()``.
     """
 
     backbone: str = "physnet"
@@ -215,6 +226,12 @@ class CodePhys(nn.Module):
         self._stage1_decoder_params = self.param(
             "stage1_decoder", lambda rng: self._decoder_def().init(rng, jnp.zeros((1, 4, self.code_dim)))["params"]
         )
+
+    @nn.nowrap
+    def frozen_subtrees(self) -> tuple:
+        """The param subtrees training never updates: ``FROZEN``, less ``stage1_encoder``
+        when ``freeze_teacher=False``."""
+        return tuple(k for k in FROZEN if self.freeze_teacher or k != "stage1_encoder")
 
     @nn.nowrap
     def _encoder_def(self) -> PPGEncoder:
@@ -310,7 +327,7 @@ def stage1_subtrees(stage1_params: Mapping[str, Any], *, vq_state: Optional[Mapp
     }
 
 
-def param_labels(params: Mapping[str, Any], *, freeze_teacher: bool = True) -> dict:
-    """'frozen' / 'trainable' label tree for optax.multi_transform over CodePhys params."""
-    frozen = set(STAGE1_SUBTREES) - (set() if freeze_teacher else {"stage1_encoder"})
+def param_labels(params: Mapping[str, Any], *, frozen: Sequence[str]) -> dict:
+    """'frozen' / 'trainable' label tree for optax.multi_transform: every leaf of the
+    top-level subtrees named in ``frozen`` (e.g. ``model.frozen_subtrees()``) is 'frozen'."""
     return {k: jax.tree.map(lambda _: "frozen" if k in frozen else "trainable", v) for k, v in params.items()}

@@ -1,0 +1,59 @@
+"""The comparison table: every trained video model of a run and the unsupervised
+methods, evaluated on every comparison split; `results.json` and its markdown."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping
+
+import jax
+import ml_collections
+
+from codephys_jax import data as data_lib
+from codephys_jax import eval_lib
+from codephys_jax import inference
+from codephys_jax import jsonio
+from codephys_jax import stages
+
+
+def compare(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+  """Evaluate trained stages and unsupervised methods on every comparison split."""
+  eval_cfg = config.eval
+  builder = data_lib.load_builder(config.dataset, **data_lib.builder_kwargs(config))
+  methods: dict[str, eval_lib.Predictor] = {}
+  for method in stages.METHODS:  # a trained video model's method is its stage
+    if method in config.stages:
+      methods[method] = inference.load_predictor(os.path.join(workdir, method), method=method)
+  for name in config.compare.unsupervised:
+    methods[name] = eval_lib.unsupervised_predictor(name)
+  table = []
+  for condition, split in config.compare.splits.items():
+    videos = data_lib.VideoSource(builder, split)
+    for method, predictor in methods.items():
+      results = eval_lib.run_method(videos, predictor, progress=False, total=len(videos))
+      result = eval_lib.score(results, eval_cfg)
+      m = result.metrics
+      out_cfg = ml_collections.ConfigDict(dict(
+          method=method, dataset=config.dataset, split=split, eval=eval_cfg,
+          num_waveform_plots=2,
+      ))
+      eval_lib.write_outputs(os.path.join(workdir, "eval", f"{method}_{split}"), result,
+                             results, out_cfg)
+      table.append({"method": method, "condition": condition, "split": split,
+                    "mae": m["mae"], "rmse": m["rmse"], "pearson": m["pearson"],
+                    "snr": m["snr"], "num_videos": m["num_videos"],
+                    "robust_mae": m["estimators"]["robust"]["mae"]
+                    if "robust" in m["estimators"] else None})
+  out = {"dataset": config.dataset, "hr_method": eval_cfg.hr_method, "table": table}
+  if jax.process_index() == 0:
+    jsonio.write_json(os.path.join(workdir, "results.json"), out)
+  return out
+
+
+def format_table(table: list[Mapping[str, Any]]) -> str:
+  lines = ["| method | condition | MAE | RMSE | Pearson | SNR (dB) |",
+           "|---|---|---|---|---|---|"]
+  for r in table:
+    lines.append(f"| {r['method']} | {r['condition']} | {r['mae']:.2f} | {r['rmse']:.2f} | "
+                 f"{r['pearson']:.3f} | {r['snr']:.2f} |")
+  return "\n".join(lines)

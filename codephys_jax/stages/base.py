@@ -1,0 +1,219 @@
+"""What every training stage shares: the `Stage` record, model input, data and optimiser.
+
+A stage module (`codebook`, `codephys`, `physnet`) builds one `Stage`: its
+model, its loss, its evaluation hook and its frozen parameters. The training core
+(`codephys_jax.train_lib`) only ever goes through that record.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any, Callable, Mapping
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from codephys_jax import data as data_lib
+from codephys_jax import models
+from codephys_jax import trainer
+
+# ----------------------------------------------------------------------------- inputs
+
+
+def _standardized(x: jax.Array) -> jax.Array:
+  mean = jnp.mean(x, axis=(1, 2, 3, 4), keepdims=True)
+  std = jnp.std(x, axis=(1, 2, 3, 4), keepdims=True)
+  return (x - mean) / (std + 1e-6)
+
+
+def _temporal(x: jax.Array) -> jax.Array:
+  # Remove each pixel's mean over the clip: the static face and background go,
+  # the (sub-percent) pulse and motion stay, rescaled to unit variance per clip.
+  centred = x - jnp.mean(x, axis=1, keepdims=True)
+  return centred / (jnp.std(centred, axis=(1, 2, 3, 4), keepdims=True) + 1e-6)
+
+
+INPUT_NORMS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "standardized": _standardized,
+    "temporal": _temporal,
+}
+
+
+def normalize_frames(frames: jax.Array, mode: str = "standardized") -> jax.Array:
+  """uint8 clips [B, T, H, W, 3] -> float32 model input (on device).
+
+  'standardized': z-score over the whole clip (PhysNet's usual input);
+  'temporal': per-pixel temporal mean removed, then unit variance per clip.
+  """
+  if mode not in INPUT_NORMS:
+    raise ValueError(f"unknown input_norm {mode!r}; known: {sorted(INPUT_NORMS)}")
+  return INPUT_NORMS[mode](frames.astype(jnp.float32) / 255.0)
+
+
+def clip_source(builder, split: str, clip_length: int, stride: int | None,
+                augment_cfg: ml_collections.ConfigDict | None = None):
+  """(clips of `split`, the augmentation of `augment_cfg` or None)."""
+  videos = data_lib.VideoSource(builder, split)
+  augment = None
+  kwargs = {}
+  if augment_cfg is not None and augment_cfg.get("enabled", False):
+    from codephys_jax import augment as augment_lib
+
+    aug_cfg = augment_lib.AugmentConfig.from_config(augment_cfg)
+    kwargs["source_length"] = augment_lib.required_source_length(aug_cfg, clip_length)
+    augment = augment_lib.make_augment(aug_cfg, clip_length)
+  clips = data_lib.ClipSource(videos, clip_length=clip_length, stride=stride, **kwargs)
+  return clips, augment
+
+
+def train_iterator(clips, augment, *, batch_size: int, seed: int, keys: tuple[str, ...],
+                   mesh, input_pipeline: str = "host",
+                   augment_cfg: ml_collections.ConfigDict | None = None
+                   ) -> Callable[[int], Any]:
+  """make_iterator(start_step) for trainer.train_loop (deterministic resume).
+
+  input_pipeline 'host': grain + NumPy augmentation (`augment`), local NumPy batches;
+  'device': videos resident on the devices, clips cut and augmented (`augment_cfg`)
+  by jitted code (`codephys_jax.device_input`), global batches already sharded;
+  'auto': 'device' where the split fits its memory budget and the augmentation
+  has no camera degradations, else 'host'.
+  """
+  trainer.local_batch_size(batch_size, mesh)  # validates divisibility early
+  if input_pipeline in ("device", "auto"):
+    from codephys_jax import device_input
+
+    try:
+      return device_input.from_config(clips, mesh, keys=keys, batch_size=batch_size,
+                                      seed=seed, augment_cfg=augment_cfg)
+    except device_input.DoesNotFit as e:
+      if input_pipeline == "device":
+        raise
+      logging.info("input_pipeline=auto: host input (%s)", e)
+  elif input_pipeline != "host":
+    raise ValueError(f"unknown input_pipeline {input_pipeline!r}; known: 'host', 'device', "
+                     "'auto'")
+  spec = data_lib.PipelineSpec(batch_size=batch_size, seed=seed)
+
+  def make_iterator(start_step: int):
+    it = data_lib.train_pipeline(
+        clips, spec, start_step=start_step, augment=augment,
+        process_index=jax.process_index(), process_count=jax.process_count(),
+    )
+    return ({k: b[k] for k in keys} for b in it)
+
+  return make_iterator
+
+
+def optimizer(cfg: ml_collections.ConfigDict, labels: Any | None = None
+              ) -> optax.GradientTransformation:
+  """AdamW on a warm-up + cosine schedule with gradient clipping; parameters labelled
+  'frozen' in `labels` (see `models.param_labels`) are never updated."""
+  total = max(2, int(cfg.num_steps))
+  warmup = max(1, min(int(cfg.warmup_steps), total // 2))
+  schedule = optax.warmup_cosine_decay_schedule(
+      0.0, cfg.learning_rate, warmup, total,
+      end_value=cfg.learning_rate * cfg.get("final_lr_fraction", 0.1),
+  )
+  tx = optax.chain(
+      optax.clip_by_global_norm(cfg.get("grad_clip", 1.0)),
+      optax.adamw(schedule, weight_decay=cfg.weight_decay),
+  )
+  if labels is None:
+    return tx
+  return optax.multi_transform({"trainable": tx, "frozen": optax.set_to_zero()}, labels)
+
+
+# ------------------------------------------------------------------------- the record
+
+
+@dataclasses.dataclass
+class StageSetup:
+  """A stage ready for `trainer.train_loop` (shared by training and benchmarks)."""
+
+  model: Any
+  state: trainer.TrainState
+  loss_fn: trainer.LossFn
+  post_update: trainer.PostUpdateFn | None
+  make_iterator: Callable[[int], Any]
+  frozen: tuple[str, ...] = ()
+
+
+# (config, run workdir) -> (what `setup` needs besides the config, extra checkpoint meta)
+Dependencies = Callable[[ml_collections.ConfigDict, str], tuple[Any, Mapping[str, Any]]]
+# (setup, config, builder) -> on_eval(state, step) -> metrics
+EvalHook = Callable[[StageSetup, ml_collections.ConfigDict, Any], Callable[[Any, int], Any]]
+
+
+def no_dependencies(config: ml_collections.ConfigDict, workdir: str
+                    ) -> tuple[None, dict[str, Any]]:
+  del config, workdir
+  return None, {}
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+  """One training stage, as the training core, inference and the table see it.
+
+  Attributes:
+    name: the stage's name: its block in the config, its sub-workdir, and (for a
+      video model) the method name of eval.py, results.json and the README.
+    model: the model's name in `codephys_jax.models.MODELS`.
+    video_model: whether the trained model maps face clips to rPPG (then it is
+      selected by whole-video HR MAE, exported, and evaluable as a method).
+    build_model: (run config, checkpoint meta) -> the Flax model.
+    setup: (config, builder, mesh, dependencies) -> StageSetup.
+    dependencies: (config, workdir) -> (dependencies for `setup`, extra meta
+      recorded in the checkpoint).
+    on_eval: the stage's own evaluation hook; None for video models, which all
+      use the whole-video HR evaluation of the training core.
+    best_metric: the metric (lower is better) that picks the best checkpoint.
+  """
+
+  name: str
+  model: str
+  video_model: bool
+  build_model: Callable[[ml_collections.ConfigDict, Mapping[str, Any]], Any]
+  setup: Callable[..., StageSetup]
+  dependencies: Dependencies = no_dependencies
+  on_eval: EvalHook | None = None
+  best_metric: str = "mae"
+
+
+def video_setup(config: ml_collections.ConfigDict, builder, mesh, *, stage: str, model,
+                loss_fn: trainer.LossFn, subtrees: Mapping[str, Any],
+                frozen: tuple[str, ...]) -> StageSetup:
+  """StageSetup of a video model: face clips (augmented if configured), its initial
+  state with `subtrees` merged into the params, `frozen` masked in the optimiser."""
+  cfg = config[stage]
+  clips, augment = clip_source(builder, config.train_split, config.clip_length,
+                               cfg.clip_stride, config.get("augment"))
+  size = int(config.preprocess.size)
+  example = {"frames": np.zeros((cfg.batch_size, config.clip_length, size, size, 3), np.uint8),
+             "ppg": np.zeros((cfg.batch_size, config.clip_length), np.float32)}
+
+  def init_fn(r, b):
+    variables = dict(model.init(r, normalize_frames(b["frames"], config.input_norm),
+                                train=False))
+    variables["params"] = {**variables["params"], **subtrees}
+    return variables
+
+  labels = None
+  if frozen:
+    abstract = jax.eval_shape(init_fn, jax.random.key(0), example)
+    labels = models.param_labels(abstract["params"], frozen=frozen)
+  state = trainer.create_train_state(
+      init_fn=init_fn, tx=optimizer(cfg, labels), rng=jax.random.key(config.seed),
+      mesh=mesh, example_batch=example,
+  )
+  return StageSetup(
+      model=model, state=state, loss_fn=loss_fn, post_update=None,
+      make_iterator=train_iterator(clips, augment, batch_size=cfg.batch_size,
+                                   seed=config.seed, keys=("frames", "ppg"), mesh=mesh,
+                                   input_pipeline=config.get("input_pipeline", "host"),
+                                   augment_cfg=config.get("augment")),
+      frozen=tuple(frozen),
+  )

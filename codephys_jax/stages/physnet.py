@@ -1,0 +1,58 @@
+"""The `physnet` stage, the ablation baseline: the same video backbone with a plain
+regression head (PhysNet, model `physnet_regression`), trained with negative
+Pearson against the PPG; no codebook, nothing frozen."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import ml_collections
+
+from codephys_jax import losses
+from codephys_jax import models
+from codephys_jax import trainer
+from codephys_jax.stages import base
+
+NAME = "physnet"
+MODEL = "physnet_regression"
+
+
+def make_model(config: ml_collections.ConfigDict):
+  """The model of the run config's `physnet` block."""
+  fields = dict(config[NAME].model)
+  fields["backbone_kwargs"] = dict(fields.get("backbone_kwargs") or {})
+  return models.get_model(MODEL, **fields)
+
+
+def make_loss(model, config: ml_collections.ConfigDict) -> trainer.LossFn:
+  """Negative Pearson between the predicted waveform and the PPG."""
+  input_norm = config.input_norm
+
+  def loss_fn(params, model_state, batch, rng, step):
+    del step
+    clip = base.normalize_frames(batch["frames"], input_norm)
+    out, new_state = model.apply(
+        {"params": params, **model_state}, clip, train=True, mutable=["batch_stats"],
+        rngs={"dropout": rng},
+    )
+    npc = losses.neg_pearson(out["rppg"], batch["ppg"])
+    return npc, ({**model_state, **new_state}, {"neg_pearson": npc})
+
+  return loss_fn
+
+
+def setup(config: ml_collections.ConfigDict, builder, mesh, dependencies: None
+          ) -> base.StageSetup:
+  del dependencies
+  model = make_model(config)
+  return base.video_setup(config, builder, mesh, stage=NAME, model=model,
+                          loss_fn=make_loss(model, config), subtrees={}, frozen=())
+
+
+def _build_model(config: ml_collections.ConfigDict, meta: Mapping[str, Any]):
+  del meta
+  return make_model(config)
+
+
+STAGE = base.Stage(name=NAME, model=MODEL, video_model=True, build_model=_build_model,
+                   setup=setup)
