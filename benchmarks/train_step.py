@@ -2,7 +2,8 @@
 
   ./run.sh python benchmarks/train_step.py [--config=configs/default.py] [--steps=10]
       [--stages=codebook,codephys,physnet] [--stage1_workdir=DIR] [--data_dir=DIR]
-      [--dataset=synthetic_rppg] [--json=PATH] [--config.codephys.batch_size=8 ...]
+      [--dataset=synthetic_rppg] [--json=PATH] [--pipelines=host,device]
+      [--config.codephys.batch_size=8 ...]
 
 For each stage (codebook = Stage I, codephys = Stage II, physnet = the PhysNet
 baseline) the model, `TrainState`, loss and jitted `train_step` are built by
@@ -21,6 +22,10 @@ from `stages.base.train_iterator`). Measured per stage:
                and put on the devices with `trainer.shard_batch` (also blocked each
                step), i.e. resident + whatever the host input work adds,
   overhead     (pipeline - resident) / resident.
+
+`--pipelines=host,device` times both input paths (config `input_pipeline`) in
+the same run: 'host' is grain + NumPy augmentation, 'device' cuts and augments
+clips on the device from resident videos (`codephys_jax.device_input`).
 
 A second table repeats resident/pipeline without the per-step sync, the way
 `trainer.train_loop` runs (it only waits when it logs), where the host prepares
@@ -81,6 +86,9 @@ _STAGE1_WORKDIR = flags.DEFINE_string(
 _DATA_DIR = flags.DEFINE_string("data_dir", "", "TFDS data_dir (overrides the config's).")
 _DATASET = flags.DEFINE_string("dataset", "", "Dataset name overriding the config's.")
 _JSON = flags.DEFINE_string("json", "", "Also write the results as JSON here.")
+_PIPELINES = flags.DEFINE_list(
+    "pipelines", [], "Input pipelines to time side by side (host, device); empty: the "
+    "config's input_pipeline.")
 
 
 # ------------------------------------------------------------------ stage setups
@@ -254,17 +262,21 @@ def main(argv):
         flush=True)
   mesh = trainer.make_mesh()
   rows = []
+  pipelines = _PIPELINES.value or [config.get("input_pipeline", "host")]
   for stage in _STAGES.value:
-    setup, note = _setup(config, builder, mesh, stage, _STAGE1_WORKDIR.value)
-    batch = config[stage].batch_size
-    trainable = trainer.num_params(
-        {k: v for k, v in setup.state.params.items() if k not in setup.frozen})
-    row = {"stage": stage, "params": trainer.num_params(setup.state.params),
-           "trainable": trainable, "batch": batch, "note": note}
-    row.update(measure(setup, mesh, steps=_STEPS.value, warmup=_WARMUP.value,
-                       batch_size=batch))
-    rows.append(row)
-    print(f"  {stage}: measured", flush=True)
+    for pipeline in pipelines:
+      config.input_pipeline = pipeline
+      setup, note = _setup(config, builder, mesh, stage, _STAGE1_WORKDIR.value)
+      batch = config[stage].batch_size
+      trainable = trainer.num_params(
+          {k: v for k, v in setup.state.params.items() if k not in setup.frozen})
+      row = {"stage": stage if len(pipelines) == 1 else f"{stage} ({pipeline} input)",
+             "pipeline": pipeline, "params": trainer.num_params(setup.state.params),
+             "trainable": trainable, "batch": batch, "note": note}
+      row.update(measure(setup, mesh, steps=_STEPS.value, warmup=_WARMUP.value,
+                         batch_size=batch))
+      rows.append(row)
+      print(f"  {row['stage']}: measured", flush=True)
   hw["load_avg_1m_end"] = os.getloadavg()[0]
   print(f"Load average at the end: {hw['load_avg_1m_end']:.2f}")
   print(f"Config: {config.dataset}, {config.preprocess.size}x{config.preprocess.size} crops, "

@@ -100,11 +100,19 @@ def local_batch_size(global_batch_size: int, mesh: Mesh) -> int:
 def shard_batch(mesh: Mesh, local_batch: PyTree) -> PyTree:
   """Assembles global arrays, split along the data axis, from each process's local batch.
 
+  A batch whose leaves are already jax.Arrays split along the data axis of `mesh`
+  (e.g. from `codephys_jax.device_input`) is the global batch and is returned as is.
+
   Every leaf must have the same leading (batch) size, divisible by the number of
   local devices. With P processes the global leading size is P times the local one;
   process i's rows become rows [i*n, (i+1)*n) of the global array.
   """
   sharding = batch_sharding(mesh)
+  leaves = jax.tree.leaves(local_batch)
+  if leaves and all(isinstance(x, jax.Array) and x.sharding.is_equivalent_to(sharding, x.ndim)
+                    for x in leaves):
+    # Already a global batch on the mesh (device input path): no host round trip.
+    return local_batch
   sizes = {np.shape(x)[0] if np.ndim(x) else None for x in jax.tree.leaves(local_batch)}
   if None in sizes or len(sizes) != 1:
     raise ValueError(f"Every batch leaf needs the same leading batch size, got {sizes}.")

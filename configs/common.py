@@ -73,6 +73,11 @@ def base(*, dataset: str = "synthetic_rppg", size: int = 128,
   c.clip_length = clip_length
   # "standardized", "temporal" or "diff_normalized" (codephys_jax.representations)
   c.input_norm = "standardized"
+  # "host": grain + NumPy augmentation; "device": videos resident on the devices,
+  # clips cut and augmented by jitted code (codephys_jax.device_input); "auto":
+  # device where the split fits and no camera degradations are asked for.
+  # CPU runs keep "host" (both share the same cores; benchmarks/RESULTS.md).
+  c.input_pipeline = "host"
   c.stages = ("codebook", "codephys", "physnet")  # codephys_jax.stages.STAGES
   c.export = True
   c.eval = eval_settings()

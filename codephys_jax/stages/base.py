@@ -8,6 +8,7 @@ model, its loss, its evaluation hook and its frozen parameters. The training cor
 from __future__ import annotations
 
 import dataclasses
+import logging
 from typing import Any, Callable, Mapping
 
 import jax
@@ -47,9 +48,31 @@ def clip_source(videos, clip_length: int, stride: int | None,
 
 
 def train_iterator(clips, augment, *, batch_size: int, seed: int, keys: tuple[str, ...],
-                   mesh) -> Callable[[int], Any]:
-  """make_iterator(start_step) for trainer.train_loop (deterministic resume)."""
+                   mesh, input_pipeline: str = "host",
+                   augment_cfg: ml_collections.ConfigDict | None = None
+                   ) -> Callable[[int], Any]:
+  """make_iterator(start_step) for trainer.train_loop (deterministic resume).
+
+  input_pipeline 'host': grain + NumPy augmentation (`augment`), local NumPy batches;
+  'device': videos resident on the devices, clips cut and augmented (`augment_cfg`)
+  by jitted code (`codephys_jax.device_input`), global batches already sharded;
+  'auto': 'device' where the split fits its memory budget and the augmentation
+  has no camera degradations, else 'host'.
+  """
   trainer.local_batch_size(batch_size, mesh)  # validates divisibility early
+  if input_pipeline in ("device", "auto"):
+    from codephys_jax import device_input
+
+    try:
+      return device_input.from_config(clips, mesh, keys=keys, batch_size=batch_size,
+                                      seed=seed, augment_cfg=augment_cfg)
+    except device_input.DoesNotFit as e:
+      if input_pipeline == "device":
+        raise
+      logging.info("input_pipeline=auto: host input (%s)", e)
+  elif input_pipeline != "host":
+    raise ValueError(f"unknown input_pipeline {input_pipeline!r}; known: 'host', 'device', "
+                     "'auto'")
   spec = data_lib.PipelineSpec(batch_size=batch_size, seed=seed)
 
   def make_iterator(start_step: int):
@@ -168,6 +191,8 @@ def video_setup(config: ml_collections.ConfigDict, builder, mesh, *, stage: str,
   return StageSetup(
       model=model, state=state, loss_fn=loss_fn, post_update=None,
       make_iterator=train_iterator(clips, augment, batch_size=cfg.batch_size,
-                                   seed=config.seed, keys=("frames", "ppg"), mesh=mesh),
+                                   seed=config.seed, keys=("frames", "ppg"), mesh=mesh,
+                                   input_pipeline=config.get("input_pipeline", "host"),
+                                   augment_cfg=config.get("augment")),
       frozen=tuple(frozen),
   )

@@ -87,7 +87,8 @@ def setup(config: ml_collections.ConfigDict, builder, mesh, dependencies: None
       post_update=make_restart(model, cfg.model.get("dead_code_threshold", 0.1),
                                config.input_norm),
       make_iterator=base.train_iterator(clips, None, batch_size=cfg.batch_size,
-                                        seed=config.seed, keys=("ppg",), mesh=mesh),
+                                        seed=config.seed, keys=("ppg",), mesh=mesh,
+                                        input_pipeline=config.get("input_pipeline", "host")),
   )
 
 
