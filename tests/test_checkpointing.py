@@ -99,7 +99,7 @@ def test_kill_and_resume_is_bitwise_identical(tmp_path):
   p_killed, ms_killed, _ = checkpointing.load_params(tmp_path / "killed", step=3)
   assert_trees_equal(trainer.fetch(p_full), trainer.fetch(p_killed))
   assert_trees_equal(trainer.fetch(ms_full), trainer.fetch(ms_killed))
-  assert meta == CONFIG
+  assert meta == {**CONFIG, "step": 3}  # load_params adds the step it read
 
 
 def _marked_state(state, value):
@@ -137,7 +137,7 @@ def test_best_and_latest_are_kept(tmp_path, mode, values, best):
   # load_params finds the best by itself, or the latest on request.
   params, model_state, meta = checkpointing.load_params(tmp_path, which="best")
   np.testing.assert_array_equal(trainer.fetch(params)["Conv_0"]["kernel"], best)
-  assert set(model_state) == {"batch_stats"} and meta == CONFIG
+  assert set(model_state) == {"batch_stats"} and meta == {**CONFIG, "step": best}
   params, _, _ = checkpointing.load_params(tmp_path, which="latest")
   np.testing.assert_array_equal(trainer.fetch(params)["Conv_0"]["kernel"], 7)
 
@@ -182,7 +182,7 @@ def test_load_params_other_mesh_and_stateless_optimizer(tmp_path):
   ckpt.close()
   one = trainer.make_mesh(devices=jax.devices()[:1])
   params, model_state, meta = checkpointing.load_params(tmp_path / "ck", mesh=one)
-  assert model_state == {} and meta == {"name": "teacher"}
+  assert model_state == {} and meta == {"name": "teacher", "step": 1}
   assert_trees_equal(trainer.fetch(params), trainer.fetch(state.params))
   assert params["kernel"].sharding.device_set == {jax.devices()[0]}
   with open(tmp_path / "ck" / "codephys_checkpointer.json") as f:

@@ -184,11 +184,8 @@ class Preempted(Exception):
   pass
 
 
-def test_killed_run_resumes_to_identical_parameters(run, tmp_path, monkeypatch):
-  config, workdir, _ = run
-  config = ml_collections.ConfigDict(config.to_dict())
-  config.stages = ("codebook",)
-  config.compare.enabled = False
+def _run_killed_at_step_3(config, workdir, monkeypatch):
+  """Train until the data iterator dies before step 3 (step 2's checkpoint is written)."""
   original = stage_base.train_iterator
 
   def killed_at_step_3(*args, **kwargs):
@@ -196,17 +193,25 @@ def test_killed_run_resumes_to_identical_parameters(run, tmp_path, monkeypatch):
 
     def make_iterator(start):
       for i, batch in enumerate(make(start)):
-        if start + i >= 3:  # step 2's checkpoint is written; die mid-run
+        if start + i >= 3:
           raise Preempted()
         yield batch
 
     return make_iterator
 
-  resumed = str(tmp_path / "resumed")
   monkeypatch.setattr(stage_base, "train_iterator", killed_at_step_3)
   with pytest.raises(Preempted):
-    train_lib.train_and_evaluate(config, resumed)
+    train_lib.train_and_evaluate(config, workdir)
   monkeypatch.undo()
+
+
+def test_killed_run_resumes_to_identical_parameters(run, tmp_path, monkeypatch):
+  config, workdir, _ = run
+  config = ml_collections.ConfigDict(config.to_dict())
+  config.stages = ("codebook",)
+  config.compare.enabled = False
+  resumed = str(tmp_path / "resumed")
+  _run_killed_at_step_3(config, resumed, monkeypatch)
   steps = sorted(int(d) for d in os.listdir(os.path.join(resumed, "codebook", "checkpoints"))
                  if d.isdigit())
   assert steps == [2]
@@ -268,24 +273,8 @@ def test_device_input_pipeline_trains_and_resumes_bit_for_bit(data_dir, tmp_path
   straight = str(tmp_path / "straight")
   summary = train_lib.train_and_evaluate(config, straight)
   assert np.isfinite(summary["physnet"]["mae"])
-  original = stage_base.train_iterator
-
-  def killed_at_step_3(*args, **kwargs):
-    make = original(*args, **kwargs)
-
-    def make_iterator(start):
-      for i, batch in enumerate(make(start)):
-        if start + i >= 3:
-          raise Preempted()
-        yield batch
-
-    return make_iterator
-
   resumed = str(tmp_path / "resumed")
-  monkeypatch.setattr(stage_base, "train_iterator", killed_at_step_3)
-  with pytest.raises(Preempted):
-    train_lib.train_and_evaluate(config, resumed)
-  monkeypatch.undo()
+  _run_killed_at_step_3(config, resumed, monkeypatch)
   train_lib.train_and_evaluate(config, resumed)
   for a, b in zip(_codebook_params(resumed), _codebook_params(straight)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
