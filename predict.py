@@ -8,6 +8,7 @@ pbv, omit), a training workdir, or an exported model file. Writes
 DIR/summary.json, DIR/hr.csv, DIR/waveform.csv and DIR/predict.png; see the
 README section "Your own video" and codephys_jax/predict_lib.py.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,15 +22,26 @@ from codephys_jax.video import VideoError
 def main(argv: list[str] | None = None) -> int:
   ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   ap.add_argument("--video", required=True, help="video file, or a camera index such as 0")
-  ap.add_argument("--method", default="pos",
-                  help="unsupervised method name, training workdir or exported model file")
+  ap.add_argument(
+      "--method",
+      default="pos",
+      help="unsupervised method name, training workdir or exported model file",
+  )
   ap.add_argument("--out", required=True, help="output directory")
   ap.add_argument("--seconds", type=float, default=30.0, help="recording length for a camera")
-  ap.add_argument("--detector", default=None, choices=sorted(face.DETECTORS),
-                  help="face detector (default: blazeface)")
-  ap.add_argument("--roi", default=None, choices=["landmarks", "box"],
-                  help="where skin colour is averaged (unsupervised methods); 'box' uses the "
-                  "whole face crop with the adaptive skin mask")
+  ap.add_argument(
+      "--detector",
+      default=None,
+      choices=sorted(face.DETECTORS),
+      help="face detector (default: blazeface)",
+  )
+  ap.add_argument(
+      "--roi",
+      default=None,
+      choices=["landmarks", "box"],
+      help="where skin colour is averaged (unsupervised methods); 'box' uses the "
+      "whole face crop with the adaptive skin mask",
+  )
   ap.add_argument("--window", type=float, default=10.0, help="HR window in seconds")
   ap.add_argument("--no-progress", action="store_true", help="no progress bar")
   args = ap.parse_args(argv)
@@ -39,15 +51,22 @@ def main(argv: list[str] | None = None) -> int:
   try:
     source = predict_lib.open_input(args.video, seconds=args.seconds)
     with source:
-      pred = predict_lib.predict(source, args.method, preprocess_overrides=overrides,
-                                 window_s=args.window, progress=not args.no_progress)
+      pred = predict_lib.predict(
+          source,
+          args.method,
+          preprocess_overrides=overrides,
+          window_s=args.window,
+          progress=not args.no_progress,
+      )
     files = predict_lib.write_outputs(pred, args.out)
   except (VideoError, ValueError, FileNotFoundError, face.DetectorUnavailableError) as e:
     print(f"predict.py: error: {e}", file=sys.stderr)
     return 1
   flag = "" if pred.reliable else " (low quality: treat with caution)"
-  print(f"{pred.source}: {pred.hr_bpm:.1f} bpm, quality {pred.quality:.2f}{flag}; "
-        f"wrote {', '.join(files.values())}")
+  print(
+      f"{pred.source}: {pred.hr_bpm:.1f} bpm, quality {pred.quality:.2f}{flag}; "
+      f"wrote {', '.join(files.values())}"
+  )
   return 0
 
 

@@ -1,6 +1,6 @@
 """Train CodePhys (Stage I codebook, Stage II) and/or the baseline from a config.
 
-  ./run.sh python train.py --config=configs/default.py --workdir=workdirs/default
+./run.sh python train.py --config=configs/default.py --workdir=workdirs/default
 """
 
 from absl import app
@@ -10,11 +10,10 @@ from ml_collections import config_flags
 from codephys_jax import logs
 from codephys_jax import train_lib
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", None, "Training config file.", lock_config=True
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Training config file.", lock_config=True)
+_WORKDIR = flags.DEFINE_string(
+    "workdir", None, "Run directory (resumed if it exists).", required=True
 )
-_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (resumed if it exists).",
-                               required=True)
 
 
 def main(argv):

@@ -116,37 +116,56 @@ def main() -> None:
       best = None
       for _ in range(args.repeats):
         t0 = time.perf_counter()
-        wave = inference.predict_video(frames, clip_fn, clip_length=CLIP, hop=hop,
-                                       batch_size=batch)
+        wave = inference.predict_video(frames, clip_fn, clip_length=CLIP, hop=hop, batch_size=batch)
         dt = time.perf_counter() - t0
         best = dt if best is None else min(best, dt)
       assert wave.shape == (n,) and np.all(np.isfinite(wave))
       clips = len(inference.clip_starts(n, CLIP, hop))
-      row = {"route": name, "batch": batch, "hop": hop, "clips": clips,
-             "first_call_s": compile_s, "model_s": best, "model_fps": n / best,
-             "end_to_end_fps": n / (t_pre + best)}
+      row = {
+          "route": name,
+          "batch": batch,
+          "hop": hop,
+          "clips": clips,
+          "first_call_s": compile_s,
+          "model_s": best,
+          "model_fps": n / best,
+          "end_to_end_fps": n / (t_pre + best),
+      }
       if flops_per_clip:
         row["gflops_per_s"] = flops_per_clip * clips / best / 1e9
       rows.append(row)
       print(f"  {name}: {row['model_fps']:.0f} model frames/s", flush=True)
-  print(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"load average {os.getloadavg()[0]:.1f}; jax {jax.__version__}")
-  print(f"Video: {n} frames ({args.seconds:.0f} s, 640x480 MJPG), {size}x{size} crops; "
-        f"preprocessing {t_pre:.2f} s = {n / t_pre:.0f} frames/s")
+  print(
+      f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+      f"load average {os.getloadavg()[0]:.1f}; jax {jax.__version__}"
+  )
+  print(
+      f"Video: {n} frames ({args.seconds:.0f} s, 640x480 MJPG), {size}x{size} crops; "
+      f"preprocessing {t_pre:.2f} s = {n / t_pre:.0f} frames/s"
+  )
   if flops_per_clip:
-    print(f"Model: {flops_per_clip / 1e9:.1f} GFLOP per {CLIP}-frame clip "
-          f"({flops_per_clip / CLIP / 1e9:.3f} GFLOP per clip frame)")
-  print("| route | clips | first call (s) | model time (s) | model frames/s | "
-        "end to end frames/s | GFLOP/s |")
+    print(
+        f"Model: {flops_per_clip / 1e9:.1f} GFLOP per {CLIP}-frame clip "
+        f"({flops_per_clip / CLIP / 1e9:.3f} GFLOP per clip frame)"
+    )
+  print(
+      "| route | clips | first call (s) | model time (s) | model frames/s | "
+      "end to end frames/s | GFLOP/s |"
+  )
   print("|---|---|---|---|---|---|---|")
   for r in rows:
     g = f"{r['gflops_per_s']:.0f}" if "gflops_per_s" in r else "-"
-    print(f"| {r['route']} | {r['clips']} | {r['first_call_s']:.1f} | {r['model_s']:.2f} | "
-          f"{r['model_fps']:.0f} | {r['end_to_end_fps']:.0f} | {g} |")
+    print(
+        f"| {r['route']} | {r['clips']} | {r['first_call_s']:.1f} | {r['model_s']:.2f} | "
+        f"{r['model_fps']:.0f} | {r['end_to_end_fps']:.0f} | {g} |"
+    )
   if args.json:
     with open(args.json, "w") as f:
-      json.dump({"frames": n, "preprocess_s": t_pre, "flops_per_clip": flops_per_clip,
-                 "rows": rows}, f, indent=1)
+      json.dump(
+          {"frames": n, "preprocess_s": t_pre, "flops_per_clip": flops_per_clip, "rows": rows},
+          f,
+          indent=1,
+      )
 
 
 if __name__ == "__main__":

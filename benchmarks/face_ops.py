@@ -8,6 +8,7 @@ numbers stay meaningful when other jobs share the cores. Frames: a synthetic
 local search once every ``detect_every`` (10) frames and the whole-frame search
 only until the first face or after losing it; the RGB ROI step runs every frame.
 """
+
 from __future__ import annotations
 
 import time
@@ -40,10 +41,12 @@ def main() -> None:
   steps = {
       "RGB ROI: landmarks, no skin mask": lambda f: face.landmark_mean_rgb(f, box.landmarks),
       "RGB ROI: landmarks + skin mask": lambda f: face.landmark_mean_rgb(
-          f, box.landmarks, use_skin_mask=True),
+          f, box.landmarks, use_skin_mask=True
+      ),
       "RGB ROI: box, no skin mask": lambda f: face.skin_mean_rgb(face.crop_square(f, box), None),
       "RGB ROI: box + skin mask": lambda f: face.skin_mean_rgb(
-          c := face.crop_square(f, box), face.skin_mask(c)),
+          c := face.crop_square(f, box), face.skin_mask(c)
+      ),
   }
   for name, fn in steps.items():
     print(f"| {name} | {_cpu_ms(fn, frames, 300):.3f} |")

@@ -81,12 +81,17 @@ class MemoryBuilder:
   def __init__(self, *, num_videos: int, num_frames: int, size: int, fps: float = 30.0):
     rng = np.random.default_rng(0)
     t = np.arange(num_frames) / fps
-    self._videos = [{
-        "frames": rng.integers(0, 256, (num_frames, size, size, 3), dtype=np.uint8),
-        "ppg": np.sin(2 * np.pi * (1.0 + 0.1 * i) * t).astype(np.float32),
-        "valid": np.ones(num_frames, bool), "fps": np.float32(fps),
-        "video_id": f"v{i}", "subject_id": f"s{i}",
-    } for i in range(num_videos)]
+    self._videos = [
+        {
+            "frames": rng.integers(0, 256, (num_frames, size, size, 3), dtype=np.uint8),
+            "ppg": np.sin(2 * np.pi * (1.0 + 0.1 * i) * t).astype(np.float32),
+            "valid": np.ones(num_frames, bool),
+            "fps": np.float32(fps),
+            "video_id": f"v{i}",
+            "subject_id": f"s{i}",
+        }
+        for i in range(num_videos)
+    ]
 
     class _Info:
       splits = {"train": None}
@@ -99,8 +104,14 @@ class MemoryBuilder:
 
 
 def config_for(size: int, frames: int, batch: int, width: int, pipeline: str):
-  c = paper.paper_config("synthetic_rppg", train_split="train", eval_split="train",
-                         compare_splits=None, num_steps=1000, eval_every=1000)
+  c = paper.paper_config(
+      "synthetic_rppg",
+      train_split="train",
+      eval_split="train",
+      compare_splits=None,
+      num_steps=1000,
+      eval_every=1000,
+  )
   c.preprocess.size = size
   c.clip_length = frames
   c.input_pipeline = pipeline
@@ -128,8 +139,9 @@ def _peak_bytes() -> int | None:
   return stats.get("peak_bytes_in_use")
 
 
-def measure_jax(configs: dict[str, Any], builder, stage: str, *, steps: int, warmup: int,
-                bf16: bool) -> list[dict[str, Any]]:
+def measure_jax(
+    configs: dict[str, Any], builder, stage: str, *, steps: int, warmup: int, bf16: bool
+) -> list[dict[str, Any]]:
   """One compiled step per (stage, precision); an end-to-end loop per input pipeline."""
   mesh = trainer.make_mesh()
   first_config = next(iter(configs.values()))
@@ -156,8 +168,11 @@ def measure_jax(configs: dict[str, Any], builder, stage: str, *, steps: int, war
     resident_ms = 1e3 * statistics.median(times)
     for pipeline, config in configs.items():
       # Same shapes and shardings: the compiled step is reused; only the input differs.
-      make = (setup.make_iterator if config is first_config else
-              train_lib.setup_stage(config, builder, mesh, stage, stage1=stage1).make_iterator)
+      make = (
+          setup.make_iterator
+          if config is first_config
+          else train_lib.setup_stage(config, builder, mesh, stage, stage1=stage1).make_iterator
+      )
       batches = iter(make(0))
       for _ in range(warmup):
         state, metrics = step_fn(state, trainer.shard_batch(mesh, next(batches)))
@@ -168,9 +183,17 @@ def measure_jax(configs: dict[str, Any], builder, stage: str, *, steps: int, war
       jax.block_until_ready((state, metrics))
       e2e_ms = 1e3 * (time.perf_counter() - t0) / steps
       trainer.check_finite(trainer.fetch(metrics), steps)
-      rows.append({"input": pipeline, "resident_ms": resident_ms, "e2e_ms": e2e_ms,
-                   "busy": min(1.0, resident_ms / e2e_ms), "first_step_s": first,
-                   "params": trainer.num_params(state.params), "peak_bytes": _peak_bytes()})
+      rows.append(
+          {
+              "input": pipeline,
+              "resident_ms": resident_ms,
+              "e2e_ms": e2e_ms,
+              "busy": min(1.0, resident_ms / e2e_ms),
+              "first_step_s": first,
+              "params": trainer.num_params(state.params),
+              "peak_bytes": _peak_bytes(),
+          }
+      )
   return rows
 
 
@@ -179,9 +202,12 @@ def _mib(b):
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
-  lines = ["| size | model | framework | precision | input | params | step, batch on device "
-           "(ms) | step, end to end (ms) | device busy | vs PyTorch | first step (s) | "
-           "peak memory (MiB) |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+  lines = [
+      "| size | model | framework | precision | input | params | step, batch on device "
+      "(ms) | step, end to end (ms) | device busy | vs PyTorch | first step (s) | "
+      "peak memory (MiB) |",
+      "|---|---|---|---|---|---|---|---|---|---|---|---|",
+  ]
   for r in rows:
     ratio = "-" if r.get("ratio") is None else f"{r['ratio']:.2f}x"
     e2e = "-" if r.get("e2e_ms") is None else f"{r['e2e_ms']:.1f}"
@@ -189,53 +215,84 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     lines.append(
         f"| {r['size']} | {r['model']} | {r['framework']} | {r['precision']} | "
         f"{r.get('input', '-')} | {r['params'] / 1e6:.2f}M | {r['resident_ms']:.1f} | {e2e} | "
-        f"{busy} | {ratio} | {r['first_step_s']:.1f} | {_mib(r.get('peak_bytes'))} |")
+        f"{busy} | {ratio} | {r['first_step_s']:.1f} | {_mib(r.get('peak_bytes'))} |"
+    )
   return "\n".join(lines)
 
 
 def main(argv):
   del argv
   devices = jax.devices()
-  print(f"jax {jax.__version__}, backend {jax.default_backend()}, "
-        f"{len(devices)} x {devices[0].device_kind}", flush=True)
+  print(
+      f"jax {jax.__version__}, backend {jax.default_backend()}, "
+      f"{len(devices)} x {devices[0].device_kind}",
+      flush=True,
+  )
   use_torch = _TORCH.value == "auto" and physnet_torch.available()
   if _TORCH.value == "auto" and not use_torch:
     print("torch is not installed: the PyTorch column is skipped", flush=True)
   precisions = ["float32"] + (["bfloat16"] if _BF16.value else [])
   rows = []
   for size in sorted(int(s) for s in _SIZES.value):
-    builder = MemoryBuilder(num_videos=_VIDEOS.value, num_frames=_VIDEO_FRAMES.value,
-                            size=size)
+    builder = MemoryBuilder(num_videos=_VIDEOS.value, num_frames=_VIDEO_FRAMES.value, size=size)
     for precision in precisions:
       bf16 = precision == "bfloat16"
       ref = None
       if use_torch:
-        t = physnet_torch.benchmark(size=size, frames=_FRAMES.value, batch=_BATCH.value,
-                                    steps=_STEPS.value, warmup=_WARMUP.value, bf16=bf16,
-                                    width=_WIDTH.value)
+        t = physnet_torch.benchmark(
+            size=size,
+            frames=_FRAMES.value,
+            batch=_BATCH.value,
+            steps=_STEPS.value,
+            warmup=_WARMUP.value,
+            bf16=bf16,
+            width=_WIDTH.value,
+        )
         ref = t["ms"]
-        rows.append({"size": size, "model": "PhysNet (rPPG-Toolbox)",
-                     "framework": f"torch {t['torch']}", "precision": precision,
-                     "input": "-", "params": t["params"], "resident_ms": t["ms"],
-                     "first_step_s": t["first_step_s"], "peak_bytes": t["peak_bytes"],
-                     "ratio": 1.0})
+        rows.append(
+            {
+                "size": size,
+                "model": "PhysNet (rPPG-Toolbox)",
+                "framework": f"torch {t['torch']}",
+                "precision": precision,
+                "input": "-",
+                "params": t["params"],
+                "resident_ms": t["ms"],
+                "first_step_s": t["first_step_s"],
+                "peak_bytes": t["peak_bytes"],
+                "ratio": 1.0,
+            }
+        )
         print(f"  {size}px torch {precision}: {t['ms']:.1f} ms", flush=True)
       for stage in _STAGES.value:
         if bf16 and stage == "codebook":
           continue  # a 1-D model of 87k parameters: bf16 is not what its step time needs
-        configs = {p: config_for(size, _FRAMES.value, _BATCH.value, _WIDTH.value, p)
-                   for p in _PIPELINES.value}
-        name = {"codebook": "Stage I (PPG codebook)", "codephys": "Stage II (CodePhys)",
-                "physnet": "PhysNet baseline"}[stage]
-        for r in measure_jax(configs, builder, stage, steps=_STEPS.value,
-                             warmup=_WARMUP.value, bf16=bf16):
-          r.update(size=size, model=name, stage=stage, framework=f"jax {jax.__version__}",
-                   precision=precision,
-                   ratio=None if ref is None or stage == "codebook"
-                   else r["resident_ms"] / ref)
+        configs = {
+            p: config_for(size, _FRAMES.value, _BATCH.value, _WIDTH.value, p)
+            for p in _PIPELINES.value
+        }
+        name = {
+            "codebook": "Stage I (PPG codebook)",
+            "codephys": "Stage II (CodePhys)",
+            "physnet": "PhysNet baseline",
+        }[stage]
+        for r in measure_jax(
+            configs, builder, stage, steps=_STEPS.value, warmup=_WARMUP.value, bf16=bf16
+        ):
+          r.update(
+              size=size,
+              model=name,
+              stage=stage,
+              framework=f"jax {jax.__version__}",
+              precision=precision,
+              ratio=None if ref is None or stage == "codebook" else r["resident_ms"] / ref,
+          )
           rows.append(r)
-          print(f"  {size}px {stage} {r['input']} {precision}: {r['resident_ms']:.1f} ms "
-                f"resident, {r['e2e_ms']:.1f} ms end to end", flush=True)
+          print(
+              f"  {size}px {stage} {r['input']} {precision}: {r['resident_ms']:.1f} ms "
+              f"resident, {r['e2e_ms']:.1f} ms end to end",
+              flush=True,
+          )
   table = format_table(rows)
   print(table)
   if _MARKDOWN.value:
@@ -243,9 +300,19 @@ def main(argv):
       f.write(table + "\n")
   if _JSON.value:
     with open(_JSON.value, "w") as f:
-      json.dump({"jax": jax.__version__, "backend": jax.default_backend(),
-                 "device": devices[0].device_kind, "frames": _FRAMES.value,
-                 "batch": _BATCH.value, "steps": _STEPS.value, "rows": rows}, f, indent=1)
+      json.dump(
+          {
+              "jax": jax.__version__,
+              "backend": jax.default_backend(),
+              "device": devices[0].device_kind,
+              "frames": _FRAMES.value,
+              "batch": _BATCH.value,
+              "steps": _STEPS.value,
+              "rows": rows,
+          },
+          f,
+          indent=1,
+      )
 
 
 if __name__ == "__main__":

@@ -49,13 +49,16 @@ def build(width: int = 16):
   from torch import nn
 
   def block(cin, cout, kernel, padding):
-    return nn.Sequential(nn.Conv3d(cin, cout, kernel, padding=padding), nn.BatchNorm3d(cout),
-                         nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.Conv3d(cin, cout, kernel, padding=padding), nn.BatchNorm3d(cout), nn.ReLU(inplace=True)
+    )
 
   def up(c):
     return nn.Sequential(
         nn.ConvTranspose3d(c, c, (4, 1, 1), stride=(2, 1, 1), padding=(1, 0, 0)),
-        nn.BatchNorm3d(c), nn.ELU(inplace=True))
+        nn.BatchNorm3d(c),
+        nn.ELU(inplace=True),
+    )
 
   w1, w2, w3 = width, 2 * width, 4 * width
 
@@ -96,9 +99,18 @@ def neg_pearson(pred, target):
   return (1 - r).mean()
 
 
-def benchmark(*, size: int, frames: int, batch: int, steps: int, warmup: int,
-              bf16: bool = False, device: str | None = None, width: int = 16,
-              lr: float = 1e-4) -> dict[str, Any]:
+def benchmark(
+    *,
+    size: int,
+    frames: int,
+    batch: int,
+    steps: int,
+    warmup: int,
+    bf16: bool = False,
+    device: str | None = None,
+    width: int = 16,
+    lr: float = 1e-4,
+) -> dict[str, Any]:
   """Train-step time (median ms, each step synchronised) and peak memory of PhysNet."""
   import torch
 
@@ -140,8 +152,13 @@ def benchmark(*, size: int, frames: int, batch: int, steps: int, warmup: int,
     sync()
     times.append(time.perf_counter() - t0)
   times.sort()
-  out = {"ms": 1e3 * times[len(times) // 2], "first_step_s": first,
-         "params": sum(p.numel() for p in model.parameters()),
-         "loss": float(loss), "device": str(dev), "torch": torch.__version__,
-         "peak_bytes": int(torch.cuda.max_memory_allocated(dev)) if cuda else None}
+  out = {
+      "ms": 1e3 * times[len(times) // 2],
+      "first_step_s": first,
+      "params": sum(p.numel() for p in model.parameters()),
+      "loss": float(loss),
+      "device": str(dev),
+      "torch": torch.__version__,
+      "peak_bytes": int(torch.cuda.max_memory_allocated(dev)) if cuda else None,
+  }
   return out

@@ -52,8 +52,12 @@ def _write_tree(root: str, seconds: float, frames: list, ppg) -> int:
   folder = os.path.join(root, "subject42")
   os.makedirs(folder, exist_ok=True)
   n = int(round(seconds * FPS))
-  video_lib.write_video(os.path.join(folder, "vid.avi"),
-                        (frames[i % len(frames)] for i in range(n)), FPS, codec="MJPG")
+  video_lib.write_video(
+      os.path.join(folder, "vid.avi"),
+      (frames[i % len(frames)] for i in range(n)),
+      FPS,
+      codec="MJPG",
+  )
   wave = np.resize(np.asarray(ppg, np.float64), n)
   times = np.arange(n) / FPS
   with open(os.path.join(folder, "ground_truth.txt"), "w") as f:
@@ -72,16 +76,19 @@ def _child(step: str, tree: str, size: int, data_dir: str) -> dict:
   t0 = time.perf_counter()
   frames_out = 0
   if step == "example":
-    item = rppg_builder.Item(key="subject42", subject_id="42",
-                             payload={"dir": os.path.join(tree, "subject42")})
+    item = rppg_builder.Item(
+        key="subject42", subject_id="42", payload={"dir": os.path.join(tree, "subject42")}
+    )
     source, labels = ubfc.UbfcRppg.read_item(item)
     with source:
-      ex = rppg_builder.build_example(item.key, item.subject_id, source, labels,
-                                      preprocess_lib.PreprocessConfig(size=size))
+      ex = rppg_builder.build_example(
+          item.key, item.subject_id, source, labels, preprocess_lib.PreprocessConfig(size=size)
+      )
     frames_out = len(ex["frames"])
   elif step == "prepare":
-    builder = data_lib.load_builder("ubfc_rppg", data_dir=data_dir, manual_dir=tree,
-                                    preprocess={"size": size})
+    builder = data_lib.load_builder(
+        "ubfc_rppg", data_dir=data_dir, manual_dir=tree, preprocess={"size": size}
+    )
     frames_out = len(data_lib.VideoSource(builder, "full")[0]["frames"])
   seconds = time.perf_counter() - t0
   peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB (Linux)
@@ -91,9 +98,22 @@ def _child(step: str, tree: str, size: int, data_dir: str) -> dict:
 def _run_child(step: str, tree: str, size: int, data_dir: str) -> dict:
   env = dict(os.environ, CODEPHYS_PREP_WORKERS="1", TF_CPP_MIN_LOG_LEVEL="2")
   res = subprocess.run(
-      [sys.executable, __file__, "--step", step, "--tree", tree, "--size", str(size),
-       "--data_dir", data_dir],
-      check=True, capture_output=True, text=True, env=env,
+      [
+          sys.executable,
+          __file__,
+          "--step",
+          step,
+          "--tree",
+          tree,
+          "--size",
+          str(size),
+          "--data_dir",
+          data_dir,
+      ],
+      check=True,
+      capture_output=True,
+      text=True,
+      env=env,
   )
   return json.loads(res.stdout.strip().splitlines()[-1])
 
@@ -112,8 +132,9 @@ def main() -> None:
 
   from codephys_jax import synthetic_video
 
-  subject = synthetic_video.make_subject(7, duration_s=RENDER_S, fps=FPS, width=WIDTH,
-                                         height=HEIGHT)
+  subject = synthetic_video.make_subject(
+      7, duration_s=RENDER_S, fps=FPS, width=WIDTH, height=HEIGHT
+  )
   frames = list(subject.frames())
   rows = []
   with tempfile.TemporaryDirectory() as tmp:
@@ -126,25 +147,38 @@ def main() -> None:
       prepare = _run_child("prepare", tree, args.size, os.path.join(tmp, f"tfds_{seconds:g}"))
       crops_mib = example["frames_out"] * args.size**2 * 3 / 2**20
       rows.append((seconds, n, video_mib, crops_mib, example, prepare))
-      print(f"  {seconds:g} s done ({example['seconds']:.0f} s + {prepare['seconds']:.0f} s)",
-            file=sys.stderr, flush=True)
+      print(
+          f"  {seconds:g} s done ({example['seconds']:.0f} s + {prepare['seconds']:.0f} s)",
+          file=sys.stderr,
+          flush=True,
+      )
 
-  print(f"Machine: {platform.machine()}, {os.cpu_count()} cores, "
-        f"{platform.processor() or platform.platform()}, Python {platform.python_version()}")
-  print(f"Video: synthetic face, {WIDTH}x{HEIGHT}, {FPS:g} fps, MJPG; crops {args.size}x"
-        f"{args.size} uint8; import-only floor {floor:.0f} MiB\n")
-  print("| length (s) | frames | video file MiB | crops MiB | example peak MiB "
-        "| example peak - crops | prepare peak MiB | prepare peak - crops | example s |")
+  print(
+      f"Machine: {platform.machine()}, {os.cpu_count()} cores, "
+      f"{platform.processor() or platform.platform()}, Python {platform.python_version()}"
+  )
+  print(
+      f"Video: synthetic face, {WIDTH}x{HEIGHT}, {FPS:g} fps, MJPG; crops {args.size}x"
+      f"{args.size} uint8; import-only floor {floor:.0f} MiB\n"
+  )
+  print(
+      "| length (s) | frames | video file MiB | crops MiB | example peak MiB "
+      "| example peak - crops | prepare peak MiB | prepare peak - crops | example s |"
+  )
   print("|---|---|---|---|---|---|---|---|---|")
   for seconds, n, video_mib, crops_mib, ex, prep in rows:
-    print(f"| {seconds:g} | {n} | {video_mib:.0f} | {crops_mib:.0f} | "
-          f"{ex['peak_rss_mib']:.0f} | {ex['peak_rss_mib'] - crops_mib:.0f} | "
-          f"{prep['peak_rss_mib']:.0f} | {prep['peak_rss_mib'] - crops_mib:.0f} | "
-          f"{ex['seconds']:.1f} |")
+    print(
+        f"| {seconds:g} | {n} | {video_mib:.0f} | {crops_mib:.0f} | "
+        f"{ex['peak_rss_mib']:.0f} | {ex['peak_rss_mib'] - crops_mib:.0f} | "
+        f"{prep['peak_rss_mib']:.0f} | {prep['peak_rss_mib'] - crops_mib:.0f} | "
+        f"{ex['seconds']:.1f} |"
+    )
   # A whole raw video held as float32 would need frames x W x H x 3 x 4 bytes.
   last = rows[-1]
-  print(f"\n(For scale: the {last[0]:g} s raw video as float32 would take "
-        f"{last[1] * WIDTH * HEIGHT * 3 * 4 / 2**30:.1f} GiB.)")
+  print(
+      f"\n(For scale: the {last[0]:g} s raw video as float32 would take "
+      f"{last[1] * WIDTH * HEIGHT * 3 * 4 / 2**30:.1f} GiB.)"
+  )
 
 
 if __name__ == "__main__":

@@ -61,8 +61,7 @@ def _stage(stage: str, path: str, size: int) -> dict:
       n = sum(1 for _ in src)
     else:
       _, det, rgb_roi, skin = next(v for v in VARIANTS if v[0] == stage)
-      cfg = preprocess.PreprocessConfig(size=size, detector=det, rgb_roi=rgb_roi,
-                                        skin_mask=skin)
+      cfg = preprocess.PreprocessConfig(size=size, detector=det, rgb_roi=rgb_roi, skin_mask=skin)
       out = preprocess.preprocess_video(src, cfg)
       n = out.num_source_frames
       bvp = unsupervised.extract_bvp("pos", out.rgb, out.fps)
@@ -75,8 +74,9 @@ def _stage(stage: str, path: str, size: int) -> dict:
   peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
   if stage != "decode":
     with video_lib.open_video(path) as src:
-      found = [bool(face.detect_faces(f, detector=det)) for i, (_, f) in enumerate(src)
-               if i % 10 == 0]
+      found = [
+          bool(face.detect_faces(f, detector=det)) for i, (_, f) in enumerate(src) if i % 10 == 0
+      ]
     row["detection_rate"] = float(np.mean(found))
   row.update(frames=n, seconds=dt, fps=n / dt, peak_rss_mib=peak_mib)
   return row
@@ -105,22 +105,30 @@ def main() -> None:
     for stage in stages:
       res = subprocess.run(
           [sys.executable, __file__, "--stage", stage, "--video", path, "--size", str(args.size)],
-          check=True, capture_output=True, text=True,
+          check=True,
+          capture_output=True,
+          text=True,
       )
       rows.append(json.loads(res.stdout.strip().splitlines()[-1]))
   print(f"Video: {n} frames, 640x480, 30 fps, MJPG; crop {args.size}px; OpenCV {cv2.__version__}")
-  print(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}, load average {os.getloadavg()[0]:.1f} at the end")
+  print(
+      f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+      f"Python {platform.python_version()}, load average {os.getloadavg()[0]:.1f} at the end"
+  )
   cbase, cfirst = (rows[0]["frames"] / rows[0]["cpu_s"], rows[1]["frames"] / rows[1]["cpu_s"])
-  print("| stage | detection rate | valid frames | frames/s (wall) | frames per CPU-s | "
-        f"peak RSS (MiB) | CPU speed vs decode | CPU speed vs {rows[1]['stage']} |")
+  print(
+      "| stage | detection rate | valid frames | frames/s (wall) | frames per CPU-s | "
+      f"peak RSS (MiB) | CPU speed vs decode | CPU speed vs {rows[1]['stage']} |"
+  )
   print("|---|---|---|---|---|---|---|---|")
   for r in rows:
     rate = f"{r['detection_rate']:.2f}" if "detection_rate" in r else ""
     valid = f"{r['valid']:.3f}" if "valid" in r else ""
     cfps = r["frames"] / r["cpu_s"]
-    print(f"| {r['stage']} | {rate} | {valid} | {r['fps']:.0f} | {cfps:.0f} | "
-          f"{r['peak_rss_mib']:.0f} | {cfps / cbase:.2f}x | {cfps / cfirst:.2f}x |")
+    print(
+        f"| {r['stage']} | {rate} | {valid} | {r['fps']:.0f} | {cfps:.0f} | "
+        f"{r['peak_rss_mib']:.0f} | {cfps / cbase:.2f}x | {cfps / cfirst:.2f}x |"
+    )
 
 
 if __name__ == "__main__":

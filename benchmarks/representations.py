@@ -31,8 +31,8 @@ def _clips(videos, clip_length: int, stride: int):
   for video in videos:
     n = len(video["ppg"])
     for s in range(0, n - clip_length + 1, stride):
-      frames.append(video["frames"][s:s + clip_length])
-      ppg.append(data_lib.normalize_ppg(video["ppg"][s:s + clip_length]))
+      frames.append(video["frames"][s : s + clip_length])
+      ppg.append(data_lib.normalize_ppg(video["ppg"][s : s + clip_length]))
   return np.stack(frames), np.stack(ppg).astype(np.float32)
 
 
@@ -56,9 +56,11 @@ def main() -> None:
   train_frames, train_ppg = _clips(train_videos, t_len, t_len // 2)
   val_frames, val_ppg = _clips(val_videos, t_len, t_len // 2)
   hr_ref = np.asarray(losses.hr_from_ppg_jax(val_ppg, fs))
-  print(f"| input_norm | val clip Pearson r (mean) | val clip HR MAE (bpm) | "
-        f"({len(train_frames)} train / {len(val_frames)} val clips of {t_len} frames, "
-        f"{args.grid}x{args.grid} grid, ridge {args.ridge}) |")
+  print(
+      f"| input_norm | val clip Pearson r (mean) | val clip HR MAE (bpm) | "
+      f"({len(train_frames)} train / {len(val_frames)} val clips of {t_len} frames, "
+      f"{args.grid}x{args.grid} grid, ridge {args.ridge}) |"
+  )
   print("|---|---|---|")
   for mode in representations.NAMES:
     t0 = time.perf_counter()
@@ -70,8 +72,10 @@ def main() -> None:
     out = np.asarray(representations.to_waveform(xv @ w, mode))
     r = [np.corrcoef(o, p)[0, 1] for o, p in zip(out, val_ppg)]
     hr = np.asarray(losses.hr_from_ppg_jax(out.astype(np.float32), fs))
-    print(f"| {mode} | {np.nanmean(r):.3f} | {np.mean(np.abs(hr - hr_ref)):.1f} | "
-          f"({time.perf_counter() - t0:.1f} s)")
+    print(
+        f"| {mode} | {np.nanmean(r):.3f} | {np.mean(np.abs(hr - hr_ref)):.1f} | "
+        f"({time.perf_counter() - t0:.1f} s)"
+    )
 
 
 if __name__ == "__main__":

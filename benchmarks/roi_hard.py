@@ -21,6 +21,7 @@ Prints per-condition MAE (bpm) per variant, the MAE over the non-clean
 conditions, and the detection rate (fraction of sampled frames where the
 detector finds a face on the whole frame) per condition.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -65,8 +66,9 @@ def _condition(name: str, subject_seed: int, seconds: float):
     d = deg_lib.make_degradation("video_codec", 4, seed=subject_seed)
   elif name == "jpeg":
     d = deg_lib.make_degradation("jpeg", 5, seed=subject_seed)
-  subject = synthetic_video.make_subject(subject_seed, duration_s=seconds, fps=30.0, width=320,
-                                         height=240, **render)
+  subject = synthetic_video.make_subject(
+      subject_seed, duration_s=seconds, fps=30.0, width=320, height=240, **render
+  )
   return subject, d
 
 
@@ -78,28 +80,40 @@ def variants() -> dict[str, preprocess.PreprocessConfig]:
     if det not in dets:
       continue
     out[f"{det} box, no skin mask"] = preprocess.PreprocessConfig(
-        detector=det, rgb_roi="box", skin_mask=False)
+        detector=det, rgb_roi="box", skin_mask=False
+    )
     out[f"{det} box + skin mask"] = preprocess.PreprocessConfig(
-        detector=det, rgb_roi="box", skin_mask=True)
+        detector=det, rgb_roi="box", skin_mask=True
+    )
     if face.DETECTORS[det].has_landmarks:
       out[f"{det} landmarks, no skin mask"] = preprocess.PreprocessConfig(
-          detector=det, rgb_roi="landmarks", skin_mask=False)
+          detector=det, rgb_roi="landmarks", skin_mask=False
+      )
       out[f"{det} landmarks + skin mask"] = preprocess.PreprocessConfig(
-          detector=det, rgb_roi="landmarks", skin_mask=True)
+          detector=det, rgb_roi="landmarks", skin_mask=True
+      )
   return out
 
 
 def _hr(x: np.ndarray, fps: float) -> float:
-  return hr.estimate_hr(sig.postprocess(x, fps, low_hz=_BAND[0], high_hz=_BAND[1]), fps,
-                        low_hz=_BAND[0], high_hz=_BAND[1])
+  return hr.estimate_hr(
+      sig.postprocess(x, fps, low_hz=_BAND[0], high_hz=_BAND[1]),
+      fps,
+      low_hz=_BAND[0],
+      high_hz=_BAND[1],
+  )
 
 
 def main() -> None:
   ap = argparse.ArgumentParser()
   ap.add_argument("--subjects", type=int, default=8)
   ap.add_argument("--seconds", type=float, default=20.0)
-  ap.add_argument("--detect-sample", type=int, default=15,
-                  help="run the whole-frame detector on every this many frames for the rate")
+  ap.add_argument(
+      "--detect-sample",
+      type=int,
+      default=15,
+      help="run the whole-frame detector on every this many frames for the rate",
+  )
   args = ap.parse_args()
   cfgs = variants()
   dets = [d for d in ("haar", "blazeface") if d in face.available_detectors()]
@@ -112,11 +126,12 @@ def main() -> None:
       frames = [f if d is None else d(f, i) for i, f in enumerate(subject.frames())]
       ref = _hr(subject.ppg.astype(np.float64), subject.fps)
       for det in dets:
-        found = [bool(face.detect_faces(f, detector=det)) for f in frames[::args.detect_sample]]
+        found = [bool(face.detect_faces(f, detector=det)) for f in frames[:: args.detect_sample]]
         rate[(cond, det)].append(np.mean(found))
       for name, cfg in cfgs.items():
-        src = FrameIterSource(lambda: iter(frames), subject.fps, size=(subject.width,
-                                                                       subject.height))
+        src = FrameIterSource(
+            lambda: iter(frames), subject.fps, size=(subject.width, subject.height)
+        )
         try:
           out = preprocess.preprocess_video(src, cfg)
           bvp = unsupervised.extract_bvp("pos", out.rgb, out.fps)
@@ -124,12 +139,15 @@ def main() -> None:
         except face.NoFaceError:
           est = float("nan")  # counted as a failure below
         err[(cond, name)].append(abs(est - ref) if np.isfinite(est) else float("nan"))
-    print(f"subject {s + 1}/{args.subjects} done, {time.perf_counter() - t_start:.0f} s",
-          flush=True)
+    print(
+        f"subject {s + 1}/{args.subjects} done, {time.perf_counter() - t_start:.0f} s", flush=True
+    )
 
-  print(f"\n{args.subjects} subjects x {args.seconds:.0f} s, 320x240, 30 fps; OpenCV "
-        f"{cv2.__version__}; {platform.machine()}, {os.cpu_count()} cores; "
-        f"{time.perf_counter() - t_start:.0f} s")
+  print(
+      f"\n{args.subjects} subjects x {args.seconds:.0f} s, 320x240, 30 fps; OpenCV "
+      f"{cv2.__version__}; {platform.machine()}, {os.cpu_count()} cores; "
+      f"{time.perf_counter() - t_start:.0f} s"
+  )
   hard = [c for c in CONDITIONS if c != "clean"]
   print("\nPOS MAE (bpm) per condition; failures (no face) counted in the last column")
   print("| variant | " + " | ".join(CONDITIONS) + " | mean over non-clean | failed videos |")
@@ -138,10 +156,11 @@ def main() -> None:
     maes = [np.nanmean(err[(c, v)]) for c in CONDITIONS]
     hard_mae = np.nanmean(np.concatenate([err[(c, v)] for c in hard]))
     failed = int(sum(np.isnan(err[(c, v)]).sum() for c in CONDITIONS))
-    print(f"| {v} | " + " | ".join(f"{m:.1f}" for m in maes) + f" | **{hard_mae:.1f}** | "
-          f"{failed} |")
-  print("\nDetection rate (whole-frame detector, every "
-        f"{args.detect_sample}th frame)")
+    print(
+        f"| {v} | " + " | ".join(f"{m:.1f}" for m in maes) + f" | **{hard_mae:.1f}** | "
+        f"{failed} |"
+    )
+  print("\nDetection rate (whole-frame detector, every " f"{args.detect_sample}th frame)")
   print("| detector | " + " | ".join(CONDITIONS) + " |")
   print("|---" * (len(CONDITIONS) + 1) + "|")
   for det in dets:

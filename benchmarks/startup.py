@@ -51,8 +51,7 @@ print(json.dumps({"rss_mib": kib("VmRSS") / 1024, "peak_rss_mib": kib("VmHWM") /
 
 
 def _env(code_dir: str) -> dict[str, str]:
-  env = dict(os.environ, PYTHONPATH=code_dir, TF_CPP_MIN_LOG_LEVEL="2",
-             JAX_PLATFORMS="cpu")
+  env = dict(os.environ, PYTHONPATH=code_dir, TF_CPP_MIN_LOG_LEVEL="2", JAX_PLATFORMS="cpu")
   env.pop("XLA_FLAGS", None)
   return env
 
@@ -63,8 +62,13 @@ def _error(stderr: str) -> str:
 
 
 def measure_import(python: str, code_dir: str) -> dict[str, Any]:
-  out = subprocess.run([python, "-c", _IMPORT_CHILD], cwd=code_dir, env=_env(code_dir),
-                       capture_output=True, text=True)
+  out = subprocess.run(
+      [python, "-c", _IMPORT_CHILD],
+      cwd=code_dir,
+      env=_env(code_dir),
+      capture_output=True,
+      text=True,
+  )
   if out.returncode != 0:  # e.g. the old code where TensorFlow is not installed
     return {"error": _error(out.stderr)}
   return json.loads(out.stdout.strip().splitlines()[-1])
@@ -73,8 +77,9 @@ def measure_import(python: str, code_dir: str) -> dict[str, Any]:
 def measure_help(python: str, code_dir: str) -> dict[str, Any]:
   t = time.perf_counter()
   with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-    proc = subprocess.Popen([python, "train.py", "--help"], cwd=code_dir, env=_env(code_dir),
-                            stdout=out, stderr=err)
+    proc = subprocess.Popen(
+        [python, "train.py", "--help"], cwd=code_dir, env=_env(code_dir), stdout=out, stderr=err
+    )
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     out.seek(0)
@@ -98,7 +103,10 @@ def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
 def site_packages(python: str) -> str:
   return subprocess.run(
       [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-      capture_output=True, text=True, check=True).stdout.strip()
+      capture_output=True,
+      text=True,
+      check=True,
+  ).stdout.strip()
 
 
 def tree_bytes(root: str) -> int:
@@ -136,15 +144,20 @@ def extract(rev: str, dest: str) -> None:
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--before", default="HEAD", help="git revision of the 'before' code")
-  parser.add_argument("--python", action="append", default=[],
-                      help="NAME=PATH of an interpreter (repeatable)")
+  parser.add_argument(
+      "--python", action="append", default=[], help="NAME=PATH of an interpreter (repeatable)"
+  )
   parser.add_argument("--repeats", type=int, default=3)
   parser.add_argument("--out", help="also write the results as JSON here")
   args = parser.parse_args()
   pythons = dict(p.split("=", 1) for p in args.python) or {"this": sys.executable}
 
-  results = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs, "
-                        f"Python {platform.python_version()}", "cases": [], "envs": {}}
+  results = {
+      "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, "
+      f"Python {platform.python_version()}",
+      "cases": [],
+      "envs": {},
+  }
   with tempfile.TemporaryDirectory() as tmp:
     extract(args.before, tmp)
     codes = {f"code at {args.before}": tmp, "working tree": REPO}
@@ -152,19 +165,27 @@ def main() -> None:
       for code_name, code_dir in codes.items():
         imports = _median([measure_import(python, code_dir) for _ in range(args.repeats)])
         helps = _median([measure_help(python, code_dir) for _ in range(args.repeats)])
-        results["cases"].append({"env": env_name, "code": code_name, "import": imports,
-                                 "help": helps})
-        print(f"{env_name:>10} | {code_name:>20} | import: {imports} | --help: {helps}",
-              file=sys.stderr)
+        results["cases"].append(
+            {"env": env_name, "code": code_name, "import": imports, "help": helps}
+        )
+        print(
+            f"{env_name:>10} | {code_name:>20} | import: {imports} | --help: {helps}",
+            file=sys.stderr,
+        )
   for env_name, python in pythons.items():
     site = site_packages(python)
-    results["envs"][env_name] = {"site_packages": site, "bytes": tree_bytes(site),
-                                 "distributions": distribution_bytes(site)}
+    results["envs"][env_name] = {
+        "site_packages": site,
+        "bytes": tree_bytes(site),
+        "distributions": distribution_bytes(site),
+    }
 
   mib = 1 << 20
   print(f"Machine: {results['machine']}; median of {args.repeats} runs each.\n")
-  print("| environment | code | RSS after import (MiB) | peak (MiB) | import (s) "
-        "| TF loaded | `train.py --help` peak RSS (MiB) | wall (s) |")
+  print(
+      "| environment | code | RSS after import (MiB) | peak (MiB) | import (s) "
+      "| TF loaded | `train.py --help` peak RSS (MiB) | wall (s) |"
+  )
   print("|---|---|---|---|---|---|---|---|")
   for c in results["cases"]:
     i, h = c["import"], c["help"]
@@ -172,8 +193,10 @@ def main() -> None:
     if "error" in i:
       row += f"fails: `{i['error']}` | | | | "
     else:
-      row += (f"{i['rss_mib']:.0f} | {i['peak_rss_mib']:.0f} | {i['import_s']:.1f} "
-              f"| {'yes' if i['tensorflow_loaded'] else 'no'} | ")
+      row += (
+          f"{i['rss_mib']:.0f} | {i['peak_rss_mib']:.0f} | {i['import_s']:.1f} "
+          f"| {'yes' if i['tensorflow_loaded'] else 'no'} | "
+      )
     if "error" in h:
       row += f"fails: `{h['error']}` | |"
     else:
@@ -188,13 +211,18 @@ def main() -> None:
     for b in names:
       if a == b:
         continue
-      only = {k: v for k, v in results["envs"][a]["distributions"].items()
-              if k not in results["envs"][b]["distributions"]}
+      only = {
+          k: v
+          for k, v in results["envs"][a]["distributions"].items()
+          if k not in results["envs"][b]["distributions"]
+      }
       if only:
-        listed = ", ".join(f"{k} {v / mib:.0f}" for k, v in
-                           sorted(only.items(), key=lambda kv: -kv[1]))
-        print(f"\nOnly in {a} (not in {b}), MiB: {listed} "
-              f"(total {sum(only.values()) / mib:.0f})")
+        listed = ", ".join(
+            f"{k} {v / mib:.0f}" for k, v in sorted(only.items(), key=lambda kv: -kv[1])
+        )
+        print(
+            f"\nOnly in {a} (not in {b}), MiB: {listed} " f"(total {sum(only.values()) / mib:.0f})"
+        )
   if args.out:
     with open(args.out, "w") as f:
       json.dump(results, f, indent=1)

@@ -75,20 +75,25 @@ from codephys_jax.stages import codebook as codebook_stage  # noqa: E402
 from codephys_jax.stages import codephys as codephys_stage  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", os.path.join(_REPO, "configs", "default.py"), "Training config file.",
+    "config",
+    os.path.join(_REPO, "configs", "default.py"),
+    "Training config file.",
     lock_config=True,
 )
 _STEPS = flags.DEFINE_integer("steps", 10, "Timed steps per measurement (median).")
 _WARMUP = flags.DEFINE_integer("warmup", 2, "Untimed steps before each measurement.")
 _STAGES = flags.DEFINE_list("stages", list(train_lib.STAGES), "Stages to time.")
 _STAGE1_WORKDIR = flags.DEFINE_string(
-    "stage1_workdir", "", "A Stage I run's codebook/ dir for Stage II; empty: random Stage I.")
+    "stage1_workdir", "", "A Stage I run's codebook/ dir for Stage II; empty: random Stage I."
+)
 _DATA_DIR = flags.DEFINE_string("data_dir", "", "TFDS data_dir (overrides the config's).")
 _DATASET = flags.DEFINE_string("dataset", "", "Dataset name overriding the config's.")
 _JSON = flags.DEFINE_string("json", "", "Also write the results as JSON here.")
 _PIPELINES = flags.DEFINE_list(
-    "pipelines", [], "Input pipelines to time side by side (host, device); empty: the "
-    "config's input_pipeline.")
+    "pipelines",
+    [],
+    "Input pipelines to time side by side (host, device); empty: the " "config's input_pipeline.",
+)
 
 
 # ------------------------------------------------------------------ stage setups
@@ -106,8 +111,9 @@ def _stage1(config: ml_collections.ConfigDict, stage1_workdir: str):
   return (stage1, config.to_dict()), "random Stage I"
 
 
-def _setup(config: ml_collections.ConfigDict, builder, mesh, stage: str,
-           stage1_workdir: str) -> tuple[stages.StageSetup, str]:
+def _setup(
+    config: ml_collections.ConfigDict, builder, mesh, stage: str, stage1_workdir: str
+) -> tuple[stages.StageSetup, str]:
   stage1, note = _stage1(config, stage1_workdir) if stage == "codephys" else (None, "")
   return train_lib.setup_stage(config, builder, mesh, stage, stage1=stage1), note
 
@@ -135,8 +141,9 @@ def _timed_steps(step_fn, state, next_batch, *, steps: int, warmup: int, sync: b
   return state, times, metrics
 
 
-def measure(setup: stages.StageSetup, mesh, *, steps: int, warmup: int,
-            batch_size: int) -> dict[str, Any]:
+def measure(
+    setup: stages.StageSetup, mesh, *, steps: int, warmup: int, batch_size: int
+) -> dict[str, Any]:
   """Compile and step times of one stage (see the module docstring)."""
   probe = iter(setup.make_iterator(0))
   resident = trainer.shard_batch(mesh, next(probe))
@@ -161,20 +168,27 @@ def measure(setup: stages.StageSetup, mesh, *, steps: int, warmup: int,
   out: dict[str, Any] = {"lower_s": t1 - t0, "compile_s": t2 - t1, "first_step_s": first}
   for sync in (True, False):
     suffix = "" if sync else "_async"
-    state, times, _ = _timed_steps(step_fn, state, lambda: resident, steps=steps,
-                                   warmup=warmup, sync=sync)
+    state, times, _ = _timed_steps(
+        step_fn, state, lambda: resident, steps=steps, warmup=warmup, sync=sync
+    )
     out["resident" + suffix + "_ms"] = 1e3 * statistics.median(times)
     out["resident" + suffix + "_each_ms"] = [1e3 * t for t in times]
     # A fresh iterator: it starts with an empty prefetch buffer, as in training.
     it = iter(setup.make_iterator(0))
     state, times, metrics = _timed_steps(
-        step_fn, state, lambda: trainer.shard_batch(mesh, next(it)), steps=steps,
-        warmup=warmup, sync=sync)
+        step_fn,
+        state,
+        lambda: trainer.shard_batch(mesh, next(it)),
+        steps=steps,
+        warmup=warmup,
+        sync=sync,
+    )
     del it
     out["pipeline" + suffix + "_ms"] = 1e3 * statistics.median(times)
     out["pipeline" + suffix + "_each_ms"] = [1e3 * t for t in times]
     out["overhead" + suffix + "_pct"] = 100.0 * (
-        out["pipeline" + suffix + "_ms"] / out["resident" + suffix + "_ms"] - 1.0)
+        out["pipeline" + suffix + "_ms"] / out["resident" + suffix + "_ms"] - 1.0
+    )
   # A broken setup (NaN loss) would time garbage: fail like train_loop would.
   trainer.check_finite(trainer.fetch(metrics), int(trainer.fetch(state.step)))
   out["examples_per_s"] = batch_size / (out["pipeline_ms"] / 1e3)
@@ -217,22 +231,31 @@ def _params(n: int) -> str:
 
 
 def format_tables(rows: list[dict[str, Any]]) -> str:
-  lines = ["| stage | params (trainable) | batch | trace+lower (s) | compile (s) | "
-           "first step (s) | step, resident batch (ms) | step, real pipeline (ms) | "
-           "pipeline overhead (%) | examples/s (real pipeline) |",
-           "|---|---|---|---|---|---|---|---|---|---|"]
+  lines = [
+      "| stage | params (trainable) | batch | trace+lower (s) | compile (s) | "
+      "first step (s) | step, resident batch (ms) | step, real pipeline (ms) | "
+      "pipeline overhead (%) | examples/s (real pipeline) |",
+      "|---|---|---|---|---|---|---|---|---|---|",
+  ]
   for r in rows:
     lines.append(
         f"| {r['stage']} | {_params(r['params'])} ({_params(r['trainable'])}) | {r['batch']} | "
         f"{r['lower_s']:.2f} | {r['compile_s']:.2f} | {r['first_step_s']:.2f} | "
         f"{r['resident_ms']:.1f} | {r['pipeline_ms']:.1f} | {r['overhead_pct']:+.1f} | "
-        f"{r['examples_per_s']:.1f} |")
-  lines += ["", "Without the per-step sync (as trainer.train_loop runs; mean over the steps):",
-            "", "| stage | step, resident batch (ms) | step, real pipeline (ms) | "
-            "pipeline overhead (%) |", "|---|---|---|---|"]
+        f"{r['examples_per_s']:.1f} |"
+    )
+  lines += [
+      "",
+      "Without the per-step sync (as trainer.train_loop runs; mean over the steps):",
+      "",
+      "| stage | step, resident batch (ms) | step, real pipeline (ms) | " "pipeline overhead (%) |",
+      "|---|---|---|---|",
+  ]
   for r in rows:
-    lines.append(f"| {r['stage']} | {r['resident_async_ms']:.1f} | "
-                 f"{r['pipeline_async_ms']:.1f} | {r['overhead_async_pct']:+.1f} |")
+    lines.append(
+        f"| {r['stage']} | {r['resident_async_ms']:.1f} | "
+        f"{r['pipeline_async_ms']:.1f} | {r['overhead_async_pct']:+.1f} |"
+    )
   return "\n".join(lines)
 
 
@@ -250,16 +273,21 @@ def main(argv):
   if unknown:
     raise ValueError(f"unknown stages {unknown}; known: {list(train_lib.STAGES)}")
   hw = hardware()
-  print(f"Hardware: {hw['cpu']}, {hw['cores']} cores ({hw['cores_usable']} usable), "
-        f"load average {hw['load_avg_1m']:.2f} at start; Python {hw['python']}, "
-        f"jax {hw['jax']}, backend {hw['backend']} ({hw['device_kind']}), "
-        f"{hw['device_count']} device(s), {hw['process_count']} process(es)"
-        + (f", XLA_FLAGS={hw['xla_flags']}" if hw["xla_flags"] else ""), flush=True)
+  print(
+      f"Hardware: {hw['cpu']}, {hw['cores']} cores ({hw['cores_usable']} usable), "
+      f"load average {hw['load_avg_1m']:.2f} at start; Python {hw['python']}, "
+      f"jax {hw['jax']}, backend {hw['backend']} ({hw['device_kind']}), "
+      f"{hw['device_count']} device(s), {hw['process_count']} process(es)"
+      + (f", XLA_FLAGS={hw['xla_flags']}" if hw["xla_flags"] else ""),
+      flush=True,
+  )
   t0 = time.perf_counter()
   builder = data.load_builder(config.dataset, **data.builder_kwargs(config))
-  print(f"Dataset {config.dataset} ready in {time.perf_counter() - t0:.1f} s; "
-        f"{_STEPS.value} timed steps after {_WARMUP.value} warm-up steps per measurement",
-        flush=True)
+  print(
+      f"Dataset {config.dataset} ready in {time.perf_counter() - t0:.1f} s; "
+      f"{_STEPS.value} timed steps after {_WARMUP.value} warm-up steps per measurement",
+      flush=True,
+  )
   mesh = trainer.make_mesh()
   rows = []
   pipelines = _PIPELINES.value or [config.get("input_pipeline", "host")]
@@ -269,27 +297,37 @@ def main(argv):
       setup, note = _setup(config, builder, mesh, stage, _STAGE1_WORKDIR.value)
       batch = config[stage].batch_size
       trainable = trainer.num_params(
-          {k: v for k, v in setup.state.params.items() if k not in setup.frozen})
-      row = {"stage": stage if len(pipelines) == 1 else f"{stage} ({pipeline} input)",
-             "pipeline": pipeline, "params": trainer.num_params(setup.state.params),
-             "trainable": trainable, "batch": batch, "note": note}
-      row.update(measure(setup, mesh, steps=_STEPS.value, warmup=_WARMUP.value,
-                         batch_size=batch))
+          {k: v for k, v in setup.state.params.items() if k not in setup.frozen}
+      )
+      row = {
+          "stage": stage if len(pipelines) == 1 else f"{stage} ({pipeline} input)",
+          "pipeline": pipeline,
+          "params": trainer.num_params(setup.state.params),
+          "trainable": trainable,
+          "batch": batch,
+          "note": note,
+      }
+      row.update(measure(setup, mesh, steps=_STEPS.value, warmup=_WARMUP.value, batch_size=batch))
       rows.append(row)
       print(f"  {row['stage']}: measured", flush=True)
   hw["load_avg_1m_end"] = os.getloadavg()[0]
   print(f"Load average at the end: {hw['load_avg_1m_end']:.2f}")
-  print(f"Config: {config.dataset}, {config.preprocess.size}x{config.preprocess.size} crops, "
-        f"{config.clip_length}-frame clips, input_norm={config.input_norm}, "
-        f"augment={'on' if config.augment.get('enabled', False) else 'off'}")
+  print(
+      f"Config: {config.dataset}, {config.preprocess.size}x{config.preprocess.size} crops, "
+      f"{config.clip_length}-frame clips, input_norm={config.input_norm}, "
+      f"augment={'on' if config.augment.get('enabled', False) else 'off'}"
+  )
   print(format_tables(rows))
   for r in rows:
     if r["note"]:
       print(f"{r['stage']}: {r['note']}")
   if _JSON.value:
     with open(_JSON.value, "w") as f:
-      json.dump({"hardware": hw, "steps": _STEPS.value, "warmup": _WARMUP.value,
-                 "rows": rows}, f, indent=1)
+      json.dump(
+          {"hardware": hw, "steps": _STEPS.value, "warmup": _WARMUP.value, "rows": rows},
+          f,
+          indent=1,
+      )
 
 
 if __name__ == "__main__":

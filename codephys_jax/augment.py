@@ -111,8 +111,13 @@ class AugmentConfig:
   @classmethod
   def identity(cls) -> "AugmentConfig":
     """Every step disabled (clips are only cut to length and re-normalised)."""
-    return cls(flip_prob=0.0, illumination_std=0.0, noise_std=0.0, speed_range=(1.0, 1.0),
-               crop_scale=(1.0, 1.0))
+    return cls(
+        flip_prob=0.0,
+        illumination_std=0.0,
+        noise_std=0.0,
+        speed_range=(1.0, 1.0),
+        crop_scale=(1.0, 1.0),
+    )
 
 
 def required_source_length(cfg: AugmentConfig, clip_length: int) -> int:
@@ -129,7 +134,9 @@ def speed_positions(speed: float, clip_length: int, offset: float) -> np.ndarray
   return offset + speed * np.arange(clip_length, dtype=np.float64)
 
 
-def resample_frames(frames: np.ndarray, positions: np.ndarray, *, mode: str = "linear") -> np.ndarray:
+def resample_frames(
+    frames: np.ndarray, positions: np.ndarray, *, mode: str = "linear"
+) -> np.ndarray:
   """Frames at fractional positions: blend of the two neighbours, or the nearest."""
   last = frames.shape[0] - 1
   if mode == "nearest":
@@ -144,7 +151,7 @@ def resample_frames(frames: np.ndarray, positions: np.ndarray, *, mode: str = "l
 def resized_crop(frames: np.ndarray, top: int, left: int, side: int) -> np.ndarray:
   """The same square window of every frame, resized back to the frames' size."""
   h, w = frames.shape[1:3]
-  window = frames[:, top:top + side, left:left + side]
+  window = frames[:, top : top + side, left : left + side]
   if side == h and side == w:
     return window.copy()
   return np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_LINEAR) for f in window])
@@ -195,7 +202,10 @@ def make_augment(cfg: AugmentConfig, clip_length: int) -> AugmentFn:
 
     if cfg.degradations and cfg.degradation_prob > 0:
       degrade = deg_lib.random_degradation(
-          rng, cfg.degradations, cfg.severity_range, cfg.degradation_prob,
+          rng,
+          cfg.degradations,
+          cfg.severity_range,
+          cfg.degradation_prob,
           fps=float(clip.get("fps", 30.0)),
       )
       frames = degrade.apply_clip(np.ascontiguousarray(frames))
@@ -222,8 +232,10 @@ def augmentations_summary(cfg: AugmentConfig) -> Sequence[str]:
   if cfg.flip_prob:
     steps.append(f"flip {cfg.flip_prob}")
   if cfg.degradations and cfg.degradation_prob:
-    steps.append(f"degradations {list(cfg.degradations)} p={cfg.degradation_prob} "
-                 f"severity {cfg.severity_range}")
+    steps.append(
+        f"degradations {list(cfg.degradations)} p={cfg.degradation_prob} "
+        f"severity {cfg.severity_range}"
+    )
   if cfg.illumination_std:
     steps.append(f"illumination N(0, {cfg.illumination_std})")
   if cfg.noise_std:

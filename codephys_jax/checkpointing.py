@@ -57,7 +57,8 @@ def _abstract(tree: PyTree) -> PyTree:
   """ShapeDtypeStruct target keeping each leaf's sharding (restore lands there)."""
   return jax.tree.map(
       lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype, sharding=getattr(x, "sharding", None)),
-      tree)
+      tree,
+  )
 
 
 class Checkpointer:
@@ -78,10 +79,17 @@ class Checkpointer:
       `save` returns, so the caller may donate the state immediately).
   """
 
-  def __init__(self, directory: str | os.PathLike[str], *, max_to_keep: int = 3,
-               best_metric: str | None = None, best_mode: str = "min",
-               save_interval_steps: int = 1, meta: Mapping[str, Any] | None = None,
-               async_save: bool = True) -> None:
+  def __init__(
+      self,
+      directory: str | os.PathLike[str],
+      *,
+      max_to_keep: int = 3,
+      best_metric: str | None = None,
+      best_mode: str = "min",
+      save_interval_steps: int = 1,
+      meta: Mapping[str, Any] | None = None,
+      async_save: bool = True,
+  ) -> None:
     if best_mode not in ("min", "max"):
       raise ValueError(f"best_mode must be 'min' or 'max', got {best_mode!r}.")
     if max_to_keep < 1:
@@ -91,18 +99,29 @@ class Checkpointer:
     self.best_mode = best_mode
     self.meta = dict(meta or {})
     json.dumps(self.meta)  # fail now, not in a background thread at the first save
-    self._manager = _make_manager(self.directory, max_to_keep=max_to_keep,
-                                  best_metric=best_metric, best_mode=best_mode,
-                                  save_interval_steps=save_interval_steps,
-                                  async_save=async_save, read_only=False)
+    self._manager = _make_manager(
+        self.directory,
+        max_to_keep=max_to_keep,
+        best_metric=best_metric,
+        best_mode=best_mode,
+        save_interval_steps=save_interval_steps,
+        async_save=async_save,
+        read_only=False,
+    )
     if jax.process_index() == 0:
       with open(os.path.join(self.directory, _SETTINGS_FILE), "w") as f:
         json.dump({"best_metric": best_metric, "best_mode": best_mode}, f)
 
   # ------------------------------------------------------------------ saving
 
-  def save(self, step: int, state: trainer.TrainState, *,
-           metrics: Mapping[str, float] | None = None, force: bool = False) -> bool:
+  def save(
+      self,
+      step: int,
+      state: trainer.TrainState,
+      *,
+      metrics: Mapping[str, float] | None = None,
+      force: bool = False,
+  ) -> bool:
     """Saves `state` as checkpoint `step`; returns whether a checkpoint was written.
 
     `metrics` (host floats) are needed for best tracking; they must contain
@@ -114,8 +133,10 @@ class Checkpointer:
     if metrics is not None:
       metrics = {k: float(v) for k, v in metrics.items()}
       if self.best_metric is not None and self.best_metric not in metrics:
-        raise ValueError(f"metrics {sorted(metrics)} lack best_metric {self.best_metric!r} "
-                         f"(checkpoint directory {self.directory}).")
+        raise ValueError(
+            f"metrics {sorted(metrics)} lack best_metric {self.best_metric!r} "
+            f"(checkpoint directory {self.directory})."
+        )
     if step in self._manager.all_steps():
       return False
     items = {
@@ -126,8 +147,9 @@ class Checkpointer:
     }
     args = {k: ocp.args.StandardSave(v) for k, v in items.items() if _has_arrays(v)}
     args["meta"] = ocp.args.JsonSave(self.meta)
-    return bool(self._manager.save(step, args=ocp.args.Composite(**args),
-                                   metrics=metrics, force=force))
+    return bool(
+        self._manager.save(step, args=ocp.args.Composite(**args), metrics=metrics, force=force)
+    )
 
   def wait(self) -> None:
     """Blocks until background writes are committed."""
@@ -160,8 +182,9 @@ class Checkpointer:
     """
     self.wait()
     if step not in self._manager.all_steps():
-      raise ValueError(f"No checkpoint for step {step} in {self.directory}; "
-                       f"have {self.all_steps()}.")
+      raise ValueError(
+          f"No checkpoint for step {step} in {self.directory}; " f"have {self.all_steps()}."
+      )
     parts = {
         "params": target.params,
         "model_state": target.model_state,
@@ -169,12 +192,20 @@ class Checkpointer:
         "train": {"step": target.step, "rng": target.rng},
     }
     wanted = {k: v for k, v in parts.items() if _has_arrays(v)}
-    restored = self._manager.restore(step, args=ocp.args.Composite(
-        **{k: ocp.args.StandardRestore(_abstract(v)) for k, v in wanted.items()}))
+    restored = self._manager.restore(
+        step,
+        args=ocp.args.Composite(
+            **{k: ocp.args.StandardRestore(_abstract(v)) for k, v in wanted.items()}
+        ),
+    )
     out = {k: restored[k] if k in wanted else v for k, v in parts.items()}
-    return target.replace(params=out["params"], model_state=out["model_state"],
-                          opt_state=out["opt_state"], step=out["train"]["step"],
-                          rng=out["train"]["rng"])
+    return target.replace(
+        params=out["params"],
+        model_state=out["model_state"],
+        opt_state=out["opt_state"],
+        step=out["train"]["step"],
+        rng=out["train"]["rng"],
+    )
 
   def restore_latest(self, target: trainer.TrainState) -> trainer.TrainState | None:
     """The latest checkpoint restored like `restore`, or None when there is none."""
@@ -191,20 +222,35 @@ class Checkpointer:
     return None if step is None else self.restore(step, target)
 
 
-def _make_manager(directory: str, *, max_to_keep: int | None, best_metric: str | None,
-                  best_mode: str, save_interval_steps: int, async_save: bool,
-                  read_only: bool) -> ocp.CheckpointManager:
+def _make_manager(
+    directory: str,
+    *,
+    max_to_keep: int | None,
+    best_metric: str | None,
+    best_mode: str,
+    save_interval_steps: int,
+    async_save: bool,
+    read_only: bool,
+) -> ocp.CheckpointManager:
   best_fn = None
   policy: Any = ocp_managers.LatestN(n=max_to_keep)
   if best_metric is not None:
+
     def best_fn(metrics: Mapping[str, float]) -> float:
       return float(metrics[best_metric])
-    policy = ocp_managers.AnyPreservationPolicy([
-        policy,
-        # BestN sorts ascending and keeps the tail: reverse for "min".
-        ocp_managers.BestN(get_metric_fn=best_fn, reverse=best_mode == "min", n=1,
-                           keep_checkpoints_without_metrics=False),
-    ])
+
+    policy = ocp_managers.AnyPreservationPolicy(
+        [
+            policy,
+            # BestN sorts ascending and keeps the tail: reverse for "min".
+            ocp_managers.BestN(
+                get_metric_fn=best_fn,
+                reverse=best_mode == "min",
+                n=1,
+                keep_checkpoints_without_metrics=False,
+            ),
+        ]
+    )
   options = ocp.CheckpointManagerOptions(
       save_interval_steps=save_interval_steps,
       best_fn=best_fn,  # still needed: orbax only writes metrics / ranks steps with it
@@ -225,9 +271,13 @@ def _best_step(manager: ocp.CheckpointManager) -> int | None:
   return best
 
 
-def load_params(directory: str | os.PathLike[str], *, which: str = "best",
-                step: int | None = None, mesh: jax.sharding.Mesh | None = None,
-                ) -> tuple[PyTree, PyTree, dict[str, Any]]:
+def load_params(
+    directory: str | os.PathLike[str],
+    *,
+    which: str = "best",
+    step: int | None = None,
+    mesh: jax.sharding.Mesh | None = None,
+) -> tuple[PyTree, PyTree, dict[str, Any]]:
   """(params, model_state, meta) of a checkpoint, without knowing the optimizer.
 
   For frozen teachers / codebooks and evaluation. `which="best"` uses the metric
@@ -240,13 +290,20 @@ def load_params(directory: str | os.PathLike[str], *, which: str = "best",
     raise ValueError(f"which must be one of {_WHICH}, got {which!r}.")
   settings_path = os.path.join(directory, _SETTINGS_FILE)
   if not os.path.exists(settings_path):
-    raise FileNotFoundError(f"No checkpoints written by Checkpointer in {directory} "
-                            f"(missing {_SETTINGS_FILE}).")
+    raise FileNotFoundError(
+        f"No checkpoints written by Checkpointer in {directory} " f"(missing {_SETTINGS_FILE})."
+    )
   with open(settings_path) as f:
     settings = json.load(f)
-  manager = _make_manager(directory, max_to_keep=None, best_metric=settings["best_metric"],
-                          best_mode=settings["best_mode"], save_interval_steps=1,
-                          async_save=False, read_only=True)
+  manager = _make_manager(
+      directory,
+      max_to_keep=None,
+      best_metric=settings["best_metric"],
+      best_mode=settings["best_mode"],
+      save_interval_steps=1,
+      async_save=False,
+      read_only=True,
+  )
   try:
     if step is None:
       step = _best_step(manager) if which == "best" and settings["best_metric"] else None
@@ -257,8 +314,9 @@ def load_params(directory: str | os.PathLike[str], *, which: str = "best",
     metadata = manager.item_metadata(step)
     present = [k for k in ("params", "model_state") if metadata.get(k) is not None]
     targets = {
-        k: jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=sharding),
-                        metadata[k].tree)
+        k: jax.tree.map(
+            lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=sharding), metadata[k].tree
+        )
         for k in present
     }
     args = {k: ocp.args.StandardRestore(v) for k, v in targets.items()}

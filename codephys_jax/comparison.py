@@ -27,7 +27,8 @@ def compare(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     if method in config.stages:
       for which, label in (("best", "selected"), ("latest", "final")):
         methods[(method, label)] = inference.load_predictor(
-            os.path.join(workdir, method), method=method, which=which)
+            os.path.join(workdir, method), method=method, which=which
+        )
   for name in config.compare.unsupervised:
     methods[(name, None)] = eval_lib.unsupervised_predictor(name)
   table = []
@@ -37,19 +38,36 @@ def compare(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       results = eval_lib.run_method(videos, predictor, progress=False, total=len(videos))
       result = eval_lib.score(results, eval_cfg)
       m = result.metrics
-      out_cfg = ml_collections.ConfigDict(dict(
-          method=method, dataset=config.dataset, split=split, eval=eval_cfg,
-          num_waveform_plots=2,
-      ))
+      out_cfg = ml_collections.ConfigDict(
+          dict(
+              method=method,
+              dataset=config.dataset,
+              split=split,
+              eval=eval_cfg,
+              num_waveform_plots=2,
+          )
+      )
       name = method if checkpoint in (None, "selected") else f"{method}_{checkpoint}"
-      eval_lib.write_outputs(os.path.join(workdir, "eval", f"{name}_{split}"), result,
-                             results, out_cfg)
-      table.append({"method": method, "condition": condition, "split": split,
-                    "checkpoint": checkpoint, "step": getattr(predictor, "step", None),
-                    "mae": m["mae"], "rmse": m["rmse"], "pearson": m["pearson"],
-                    "snr": m["snr"], "num_videos": m["num_videos"],
-                    "robust_mae": m["estimators"]["robust"]["mae"]
-                    if "robust" in m["estimators"] else None})
+      eval_lib.write_outputs(
+          os.path.join(workdir, "eval", f"{name}_{split}"), result, results, out_cfg
+      )
+      table.append(
+          {
+              "method": method,
+              "condition": condition,
+              "split": split,
+              "checkpoint": checkpoint,
+              "step": getattr(predictor, "step", None),
+              "mae": m["mae"],
+              "rmse": m["rmse"],
+              "pearson": m["pearson"],
+              "snr": m["snr"],
+              "num_videos": m["num_videos"],
+              "robust_mae": m["estimators"]["robust"]["mae"]
+              if "robust" in m["estimators"]
+              else None,
+          }
+      )
   out = {"dataset": config.dataset, "hr_method": eval_cfg.hr_method, "table": table}
   if jax.process_index() == 0:
     jsonio.write_json(os.path.join(workdir, "results.json"), out)
@@ -57,12 +75,13 @@ def compare(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
 
 
 def format_table(table: list[Mapping[str, Any]]) -> str:
-  lines = ["| method | condition | MAE | RMSE | Pearson | SNR (dB) |",
-           "|---|---|---|---|---|---|"]
+  lines = ["| method | condition | MAE | RMSE | Pearson | SNR (dB) |", "|---|---|---|---|---|---|"]
   for r in table:
     name = r["method"]
     if r.get("checkpoint"):
       name += f" ({r['checkpoint']}, step {r['step']})"
-    lines.append(f"| {name} | {r['condition']} | {r['mae']:.2f} | {r['rmse']:.2f} | "
-                 f"{r['pearson']:.3f} | {r['snr']:.2f} |")
+    lines.append(
+        f"| {name} | {r['condition']} | {r['mae']:.2f} | {r['rmse']:.2f} | "
+        f"{r['pearson']:.3f} | {r['snr']:.2f} |"
+    )
   return "\n".join(lines)

@@ -33,17 +33,18 @@ def read_scalars(path: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
       step = row.pop("step")
       for k, v in row.items():
         series.setdefault(k, {})[step] = v
-  return {k: (np.array(sorted(d)), np.array([d[s] for s in sorted(d)]))
-          for k, d in series.items()}
+  return {k: (np.array(sorted(d)), np.array([d[s] for s in sorted(d)])) for k, d in series.items()}
 
 
 # stage -> (panel title, [(series name, label)])
 _PANELS = {
     "train loss": [("train/loss", "loss"), ("train/neg_pearson", "neg Pearson")],
     "validation": [("eval/mae", "val MAE (bpm)"), ("eval/recon_mse", "val recon MSE")],
-    "code usage": [("train/perplexity", "train perplexity (Stage II: queries)"),
-                   ("train/target_perplexity", "ground-truth perplexity"),
-                   ("eval/perplexity", "val perplexity")],
+    "code usage": [
+        ("train/perplexity", "train perplexity (Stage II: queries)"),
+        ("train/target_perplexity", "ground-truth perplexity"),
+        ("eval/perplexity", "val perplexity"),
+    ],
 }
 
 
@@ -55,8 +56,9 @@ def plot_run(workdir: str) -> str | None:
   found = [(s, read_scalars(p)) for s, p in found if os.path.exists(p)]
   if not found:
     return None
-  fig, axes = plt.subplots(len(found), len(_PANELS), figsize=(4.2 * len(_PANELS),
-                                                              2.8 * len(found)), squeeze=False)
+  fig, axes = plt.subplots(
+      len(found), len(_PANELS), figsize=(4.2 * len(_PANELS), 2.8 * len(found)), squeeze=False
+  )
   for row, (stage, series) in enumerate(found):
     for col, (title, names) in enumerate(_PANELS.items()):
       ax = axes[row, col]

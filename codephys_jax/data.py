@@ -148,8 +148,9 @@ def _subject_rank(subject: str, seed: int) -> str:
   return hashlib.sha256(f"{seed}:{subject}".encode()).hexdigest()
 
 
-def val_subjects_of(subjects: Sequence[str], *, fraction: float,
-                    explicit: Sequence[str] = (), seed: int = 0) -> list[str]:
+def val_subjects_of(
+    subjects: Sequence[str], *, fraction: float, explicit: Sequence[str] = (), seed: int = 0
+) -> list[str]:
   """Subjects held out for validation: `explicit` if given, else the first
   ceil(fraction * n) subjects in a seeded hash order (deterministic across
   machines and runs). At least one subject stays on each side."""
@@ -157,8 +158,10 @@ def val_subjects_of(subjects: Sequence[str], *, fraction: float,
   if explicit:
     unknown = sorted(set(explicit) - set(unique))
     if unknown:
-      raise ValueError(f"val_subjects {unknown} are not subjects of the training split "
-                       f"(known: {unique[:10]}{' ...' if len(unique) > 10 else ''})")
+      raise ValueError(
+          f"val_subjects {unknown} are not subjects of the training split "
+          f"(known: {unique[:10]}{' ...' if len(unique) > 10 else ''})"
+      )
     chosen = sorted(set(explicit))
   else:
     if not 0.0 < fraction < 1.0:
@@ -166,13 +169,16 @@ def val_subjects_of(subjects: Sequence[str], *, fraction: float,
     n_val = max(1, math.ceil(fraction * len(unique)))
     chosen = sorted(sorted(unique, key=lambda s: _subject_rank(s, seed))[:n_val])
   if len(unique) < 2 or len(chosen) >= len(unique):
-    raise ValueError(f"a subject-disjoint validation split needs >= 2 training subjects and "
-                     f">= 1 left for training; have {len(unique)}, val would take {len(chosen)}")
+    raise ValueError(
+        f"a subject-disjoint validation split needs >= 2 training subjects and "
+        f">= 1 left for training; have {len(unique)}, val would take {len(chosen)}"
+    )
   return chosen
 
 
-def train_val_videos(builder: rppg_builder.RppgBuilder, config: Mapping[str, Any]
-                     ) -> tuple[VideoSource | VideoSubset, VideoSource | VideoSubset]:
+def train_val_videos(
+    builder: rppg_builder.RppgBuilder, config: Mapping[str, Any]
+) -> tuple[VideoSource | VideoSubset, VideoSource | VideoSubset]:
   """(training videos, model-selection videos) of a training config.
 
   `config.eval_split == "val"` (every shipped config): the selection videos are
@@ -187,22 +193,39 @@ def train_val_videos(builder: rppg_builder.RppgBuilder, config: Mapping[str, Any
     compare = config.get("compare") or {}
     tested = set(dict(compare.get("splits") or {}).values()) if compare.get("enabled") else set()
     if "test" in eval_split or eval_split in tested:
-      raise ValueError(f"eval_split={eval_split!r} is a test split: checkpoint selection must "
-                       f"not read test data (use eval_split='{VAL_SPLIT}')")
+      raise ValueError(
+          f"eval_split={eval_split!r} is a test split: checkpoint selection must "
+          f"not read test data (use eval_split='{VAL_SPLIT}')"
+      )
     return VideoSource(builder, train_split), VideoSource(builder, eval_split)
   full = VideoSource(builder, train_split)
   val_cfg = dict(config.get("val") or {})
   subjects = [full[i]["subject_id"] for i in range(len(full))]
-  held_out = set(val_subjects_of(subjects, fraction=float(val_cfg.get("fraction", 0.2)),
-                                 explicit=tuple(val_cfg.get("subjects") or ()),
-                                 seed=int(val_cfg.get("seed", 0))))
+  held_out = set(
+      val_subjects_of(
+          subjects,
+          fraction=float(val_cfg.get("fraction", 0.2)),
+          explicit=tuple(val_cfg.get("subjects") or ()),
+          seed=int(val_cfg.get("seed", 0)),
+      )
+  )
   train_idx = [i for i, s in enumerate(subjects) if s not in held_out]
   val_idx = [i for i, s in enumerate(subjects) if s in held_out]
-  logging.info("%s/%s: %d videos of %d subjects for training, %d videos of %d held-out "
-               "subjects for validation (%s)", builder.name, train_split, len(train_idx),
-               len(set(subjects) - held_out), len(val_idx), len(held_out), sorted(held_out))
-  return (VideoSubset(full, train_idx, split=f"{train_split}-train"),
-          VideoSubset(full, val_idx, split=f"{train_split}-{VAL_SPLIT}"))
+  logging.info(
+      "%s/%s: %d videos of %d subjects for training, %d videos of %d held-out "
+      "subjects for validation (%s)",
+      builder.name,
+      train_split,
+      len(train_idx),
+      len(set(subjects) - held_out),
+      len(val_idx),
+      len(held_out),
+      sorted(held_out),
+  )
+  return (
+      VideoSubset(full, train_idx, split=f"{train_split}-train"),
+      VideoSubset(full, val_idx, split=f"{train_split}-{VAL_SPLIT}"),
+  )
 
 
 def normalize_ppg(x: np.ndarray) -> np.ndarray:
@@ -262,9 +285,7 @@ class ClipSource(grain.sources.RandomAccessDataSource):
       starts = dict.fromkeys(min(s, n - window) for s in range(0, n - clip_length + 1, stride))
       self.index.extend((v, s) for s in starts)
     if not self.index:
-      raise ValueError(
-          f"{videos.name}/{videos.split}: no video is at least {window} frames long"
-      )
+      raise ValueError(f"{videos.name}/{videos.split}: no video is at least {window} frames long")
     self._cache_size = max(1, len(self._cache)) if cache_videos is None else cache_videos
     while len(self._cache) > self._cache_size:
       self._cache.popitem(last=False)
@@ -326,9 +347,7 @@ def train_pipeline(
   per-process sharding are all index-based, so `start_step` resumes exactly.
   """
   if spec.batch_size % process_count:
-    raise ValueError(
-        f"global batch {spec.batch_size} not divisible by {process_count} processes"
-    )
+    raise ValueError(f"global batch {spec.batch_size} not divisible by {process_count} processes")
   local = spec.batch_size // process_count
   ds = grain.MapDataset.source(clips).shuffle(seed=spec.seed).repeat(None)
   if augment is not None:
@@ -352,9 +371,7 @@ def train_pipeline(
   return iter(it)
 
 
-def eval_batches(
-    clips: ClipSource, batch_size: int
-) -> Iterator[tuple[dict[str, np.ndarray], int]]:
+def eval_batches(clips: ClipSource, batch_size: int) -> Iterator[tuple[dict[str, np.ndarray], int]]:
   """Every clip once, in order, padded to full batches: (batch, num_real)."""
   n = len(clips)
   for lo in range(0, n, batch_size):

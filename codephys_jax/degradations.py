@@ -32,6 +32,7 @@ Spatial sizes (blur radii, shifts) are defined for a 128-pixel face crop and
 scaled by min(H, W) / 128, so a severity means a similar visual effect on 72x72
 model inputs and on larger crops.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -74,8 +75,16 @@ def _frame_rng(seed: int, name: str, index: int) -> np.random.Generator:
   return np.random.default_rng([int(seed) & 0xFFFFFFFF, _key(name), int(index)])
 
 
-def _smooth_path(seed: int, name: str, component: int, t_s: float, *, low_hz: float = 0.05,
-                 high_hz: float = 0.5, num_waves: int = 4) -> float:
+def _smooth_path(
+    seed: int,
+    name: str,
+    component: int,
+    t_s: float,
+    *,
+    low_hz: float = 0.05,
+    high_hz: float = 0.5,
+    num_waves: int = 4,
+) -> float:
   """Band-limited random trajectory in [-1, 1] evaluated at time t_s.
 
   A sum of sinusoids with seed-drawn frequencies and phases: it wanders like a
@@ -112,7 +121,7 @@ class _Context:
 def _sensor_noise(frame: np.ndarray, ctx: _Context) -> np.ndarray:
   rng = _frame_rng(ctx.seed, ctx.name, ctx.index)
   x = frame.astype(np.float32)
-  var = _table(_READ_NOISE_STD, ctx.severity)**2 + _table(_SHOT_NOISE_GAIN, ctx.severity) * x
+  var = _table(_READ_NOISE_STD, ctx.severity) ** 2 + _table(_SHOT_NOISE_GAIN, ctx.severity) * x
   return _to_uint8(x + np.sqrt(var) * rng.standard_normal(x.shape, dtype=np.float32))
 
 
@@ -123,7 +132,9 @@ def _filter(frame: np.ndarray, kernel: np.ndarray) -> np.ndarray:
 def _gaussian_blur(frame: np.ndarray, ctx: _Context) -> np.ndarray:
   sigma = _table(_GAUSS_SIGMA, ctx.severity) * _size_scale(frame)
   ksize = 2 * int(np.ceil(3 * sigma)) + 1
-  return cv2.GaussianBlur(frame, (ksize, ksize), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REFLECT_101)
+  return cv2.GaussianBlur(
+      frame, (ksize, ksize), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REFLECT_101
+  )
 
 
 def disk_kernel(radius: float, *, supersample: int = 8) -> np.ndarray:
@@ -132,7 +143,7 @@ def disk_kernel(radius: float, *, supersample: int = 8) -> np.ndarray:
   offsets = (np.arange(supersample) + 0.5) / supersample - 0.5
   grid = np.arange(-half, half + 1)
   sub = (grid[:, None] + offsets[None, :]).ravel()  # sub-pixel coordinates
-  inside = (sub[:, None]**2 + sub[None, :]**2) <= radius**2
+  inside = (sub[:, None] ** 2 + sub[None, :] ** 2) <= radius**2
   size = grid.size
   cover = inside.reshape(size, supersample, size, supersample).mean(axis=(1, 3))
   return cover / cover.sum()
@@ -153,7 +164,12 @@ def line_kernel(length: float, angle_rad: float) -> np.ndarray:
   x0, y0 = np.floor(xs).astype(int), np.floor(ys).astype(int)
   fx, fy = xs - x0, ys - y0
   kernel = np.zeros((size, size))
-  for dy, dx, w in ((0, 0, (1 - fx) * (1 - fy)), (0, 1, fx * (1 - fy)), (1, 0, (1 - fx) * fy), (1, 1, fx * fy)):
+  for dy, dx, w in (
+      (0, 0, (1 - fx) * (1 - fy)),
+      (0, 1, fx * (1 - fy)),
+      (1, 0, (1 - fx) * fy),
+      (1, 1, fx * fy),
+  ):
     np.add.at(kernel, (np.clip(y0 + dy, 0, size - 1), np.clip(x0 + dx, 0, size - 1)), w)
   return kernel / kernel.sum()
 
@@ -169,7 +185,9 @@ def _motion_blur(frame: np.ndarray, ctx: _Context) -> np.ndarray:
 def _jpeg(frame: np.ndarray, ctx: _Context) -> np.ndarray:
   quality = int(round(_table(_JPEG_QUALITY, ctx.severity)))
   # OpenCV's encoder expects BGR; converting keeps the chroma planes right.
-  ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(frame[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, quality])
+  ok, buf = cv2.imencode(
+      ".jpg", np.ascontiguousarray(frame[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, quality]
+  )
   if not ok:
     raise ValueError(f"JPEG encoding failed for a frame of shape {frame.shape}")
   return np.ascontiguousarray(cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1])
@@ -203,7 +221,9 @@ def _video_codec(frame: np.ndarray, ctx: _Context) -> np.ndarray:
   sh = max(16, 2 * int(round(h * scale / 2)))
   small = cv2.resize(np.ascontiguousarray(frame[..., ::-1]), (sw, sh), interpolation=cv2.INTER_AREA)
   decoded = _codec_roundtrip(small)
-  return np.ascontiguousarray(cv2.resize(decoded, (w, h), interpolation=cv2.INTER_LINEAR)[..., ::-1])
+  return np.ascontiguousarray(
+      cv2.resize(decoded, (w, h), interpolation=cv2.INTER_LINEAR)[..., ::-1]
+  )
 
 
 def illumination_gain(index: int, severity: float, seed: int, *, fps: float = 30.0) -> float:
@@ -216,7 +236,9 @@ def illumination_gain(index: int, severity: float, seed: int, *, fps: float = 30
   step_offset_s = setup.uniform(0.0, step_period_s)
   t = index / fps
   segment = int(np.floor((t + step_offset_s) / step_period_s))
-  level = np.random.default_rng([int(seed) & 0xFFFFFFFF, _key(name), 2_000_003, segment + 1_000_000]).uniform(-1, 1)
+  level = np.random.default_rng(
+      [int(seed) & 0xFFFFFFFF, _key(name), 2_000_003, segment + 1_000_000]
+  ).uniform(-1, 1)
   flicker = np.sin(2 * np.pi * flicker_hz * t + flicker_phase)
   return float(1.0 + _table(_FLICKER_AMP, severity) * flicker + _table(_STEP_AMP, severity) * level)
 
@@ -226,8 +248,9 @@ def _illumination(frame: np.ndarray, ctx: _Context) -> np.ndarray:
   return _to_uint8(frame.astype(np.float32) * gain)
 
 
-def head_motion_affine(index: int, severity: float, seed: int, height: int, width: int, *,
-                       fps: float = 30.0) -> np.ndarray:
+def head_motion_affine(
+    index: int, severity: float, seed: int, height: int, width: int, *, fps: float = 30.0
+) -> np.ndarray:
   """2x3 affine (cv2.warpAffine convention) of frame `index`."""
   name = "head_motion"
   t = index / fps
@@ -243,7 +266,9 @@ def head_motion_affine(index: int, severity: float, seed: int, height: int, widt
 def _head_motion(frame: np.ndarray, ctx: _Context) -> np.ndarray:
   h, w = frame.shape[:2]
   matrix = head_motion_affine(ctx.index, ctx.severity, ctx.seed, h, w, fps=ctx.fps)
-  return cv2.warpAffine(frame, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+  return cv2.warpAffine(
+      frame, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101
+  )
 
 
 DegradationFn = Callable[[np.ndarray, _Context], np.ndarray]
@@ -263,14 +288,18 @@ DEGRADATIONS: dict[str, DegradationFn] = {
 def _check_frame(frame: np.ndarray) -> np.ndarray:
   frame = np.asarray(frame)
   if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
-    raise ValueError(f"expected a uint8 RGB frame [H, W, 3], got dtype {frame.dtype} and shape {frame.shape}")
+    raise ValueError(
+        f"expected a uint8 RGB frame [H, W, 3], got dtype {frame.dtype} and shape {frame.shape}"
+    )
   return frame
 
 
 def _check_clip(frames: np.ndarray) -> np.ndarray:
   frames = np.asarray(frames)
   if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[3] != 3:
-    raise ValueError(f"expected a uint8 RGB clip [T, H, W, 3], got dtype {frames.dtype} and shape {frames.shape}")
+    raise ValueError(
+        f"expected a uint8 RGB clip [T, H, W, 3], got dtype {frames.dtype} and shape {frames.shape}"
+    )
   return frames
 
 
@@ -295,8 +324,13 @@ class Degradation:
     frame = _check_frame(frame)
     if float(self.severity) == 0.0:
       return frame.copy()
-    ctx = _Context(index=int(index), severity=float(self.severity), seed=int(self.seed), fps=float(self.fps),
-                   name=self.name)
+    ctx = _Context(
+        index=int(index),
+        severity=float(self.severity),
+        seed=int(self.seed),
+        fps=float(self.fps),
+        name=self.name,
+    )
     return DEGRADATIONS[self.name](frame, ctx)
 
   def apply_clip(self, frames: np.ndarray, *, start_index: int = 0) -> np.ndarray:
@@ -326,14 +360,21 @@ class Compose:
     return np.stack([self(f, start_index + t) for t, f in enumerate(frames)])
 
 
-def make_degradation(name: str, severity: float, *, seed: int = 0, fps: float = 30.0) -> Degradation:
+def make_degradation(
+    name: str, severity: float, *, seed: int = 0, fps: float = 30.0
+) -> Degradation:
   """Degradation `name` at `severity` (0..5, 0 = identity), deterministic given `seed`."""
   return Degradation(name=name, severity=float(severity), seed=int(seed), fps=float(fps))
 
 
-def random_degradation(rng: np.random.Generator, names: Sequence[str] | None = None,
-                       severity_range: tuple[float, float] = (1.0, float(MAX_SEVERITY)), prob: float = 0.5, *,
-                       fps: float = 30.0) -> Degradation | Compose:
+def random_degradation(
+    rng: np.random.Generator,
+    names: Sequence[str] | None = None,
+    severity_range: tuple[float, float] = (1.0, float(MAX_SEVERITY)),
+    prob: float = 0.5,
+    *,
+    fps: float = 30.0,
+) -> Degradation | Compose:
   """Samples a degradation for training augmentation.
 
   With probability `prob` returns one type drawn uniformly from `names` (all
@@ -349,7 +390,9 @@ def random_degradation(rng: np.random.Generator, names: Sequence[str] | None = N
     raise ValueError(f"unknown degradations {unknown}; valid names: {sorted(DEGRADATIONS)}")
   lo, hi = severity_range
   if not 0.0 <= lo <= hi <= MAX_SEVERITY:
-    raise ValueError(f"severity_range must satisfy 0 <= lo <= hi <= {MAX_SEVERITY}, got {severity_range}")
+    raise ValueError(
+        f"severity_range must satisfy 0 <= lo <= hi <= {MAX_SEVERITY}, got {severity_range}"
+    )
   if not 0.0 <= prob <= 1.0:
     raise ValueError(f"prob must be in [0, 1], got {prob}")
   # Draw everything unconditionally so the rng advances the same way either way.

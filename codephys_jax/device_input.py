@@ -67,9 +67,14 @@ class ResidentClips:
     clip_length / source_length: as in the ClipSource.
   """
 
-  def __init__(self, clips: data_lib.ClipSource, mesh: Mesh, *,
-               keys: Sequence[str] = ("frames", "ppg"),
-               budget_bytes: int = DEFAULT_BUDGET_BYTES):
+  def __init__(
+      self,
+      clips: data_lib.ClipSource,
+      mesh: Mesh,
+      *,
+      keys: Sequence[str] = ("frames", "ppg"),
+      budget_bytes: int = DEFAULT_BUDGET_BYTES,
+  ):
     used = sorted({v for v, _ in clips.index})
     offsets: dict[int, int] = {}
     frames, ppg = [], []
@@ -89,7 +94,8 @@ class ResidentClips:
       if nbytes > budget_bytes:  # checked while loading: a huge split fails fast
         raise DoesNotFit(
             f"{clips!r}: the training videos take over {budget_bytes / 2**30:.2f} GiB, the "
-            "device input budget per device; use input_pipeline='host' or 'auto'")
+            "device input budget per device; use input_pipeline='host' or 'auto'"
+        )
     self.mesh = mesh
     self.keys = tuple(keys)
     self.clip_length = clips.clip_length
@@ -99,8 +105,7 @@ class ResidentClips:
     starts = np.asarray([offsets[v] + s for v, s in clips.index], np.int32)
     self.starts = _global_replicated(mesh, starts)
     self.ppg = _global_replicated(mesh, np.concatenate(ppg))
-    self.frames = (_global_replicated(mesh, np.concatenate(frames)) if need_frames
-                   else None)
+    self.frames = _global_replicated(mesh, np.concatenate(frames)) if need_frames else None
 
 
 # ------------------------------------------------------------------ augmentation
@@ -122,13 +127,16 @@ def resize_matrix(size: int, start: jax.Array, side: jax.Array, flip: jax.Array)
   frac = y - y0
   y0 = y0.astype(jnp.int32)
   y1 = jnp.minimum(y0 + 1, side - 1)
-  m = (jax.nn.one_hot(start + y0, size) * (1.0 - frac)[:, None]
-       + jax.nn.one_hot(start + y1, size) * frac[:, None])
+  m = (
+      jax.nn.one_hot(start + y0, size) * (1.0 - frac)[:, None]
+      + jax.nn.one_hot(start + y1, size) * frac[:, None]
+  )
   return jnp.where(flip, m[::-1], m)
 
 
-def _augment_one(cfg: augment_lib.AugmentConfig, data: "_View", start: jax.Array,
-                 key: jax.Array) -> dict[str, jax.Array]:
+def _augment_one(
+    cfg: augment_lib.AugmentConfig, data: "_View", start: jax.Array, key: jax.Array
+) -> dict[str, jax.Array]:
   """One clip window (flat start index) -> augmented {"frames", "ppg"} (see augment.py)."""
   T, L = data.clip_length, data.source_length
   # Few, vector-valued draws: every threefry call adds seconds of XLA compile on a CPU.
@@ -153,8 +161,10 @@ def _augment_one(cfg: augment_lib.AugmentConfig, data: "_View", start: jax.Array
     x = jnp.take(data.frames, start + lo, axis=0).astype(jnp.float32)
   else:
     wf = pw[:, None, None, None]
-    x = (jnp.take(data.frames, start + pl, axis=0).astype(jnp.float32) * (1 - wf)
-         + jnp.take(data.frames, start + ph, axis=0).astype(jnp.float32) * wf)
+    x = (
+        jnp.take(data.frames, start + pl, axis=0).astype(jnp.float32) * (1 - wf)
+        + jnp.take(data.frames, start + ph, axis=0).astype(jnp.float32) * wf
+    )
   h, wd = x.shape[1:3]
   if cfg.crop_scale != (1.0, 1.0) or cfg.flip_prob > 0:
     scale = cfg.crop_scale[0] + (cfg.crop_scale[1] - cfg.crop_scale[0]) * u[2]
@@ -184,8 +194,9 @@ def _plain_one(data: "_View", start: jax.Array) -> dict[str, jax.Array]:
 # ------------------------------------------------------------------ batches
 
 
-def clip_indices(seed: int | jax.Array, step: jax.Array, batch_size: int,
-                 num_clips: int) -> jax.Array:
+def clip_indices(
+    seed: int | jax.Array, step: jax.Array, batch_size: int, num_clips: int
+) -> jax.Array:
   """Clip numbers of the global batch at `step`: a fresh permutation of the clips per epoch."""
   e = step.astype(jnp.int32) * batch_size + jnp.arange(batch_size, dtype=jnp.int32)
   epoch, pos = e // num_clips, e % num_clips
@@ -205,11 +216,33 @@ class _View:
     self.clip_length, self.source_length = clip_length, source_length
 
 
-@functools.partial(jax.jit, static_argnames=("batch_size", "num_clips", "clip_length",
-                                             "source_length", "keys", "augment", "sharding"))
-def _global_batch(frames, ppg, starts, step, seed, *, batch_size: int, num_clips: int,
-                  clip_length: int, source_length: int, keys: tuple[str, ...],
-                  augment: augment_lib.AugmentConfig | None, sharding: NamedSharding):
+@functools.partial(
+    jax.jit,
+    static_argnames=(
+        "batch_size",
+        "num_clips",
+        "clip_length",
+        "source_length",
+        "keys",
+        "augment",
+        "sharding",
+    ),
+)
+def _global_batch(
+    frames,
+    ppg,
+    starts,
+    step,
+    seed,
+    *,
+    batch_size: int,
+    num_clips: int,
+    clip_length: int,
+    source_length: int,
+    keys: tuple[str, ...],
+    augment: augment_lib.AugmentConfig | None,
+    sharding: NamedSharding,
+):
   # One module-level jit keyed by the static settings: stages and runs with the
   # same shapes and recipe share one compilation.
   view = _View(frames, ppg, clip_length, source_length)
@@ -225,41 +258,65 @@ def _global_batch(frames, ppg, starts, step, seed, *, batch_size: int, num_clips
   return jax.lax.with_sharding_constraint({k: out[k] for k in keys}, sharding)
 
 
-def make_batch_fn(data: ResidentClips, *, batch_size: int, seed: int,
-                  augment: augment_lib.AugmentConfig | None = None
-                  ) -> Callable[[int], dict[str, jax.Array]]:
+def make_batch_fn(
+    data: ResidentClips,
+    *,
+    batch_size: int,
+    seed: int,
+    augment: augment_lib.AugmentConfig | None = None,
+) -> Callable[[int], dict[str, jax.Array]]:
   """`step -> global batch` (jitted, asynchronous), split along the data axis."""
   if augment is not None and augment.degradations and augment.degradation_prob > 0:
     raise DoesNotFit(
         f"the device input path has no camera degradations (augment.degradations="
         f"{list(augment.degradations)}, degradation_prob={augment.degradation_prob}); use "
-        "input_pipeline='host' or set augment.degradation_prob=0")
+        "input_pipeline='host' or set augment.degradation_prob=0"
+    )
   if augment is not None:
     need = augment_lib.required_source_length(augment, data.clip_length)
     if data.source_length < need:
-      raise ValueError(f"clips have {data.source_length} source frames; the augmentation "
-                       f"needs {need}")
+      raise ValueError(
+          f"clips have {data.source_length} source frames; the augmentation " f"needs {need}"
+      )
   mesh = data.mesh
   sharding = NamedSharding(mesh, P(mesh.axis_names[0]))
   seed_array = _global_replicated(mesh, np.int32(seed))
-  static = dict(batch_size=batch_size, num_clips=data.num_clips,
-                clip_length=data.clip_length, source_length=data.source_length,
-                keys=data.keys, augment=augment, sharding=sharding)
+  static = dict(
+      batch_size=batch_size,
+      num_clips=data.num_clips,
+      clip_length=data.clip_length,
+      source_length=data.source_length,
+      keys=data.keys,
+      augment=augment,
+      sharding=sharding,
+  )
 
   def make(step: int) -> dict[str, jax.Array]:
-    return _global_batch(data.frames, data.ppg, data.starts,
-                         _global_replicated(mesh, np.int32(step)), seed_array, **static)
+    return _global_batch(
+        data.frames,
+        data.ppg,
+        data.starts,
+        _global_replicated(mesh, np.int32(step)),
+        seed_array,
+        **static,
+    )
 
   return make
 
 
-def iterator_factory(data: ResidentClips, *, batch_size: int, seed: int,
-                     augment: augment_lib.AugmentConfig | None = None
-                     ) -> Callable[[int], Iterator[dict[str, jax.Array]]]:
+def iterator_factory(
+    data: ResidentClips,
+    *,
+    batch_size: int,
+    seed: int,
+    augment: augment_lib.AugmentConfig | None = None,
+) -> Callable[[int], Iterator[dict[str, jax.Array]]]:
   """make_iterator(start_step) for `trainer.train_loop`: device batches from `start_step` on."""
   if batch_size % data.mesh.devices.size:
-    raise ValueError(f"global batch {batch_size} is not divisible by the "
-                     f"{data.mesh.devices.size} devices of the mesh")
+    raise ValueError(
+        f"global batch {batch_size} is not divisible by the "
+        f"{data.mesh.devices.size} devices of the mesh"
+    )
   make = make_batch_fn(data, batch_size=batch_size, seed=seed, augment=augment)
 
   def make_iterator(start_step: int) -> Iterator[dict[str, jax.Array]]:
@@ -271,11 +328,16 @@ def iterator_factory(data: ResidentClips, *, batch_size: int, seed: int,
   return make_iterator
 
 
-
-def from_config(clips: data_lib.ClipSource, mesh: Mesh, *, keys: Sequence[str],
-                batch_size: int, seed: int, augment_cfg: Any | None = None,
-                budget_bytes: int = DEFAULT_BUDGET_BYTES
-                ) -> Callable[[int], Iterator[dict[str, jax.Array]]]:
+def from_config(
+    clips: data_lib.ClipSource,
+    mesh: Mesh,
+    *,
+    keys: Sequence[str],
+    batch_size: int,
+    seed: int,
+    augment_cfg: Any | None = None,
+    budget_bytes: int = DEFAULT_BUDGET_BYTES,
+) -> Callable[[int], Iterator[dict[str, jax.Array]]]:
   """make_iterator for a training config's augment settings (`enabled` False/absent = none).
 
   Raises:

@@ -65,11 +65,11 @@ def _explicit_launch() -> LaunchInfo | None:
   if missing:
     raise ValueError(
         f"{_ENV_NUM_PROCESSES}={num_processes} but {', '.join(missing)} not set; a "
-        "multi-process launch needs the coordinator address and this process's id.")
+        "multi-process launch needs the coordinator address and this process's id."
+    )
   process_id = _int_env(_ENV_PROCESS_ID)
   if not 0 <= process_id < num_processes:
-    raise ValueError(
-        f"{_ENV_PROCESS_ID}={process_id} is outside [0, {num_processes}).")
+    raise ValueError(f"{_ENV_PROCESS_ID}={process_id} is outside [0, {num_processes}).")
   return LaunchInfo("explicit", num_processes, process_id)
 
 
@@ -111,8 +111,12 @@ def maybe_initialize() -> LaunchInfo:
   if jax.config.jax_cpu_collectives_implementation is None:
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
   if explicit is not None:
-    logging.info("jax.distributed: process %d/%d, coordinator %s", explicit.process_id,
-                 explicit.num_processes, os.environ[_ENV_COORDINATOR])
+    logging.info(
+        "jax.distributed: process %d/%d, coordinator %s",
+        explicit.process_id,
+        explicit.num_processes,
+        os.environ[_ENV_COORDINATOR],
+    )
     jax.distributed.initialize(
         coordinator_address=os.environ[_ENV_COORDINATOR],
         num_processes=explicit.num_processes,

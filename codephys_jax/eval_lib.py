@@ -70,8 +70,10 @@ def make_predictor(config: ml_collections.ConfigDict) -> Predictor:
   if method in unsupervised.METHODS:
     return unsupervised_predictor(method)
   if not needs_checkpoint(method):
-    raise ValueError(f"unknown method {method!r}; unsupervised: {sorted(unsupervised.METHODS)}, "
-                     f"trained models: {list(model_methods())}")
+    raise ValueError(
+        f"unknown method {method!r}; unsupervised: {sorted(unsupervised.METHODS)}, "
+        f"trained models: {list(model_methods())}"
+    )
   if not config.get("checkpoint"):
     raise ValueError(f"method {method!r} needs --config.checkpoint=<training workdir>")
   from codephys_jax import inference  # JAX/Flax only when a model is evaluated
@@ -84,8 +86,9 @@ def make_predictor(config: ml_collections.ConfigDict) -> Predictor:
 DEFAULT_SIZE = 72  # crop size when neither the config nor a checkpoint sets one
 
 
-def resolve_preprocess(config: ml_collections.ConfigDict,
-                       predictor: Predictor | None = None) -> ml_collections.ConfigDict:
+def resolve_preprocess(
+    config: ml_collections.ConfigDict, predictor: Predictor | None = None
+) -> ml_collections.ConfigDict:
   """`config` with `preprocess.size` filled in when it is unset (None).
 
   A trained checkpoint carries its own preprocessing: its crop size is used (and
@@ -99,9 +102,12 @@ def resolve_preprocess(config: ml_collections.ConfigDict,
   ckpt = getattr(predictor, "preprocess", None)
   if ckpt:
     config.preprocess.size = int(ckpt["size"])
-    logging.info("preprocess.size=%d and input_norm=%r from the checkpoint %s",
-                 config.preprocess.size, getattr(predictor, "input_norm", None),
-                 config.get("checkpoint"))
+    logging.info(
+        "preprocess.size=%d and input_norm=%r from the checkpoint %s",
+        config.preprocess.size,
+        getattr(predictor, "input_norm", None),
+        config.get("checkpoint"),
+    )
   else:
     config.preprocess.size = DEFAULT_SIZE
   return config
@@ -114,7 +120,10 @@ def load_split(config: ml_collections.ConfigDict) -> data_lib.VideoSource:
 
 
 def run_method(
-    videos: Iterable[Mapping[str, Any]], predictor: Predictor, *, progress: bool = True,
+    videos: Iterable[Mapping[str, Any]],
+    predictor: Predictor,
+    *,
+    progress: bool = True,
     total: int | None = None,
 ) -> list[tuple[str, np.ndarray, np.ndarray, float]]:
   """(video_id, prediction, reference PPG, fps) for every video."""
@@ -153,19 +162,22 @@ def write_outputs(
   os.makedirs(workdir, exist_ok=True)
   metrics = dict(result.metrics)
   metrics["num_videos"] = len(results)
-  metrics.update({
-      "method": config.method,
-      "dataset": config.dataset,
-      "split": config.split,
-      "hr_method": config.eval.hr_method,
-      "window_seconds": config.eval.get("window_seconds"),
-  })
+  metrics.update(
+      {
+          "method": config.method,
+          "dataset": config.dataset,
+          "split": config.split,
+          "hr_method": config.eval.hr_method,
+          "window_seconds": config.eval.get("window_seconds"),
+      }
+  )
   metrics.update(extra or {})
   jsonio.write_json(os.path.join(workdir, "metrics.json"), metrics)
   evaluation.write_per_video_csv(result.rows, os.path.join(workdir, "per_video.csv"))
   rows = result.rows
   plots.bland_altman(
-      [r["hr_pred"] for r in rows], [r["hr_ref"] for r in rows],
+      [r["hr_pred"] for r in rows],
+      [r["hr_ref"] for r in rows],
       os.path.join(workdir, "bland_altman.png"),
       title=f"{config.method} on {config.dataset}/{config.split}",
   )
@@ -173,8 +185,9 @@ def write_outputs(
   os.makedirs(wave_dir, exist_ok=True)
   for vid, pred, ref, fps in results[: config.get("num_waveform_plots", 3)]:
     safe = vid.replace("/", "_")
-    plots.waveform(pred, ref, fps, os.path.join(wave_dir, f"{safe}.png"),
-                   title=f"{config.method}: {vid}")
+    plots.waveform(
+        pred, ref, fps, os.path.join(wave_dir, f"{safe}.png"), title=f"{config.method}: {vid}"
+    )
   return metrics
 
 
@@ -187,8 +200,13 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   result = score(results, config.eval)
   metrics = write_outputs(workdir, result, results, config)
   logging.info(
-      "%s on %s/%s: MAE %.2f RMSE %.2f r %.3f (%d videos)", config.method,
-      config.dataset, config.split, metrics["mae"], metrics["rmse"],
-      metrics["pearson"], metrics["num_videos"],
+      "%s on %s/%s: MAE %.2f RMSE %.2f r %.3f (%d videos)",
+      config.method,
+      config.dataset,
+      config.split,
+      metrics["mae"],
+      metrics["rmse"],
+      metrics["pearson"],
+      metrics["num_videos"],
   )
   return metrics

@@ -7,6 +7,7 @@ window when `window_seconds` is set (as the toolbox does) or over the whole vide
 The standard estimator (`hr_method`, default 'fft') fills the top-level metrics; every
 estimator in `extra_hr_methods` is reported too under ``metrics['estimators']``.
 """
+
 from __future__ import annotations
 
 import csv
@@ -34,6 +35,7 @@ class EvalSettings:
   (None: half a window). A video shorter than that yields no window and is listed in
   `EvalResult.skipped`.
   """
+
   fs: float = 30.0
   diff_normalized: bool = False
   detrend_lambda: float = 100.0
@@ -56,19 +58,20 @@ class EvalSettings:
       raise ValueError(f"EvalSettings.fs must be > 0, got {self.fs}")
     for name in self.methods:
       if name not in hr_lib.ESTIMATORS:
-        raise ValueError(f"unknown HR method {name!r}; expected one of "
-                         f"{sorted(hr_lib.ESTIMATORS)}")
+        raise ValueError(
+            f"unknown HR method {name!r}; expected one of " f"{sorted(hr_lib.ESTIMATORS)}"
+        )
     if self.window_seconds is not None and not self.window_seconds > 0:
       raise ValueError(f"window_seconds must be > 0, got {self.window_seconds}")
     if self.window_stride_seconds is not None and not self.window_stride_seconds > 0:
-      raise ValueError(
-          f"window_stride_seconds must be > 0, got {self.window_stride_seconds}")
+      raise ValueError(f"window_stride_seconds must be > 0, got {self.window_stride_seconds}")
 
 
 @dataclasses.dataclass
 class EvalResult:
   """rows: one dict per (video, window); metrics: aggregated over rows; skipped: ids of
   videos too short to give a single window."""
+
   rows: list[dict[str, Any]]
   metrics: dict[str, Any]
   skipped: list[str] = dataclasses.field(default_factory=list)
@@ -97,8 +100,11 @@ def window_bounds(num_samples: int, settings: EvalSettings) -> list[tuple[int, i
   win = int(round(settings.window_seconds * fs))
   stride_s = settings.window_stride_seconds
   stride = win if stride_s is None else int(round(stride_s * fs))
-  min_s = (settings.window_seconds / 2.0 if settings.min_window_seconds is None
-           else settings.min_window_seconds)
+  min_s = (
+      settings.window_seconds / 2.0
+      if settings.min_window_seconds is None
+      else settings.min_window_seconds
+  )
   min_len = max(2, int(math.ceil(min_s * fs - 1e-9)))
   bounds = [(s, s + win) for s in range(0, num_samples - win + 1, max(1, stride))]
   next_start = bounds[-1][0] + stride if bounds else 0
@@ -108,11 +114,14 @@ def window_bounds(num_samples: int, settings: EvalSettings) -> list[tuple[int, i
   return bounds
 
 
-def _evaluate_window(pred: np.ndarray, ref: np.ndarray,
-                     settings: EvalSettings) -> dict[str, Any]:
-  post = dict(diff_normalized=settings.diff_normalized,
-              detrend_lambda=settings.detrend_lambda, low_hz=settings.low_hz,
-              high_hz=settings.high_hz, order=settings.order)
+def _evaluate_window(pred: np.ndarray, ref: np.ndarray, settings: EvalSettings) -> dict[str, Any]:
+  post = dict(
+      diff_normalized=settings.diff_normalized,
+      detrend_lambda=settings.detrend_lambda,
+      low_hz=settings.low_hz,
+      high_hz=settings.high_hz,
+      order=settings.order,
+  )
   p = sig.postprocess(pred, settings.fs, **post)
   r = sig.postprocess(ref, settings.fs, **post)
   band = dict(low_hz=settings.low_hz, high_hz=settings.high_hz)
@@ -136,8 +145,9 @@ def _mean_se(values: list[float]) -> tuple[float, float]:
   return float(arr.mean()), se
 
 
-def evaluate_signals(videos: Iterable[tuple[str, np.ndarray, np.ndarray]],
-                     settings: EvalSettings = EvalSettings()) -> EvalResult:
+def evaluate_signals(
+    videos: Iterable[tuple[str, np.ndarray, np.ndarray]], settings: EvalSettings = EvalSettings()
+) -> EvalResult:
   """Evaluate (video_id, predicted_signal, reference_ppg) triples sampled at
   settings.fs. Rows carry hr_pred/hr_ref of the standard estimator and
   hr_pred_<name>/hr_ref_<name> for the others, plus snr (dB, prediction vs reference
@@ -160,26 +170,37 @@ def evaluate_signals(videos: Iterable[tuple[str, np.ndarray, np.ndarray]],
     p = np.asarray(pred, dtype=np.float64).squeeze()
     r = np.asarray(ref, dtype=np.float64).squeeze()
     if p.ndim != 1 or r.ndim != 1:
-      raise ValueError(f"video {video_id!r}: signals must be 1-D, got prediction "
-                       f"{np.shape(pred)} and reference {np.shape(ref)}")
+      raise ValueError(
+          f"video {video_id!r}: signals must be 1-D, got prediction "
+          f"{np.shape(pred)} and reference {np.shape(ref)}"
+      )
     if p.shape[0] != r.shape[0]:
-      raise ValueError(f"video {video_id!r}: prediction has {p.shape[0]} samples but "
-                       f"reference has {r.shape[0]}")
+      raise ValueError(
+          f"video {video_id!r}: prediction has {p.shape[0]} samples but "
+          f"reference has {r.shape[0]}"
+      )
     bounds = window_bounds(p.shape[0], settings)
     if not bounds:
-      logging.warning("video %r (%d samples) is shorter than one evaluation window; "
-                      "skipped", video_id, p.shape[0])
+      logging.warning(
+          "video %r (%d samples) is shorter than one evaluation window; " "skipped",
+          video_id,
+          p.shape[0],
+      )
       skipped.append(video_id)
       continue
     for w, (start, end) in enumerate(bounds):
-      row = {"video_id": video_id, "window": w, "start_s": start / settings.fs,
-             "end_s": end / settings.fs}
+      row = {
+          "video_id": video_id,
+          "window": w,
+          "start_s": start / settings.fs,
+          "end_s": end / settings.fs,
+      }
       row.update(_evaluate_window(p[start:end], r[start:end], settings))
       rows.append(row)
 
   metrics: dict[str, Any] = dict(
-      metrics_lib.hr_metrics([x["hr_pred"] for x in rows],
-                             [x["hr_ref"] for x in rows]))
+      metrics_lib.hr_metrics([x["hr_pred"] for x in rows], [x["hr_ref"] for x in rows])
+  )
   snrs = [x["snr"] for x in rows]
   metrics["snr"], metrics["snr_se"] = _mean_se(snrs)
   metrics["macc"], metrics["macc_se"] = _mean_se([x["macc"] for x in rows])
@@ -189,8 +210,9 @@ def evaluate_signals(videos: Iterable[tuple[str, np.ndarray, np.ndarray]],
   estimators = {}
   for name in settings.methods:
     suffix = "" if name == settings.hr_method else f"_{name}"
-    estimators[name] = metrics_lib.hr_metrics([x[f"hr_pred{suffix}"] for x in rows],
-                                              [x[f"hr_ref{suffix}"] for x in rows])
+    estimators[name] = metrics_lib.hr_metrics(
+        [x[f"hr_pred{suffix}"] for x in rows], [x[f"hr_ref{suffix}"] for x in rows]
+    )
   metrics["estimators"] = estimators
   return EvalResult(rows=rows, metrics=metrics, skipped=skipped)
 
@@ -208,5 +230,4 @@ def write_per_video_csv(rows: Sequence[dict[str, Any]], path: str | os.PathLike)
     writer = csv.DictWriter(f, fieldnames=columns, restval="")
     writer.writeheader()
     for row in rows:
-      writer.writerow({k: (repr(v) if isinstance(v, float) else v)
-                       for k, v in row.items()})
+      writer.writerow({k: (repr(v) if isinstance(v, float) else v) for k, v in row.items()})

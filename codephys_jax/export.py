@@ -74,7 +74,8 @@ def export_inference(
   (batch,) = jax.export.symbolic_shape("b")
   spec = jax.ShapeDtypeStruct((batch,) + shape, dtype)
   exported = jax.export.export(
-      jax.jit(inference), platforms=None if platforms is None else tuple(platforms))(spec)
+      jax.jit(inference), platforms=None if platforms is None else tuple(platforms)
+  )(spec)
   blob = exported.serialize()
   directory = os.path.dirname(os.path.abspath(path))
   os.makedirs(directory, exist_ok=True)
@@ -130,7 +131,11 @@ def export_model(workdir: str) -> dict[str, Any]:
   if jax.process_index() != 0:
     return {}
   return export_inference(
-      fn, variables, (config.clip_length, size, size, 3), np.uint8, path,
+      fn,
+      variables,
+      (config.clip_length, size, size, 3),
+      np.uint8,
+      path,
       fs=float(config.preprocess.target_fps),
       description=f"{meta['stage']}: uint8 face clips -> rPPG waveform (standardised)",
   )

@@ -23,6 +23,7 @@ from eyes, brows, nostrils, mouth, hair and background. A frame with too few
 skin pixels (or no face box yet) gives NaN and ``valid=False`` rather than a
 made-up value.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -58,11 +59,11 @@ class Box:
   full-frame pixels, in the detector's keypoint order; they do not take part
   in comparisons.
   """
+
   cx: float
   cy: float
   side: float
-  landmarks: tuple[tuple[float, float], ...] | None = dataclasses.field(default=None,
-                                                                        compare=False)
+  landmarks: tuple[tuple[float, float], ...] | None = dataclasses.field(default=None, compare=False)
 
   def scaled(self, factor: float) -> "Box":
     return Box(self.cx, self.cy, self.side * factor, self.landmarks)
@@ -77,8 +78,11 @@ def _downscale(grey: np.ndarray, scale: float) -> np.ndarray:
   if scale >= 1.0:
     return grey
   h, w = grey.shape[:2]
-  return cv2.resize(grey, (max(1, int(round(w * scale))), max(1, int(round(h * scale)))),
-                    interpolation=cv2.INTER_AREA)
+  return cv2.resize(
+      grey,
+      (max(1, int(round(w * scale))), max(1, int(round(h * scale)))),
+      interpolation=cv2.INTER_AREA,
+  )
 
 
 # Local search around a tracked face: region side in face sides; Haar also
@@ -96,11 +100,13 @@ class FaceDetector:
     name: registry name.
     has_landmarks: whether returned boxes carry keypoints.
   """
+
   name: str = ""
   has_landmarks: bool = False
 
-  def detect(self, frame_rgb: np.ndarray, *, detect_width: int = 320,
-             min_face_frac: float = 0.12) -> list[Box]:
+  def detect(
+      self, frame_rgb: np.ndarray, *, detect_width: int = 320, min_face_frac: float = 0.12
+  ) -> list[Box]:
     """All faces in an RGB frame as square boxes in full-resolution coordinates."""
     raise NotImplementedError
 
@@ -111,6 +117,7 @@ class FaceDetector:
 
 class HaarDetector(FaceDetector):
   """OpenCV's frontal-face Haar cascade on a CLAHE-equalised, downscaled grey frame."""
+
   name = "haar"
   has_landmarks = False
 
@@ -118,7 +125,8 @@ class HaarDetector(FaceDetector):
     if not hasattr(cv2, "CascadeClassifier") or not hasattr(cv2, "data"):
       raise DetectorUnavailableError(
           f"detector 'haar' needs cv2.CascadeClassifier and its data files, which OpenCV "
-          f"{cv2.__version__} does not have; use detector='blazeface'")
+          f"{cv2.__version__} does not have; use detector='blazeface'"
+      )
     path = cv2.data.haarcascades + _CASCADE_FILE
     self._clf = cv2.CascadeClassifier(path)
     if self._clf.empty():
@@ -127,16 +135,29 @@ class HaarDetector(FaceDetector):
     # against bright backgrounds, where a global histogram equalisation fails.
     self._clahe = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(4, 4))
 
-  def _run(self, grey: np.ndarray, scale: float, offset: tuple[float, float], min_side: int,
-           max_side: int | None) -> list[Box]:
+  def _run(
+      self,
+      grey: np.ndarray,
+      scale: float,
+      offset: tuple[float, float],
+      min_side: int,
+      max_side: int | None,
+  ) -> list[Box]:
     found = self._clf.detectMultiScale(
-        self._clahe.apply(grey), scaleFactor=1.1, minNeighbors=5, minSize=(min_side, min_side),
-        maxSize=(max_side, max_side) if max_side else (0, 0))
-    return [Box(offset[0] + (x + bw / 2) / scale, offset[1] + (y + bh / 2) / scale,
-                max(bw, bh) / scale) for (x, y, bw, bh) in np.reshape(found, (-1, 4))]
+        self._clahe.apply(grey),
+        scaleFactor=1.1,
+        minNeighbors=5,
+        minSize=(min_side, min_side),
+        maxSize=(max_side, max_side) if max_side else (0, 0),
+    )
+    return [
+        Box(offset[0] + (x + bw / 2) / scale, offset[1] + (y + bh / 2) / scale, max(bw, bh) / scale)
+        for (x, y, bw, bh) in np.reshape(found, (-1, 4))
+    ]
 
-  def detect(self, frame_rgb: np.ndarray, *, detect_width: int = 320,
-             min_face_frac: float = 0.12) -> list[Box]:
+  def detect(
+      self, frame_rgb: np.ndarray, *, detect_width: int = 320, min_face_frac: float = 0.12
+  ) -> list[Box]:
     # The cascade's cost grows with the pixel count, accuracy barely changes.
     h, w = frame_rgb.shape[:2]
     scale = min(1.0, detect_width / w)
@@ -200,8 +221,11 @@ def verified_asset(name: str, sha256: str) -> bytes:
   data = path.read_bytes()
   digest = hashlib.sha256(data).hexdigest()
   if digest != sha256:
-    raise VideoError(path, f"sha256 {digest} differs from the recorded {sha256} "
-                     "(corrupt or replaced model file; see codephys_jax/assets/README.md)")
+    raise VideoError(
+        path,
+        f"sha256 {digest} differs from the recorded {sha256} "
+        "(corrupt or replaced model file; see codephys_jax/assets/README.md)",
+    )
   return data
 
 
@@ -219,15 +243,23 @@ class BlazeFaceDetector(FaceDetector):
   means the same crop for both detectors (measured on the synthetic faces:
   the Haar square is 1.19x BlazeFace's box side, centred 0.1 sides higher).
   """
+
   name = "blazeface"
   has_landmarks = True
 
-  def __init__(self, *, score_threshold: float = 0.5, nms_iou: float = 0.3,
-               side_factor: float = 1.19, centre_shift: float = -0.1):
+  def __init__(
+      self,
+      *,
+      score_threshold: float = 0.5,
+      nms_iou: float = 0.3,
+      side_factor: float = 1.19,
+      centre_shift: float = -0.1,
+  ):
     if not hasattr(cv2, "dnn") or not hasattr(cv2.dnn, "readNetFromTFLite"):
       raise DetectorUnavailableError(
           f"detector 'blazeface' needs cv2.dnn.readNetFromTFLite (OpenCV >= 4.8); this is "
-          f"OpenCV {cv2.__version__}")
+          f"OpenCV {cv2.__version__}"
+      )
     verified_asset(BLAZEFACE_FILE, BLAZEFACE_SHA256)
     # Loaded by path: OpenCV 5.0's from-buffer reader ignores the engine argument.
     self._model = str(_ASSETS / BLAZEFACE_FILE)
@@ -259,8 +291,9 @@ class BlazeFaceDetector(FaceDetector):
       thresholding and weighted NMS, coordinates in [0, 1] of the square.
     """
     img = cv2.resize(square_rgb, (_BLAZE_INPUT, _BLAZE_INPUT), interpolation=cv2.INTER_AREA)
-    blob = cv2.dnn.blobFromImage(img, 1.0 / 127.5, (_BLAZE_INPUT, _BLAZE_INPUT),
-                                 (127.5, 127.5, 127.5), swapRB=False)
+    blob = cv2.dnn.blobFromImage(
+        img, 1.0 / 127.5, (_BLAZE_INPUT, _BLAZE_INPUT), (127.5, 127.5, 127.5), swapRB=False
+    )
     net = self._net()
     net.setInput(blob)
     logits, reg = net.forward(["classificators", "regressors"])
@@ -279,19 +312,25 @@ class BlazeFaceDetector(FaceDetector):
     out = []
     for (cx, cy, w, h), pts in zip(boxes, kps):
       side = max(w, h) * scale
-      out.append(Box(offset[0] + cx * scale, offset[1] + cy * scale + self.centre_shift * side,
-                     side * self.side_factor,
-                     tuple((offset[0] + float(x) * scale, offset[1] + float(y) * scale)
-                           for x, y in pts)))
+      out.append(
+          Box(
+              offset[0] + cx * scale,
+              offset[1] + cy * scale + self.centre_shift * side,
+              side * self.side_factor,
+              tuple((offset[0] + float(x) * scale, offset[1] + float(y) * scale) for x, y in pts),
+          )
+      )
     return out
 
-  def detect(self, frame_rgb: np.ndarray, *, detect_width: int = 320,
-             min_face_frac: float = 0.12) -> list[Box]:
+  def detect(
+      self, frame_rgb: np.ndarray, *, detect_width: int = 320, min_face_frac: float = 0.12
+  ) -> list[Box]:
     del detect_width  # the model's input is always 128 x 128
     h, w = frame_rgb.shape[:2]
     side = max(h, w)
-    square = cv2.copyMakeBorder(frame_rgb, 0, side - h, 0, side - w, cv2.BORDER_CONSTANT,
-                                value=(0, 0, 0))
+    square = cv2.copyMakeBorder(
+        frame_rgb, 0, side - h, 0, side - w, cv2.BORDER_CONSTANT, value=(0, 0, 0)
+    )
     found = self._to_boxes(*self.raw(square), float(side), (0.0, 0.0))
     return [b for b in found if b.side >= min_face_frac * min(h, w)]
 
@@ -328,8 +367,7 @@ def _weighted_nms(scores: np.ndarray, boxes: np.ndarray, kps: np.ndarray, iou: f
     out_s.append(scores[i])
     out_b.append(wgt @ boxes[group])
     out_k.append(np.tensordot(wgt, kps[group], axes=1))
-  return np.asarray(out_s, np.float32), np.asarray(out_b, np.float32), np.asarray(out_k,
-                                                                                  np.float32)
+  return np.asarray(out_s, np.float32), np.asarray(out_b, np.float32), np.asarray(out_k, np.float32)
 
 
 # Name -> detector class. Instances are cached per name (model loading is the
@@ -366,20 +404,25 @@ def available_detectors() -> list[str]:
   return names
 
 
-def detect_faces(frame_rgb: np.ndarray, *, detector: str = DEFAULT_DETECTOR,
-                 detect_width: int = 320, min_face_frac: float = 0.12) -> list[Box]:
+def detect_faces(
+    frame_rgb: np.ndarray,
+    *,
+    detector: str = DEFAULT_DETECTOR,
+    detect_width: int = 320,
+    min_face_frac: float = 0.12,
+) -> list[Box]:
   """All detections in a frame, as square boxes in full-resolution coordinates.
 
   ``detect_width`` is the width of the downscaled grey frame Haar searches;
   ``min_face_frac`` is the smallest face side as a fraction of the frame's
   shorter side, which removes most background false positives.
   """
-  return get_detector(detector).detect(frame_rgb, detect_width=detect_width,
-                                       min_face_frac=min_face_frac)
+  return get_detector(detector).detect(
+      frame_rgb, detect_width=detect_width, min_face_frac=min_face_frac
+  )
 
 
-def detect_near(frame_rgb: np.ndarray, box: Box, *,
-                detector: str = DEFAULT_DETECTOR) -> list[Box]:
+def detect_near(frame_rgb: np.ndarray, box: Box, *, detector: str = DEFAULT_DETECTOR) -> list[Box]:
   """Detections in a region around a known face box, at sizes near the known one.
 
   Much cheaper than :func:`detect_faces` because the region is small.
@@ -411,9 +454,17 @@ class FaceTracker:
     detect_width: width of the downscaled detection frame (Haar).
   """
 
-  def __init__(self, *, detector: str = DEFAULT_DETECTOR, detect_every: int = 10,
-               box_scale: float = 1.5, smoothing: float = 0.3, max_jump: float = 0.5,
-               patience: int = 3, detect_width: int = 320):
+  def __init__(
+      self,
+      *,
+      detector: str = DEFAULT_DETECTOR,
+      detect_every: int = 10,
+      box_scale: float = 1.5,
+      smoothing: float = 0.3,
+      max_jump: float = 0.5,
+      patience: int = 3,
+      detect_width: int = 320,
+  ):
     if detect_every < 1:
       raise ValueError(f"detect_every must be >= 1, got {detect_every}")
     if not 0.0 < smoothing <= 1.0:
@@ -430,13 +481,13 @@ class FaceTracker:
     self.reset()
 
   def reset(self) -> None:
-    self._box: Box | None = None      # smoothed face box (not enlarged)
-    self._target: Box | None = None   # latest accepted detection
-    self._rel: np.ndarray | None = None         # smoothed landmarks, relative to _box
+    self._box: Box | None = None  # smoothed face box (not enlarged)
+    self._target: Box | None = None  # latest accepted detection
+    self._rel: np.ndarray | None = None  # smoothed landmarks, relative to _box
     self._target_rel: np.ndarray | None = None  # landmarks of _target, relative to it
     self._since_detect = 0
     self._rejected = 0
-    self.num_detections = 0           # detector calls that returned an accepted face
+    self.num_detections = 0  # detector calls that returned an accepted face
     self.num_detector_calls = 0
 
   @property
@@ -458,8 +509,11 @@ class FaceTracker:
 
   def _accept(self, det: Box, *, jump: bool) -> None:
     self._target = det
-    self._target_rel = None if det.landmarks is None else (
-        (np.asarray(det.landmarks, np.float64) - (det.cx, det.cy)) / det.side)
+    self._target_rel = (
+        None
+        if det.landmarks is None
+        else ((np.asarray(det.landmarks, np.float64) - (det.cx, det.cy)) / det.side)
+    )
     if jump or self._rel is None or self._target_rel is None:
       self._box, self._rel = det, self._target_rel
     self._rejected = 0
@@ -476,8 +530,7 @@ class FaceTracker:
       self._since_detect = 0
       self.num_detector_calls += 1
       # Search near the tracked face first; the whole frame only if that fails.
-      dets = self.detector.detect_near(frame_rgb, self._target) \
-          if self._target is not None else []
+      dets = self.detector.detect_near(frame_rgb, self._target) if self._target is not None else []
       if not dets:
         dets = self.detector.detect(frame_rgb, detect_width=self.detect_width)
       if dets:
@@ -550,12 +603,15 @@ def landmark_polygons(landmarks) -> list[np.ndarray]:
   # turned head does not shear the patches.
   down = mouth - mid
   down = down - ex * (down @ ex) / max(ex @ ex, 1e-12)
-  return [mid + np.asarray(q)[:, :1] * ex + np.asarray(q)[:, 1:] * down
-          for q in LANDMARK_PATCHES.values()]
+  return [
+      mid + np.asarray(q)[:, :1] * ex + np.asarray(q)[:, 1:] * down
+      for q in LANDMARK_PATCHES.values()
+  ]
 
 
-def landmark_mean_rgb(frame_rgb: np.ndarray, landmarks, *, use_skin_mask: bool = False,
-                      min_fraction: float = 0.05) -> tuple[np.ndarray, bool]:
+def landmark_mean_rgb(
+    frame_rgb: np.ndarray, landmarks, *, use_skin_mask: bool = False, min_fraction: float = 0.05
+) -> tuple[np.ndarray, bool]:
   """Mean RGB over the forehead and cheek patches (optionally only their skin pixels).
 
   Returns NaN and False when the patches have fewer than ``min_fraction`` of
@@ -574,8 +630,9 @@ def landmark_mean_rgb(frame_rgb: np.ndarray, landmarks, *, use_skin_mask: bool =
   region = frame_rgb[cy0:cy1, cx0:cx1]
   mask = np.zeros(region.shape[:2], np.uint8)
   # Fixed-point vertices (4 fractional bits) keep the patch edges sub-pixel.
-  cv2.fillPoly(mask, [np.round((p - (cx0, cy0)) * 16).astype(np.int32) for p in polys], 255,
-               shift=4)
+  cv2.fillPoly(
+      mask, [np.round((p - (cx0, cy0)) * 16).astype(np.int32) for p in polys], 255, shift=4
+  )
   if use_skin_mask:
     mask[~skin_mask(region)] = 0
   if cv2.countNonZero(mask) < max(1.0, min_fraction * full_area):
@@ -589,8 +646,13 @@ _SKIN_LO = np.array([35, 133, 70], np.uint8)
 _SKIN_HI = np.array([250, 185, 135], np.uint8)
 
 
-def skin_mask(crop_rgb: np.ndarray, *, adaptive: bool = True, tolerance: float = 3.0,
-              min_tolerance: float = 6.0) -> np.ndarray:
+def skin_mask(
+    crop_rgb: np.ndarray,
+    *,
+    adaptive: bool = True,
+    tolerance: float = 3.0,
+    min_tolerance: float = 6.0,
+) -> np.ndarray:
   """Boolean skin mask ``[h, w]`` of a face crop.
 
   Pixels pass fixed, broad YCrCb bounds; with ``adaptive`` the Cr/Cb median of
@@ -619,8 +681,9 @@ def skin_mask(crop_rgb: np.ndarray, *, adaptive: bool = True, tolerance: float =
   return mask & (cv2.inRange(ycc, lo, hi) > 0)
 
 
-def skin_mean_rgb(crop_rgb: np.ndarray, mask: np.ndarray | None, *,
-                  min_fraction: float = 0.05) -> tuple[np.ndarray, bool]:
+def skin_mean_rgb(
+    crop_rgb: np.ndarray, mask: np.ndarray | None, *, min_fraction: float = 0.05
+) -> tuple[np.ndarray, bool]:
   """Mean RGB over masked pixels; NaN and False when under ``min_fraction`` of the crop is skin."""
   if mask is None:
     mean = cv2.mean(crop_rgb)[:3]

@@ -11,6 +11,7 @@ Estimators are looked up by name in `ESTIMATORS`; each has the signature
 - ``robust``: `robust_hr`: SQI-weighted sliding-window spectrum with a sub-harmonic
   check and parabolic peak interpolation (see its docstring).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -34,20 +35,19 @@ def _check(x, fs: float, low_hz: float, high_hz: float) -> np.ndarray:
   if not fs > 0:
     raise ValueError(f"sampling rate fs must be > 0, got {fs}")
   if not 0.0 < low_hz < high_hz <= fs / 2.0:
-    raise ValueError(f"need 0 < low_hz < high_hz <= fs/2; got low_hz={low_hz}, "
-                     f"high_hz={high_hz}, fs={fs}")
+    raise ValueError(
+        f"need 0 < low_hz < high_hz <= fs/2; got low_hz={low_hz}, " f"high_hz={high_hz}, fs={fs}"
+    )
   return arr
 
 
 def hr_fft(x, fs: float, *, low_hz: float = 0.75, high_hz: float = 2.5) -> float:
   """Periodogram argmax inside the band (nfft = next_pow2(N)), in bpm."""
   arr = _check(x, fs, low_hz, high_hz)
-  freqs, pxx = scipy.signal.periodogram(arr, fs=fs, nfft=sig.next_pow2(arr.shape[0]),
-                                        detrend=False)
+  freqs, pxx = scipy.signal.periodogram(arr, fs=fs, nfft=sig.next_pow2(arr.shape[0]), detrend=False)
   mask = (freqs >= low_hz) & (freqs <= high_hz)
   if not np.any(mask):
-    raise ValueError(
-        f"no periodogram bin inside [{low_hz}, {high_hz}] Hz for N={arr.shape[0]}")
+    raise ValueError(f"no periodogram bin inside [{low_hz}, {high_hz}] Hz for N={arr.shape[0]}")
   band_f = freqs[mask]
   return float(band_f[np.argmax(pxx[mask])] * 60.0)
 
@@ -67,8 +67,9 @@ def hr_peak(x, fs: float, *, low_hz: float = 0.75, high_hz: float = 2.5) -> floa
   return float(60.0 * fs / np.mean(np.diff(peaks)))
 
 
-def hann_dft_spectrum(x, fs: float, *,
-                      bpm: np.ndarray = HANN_DFT_BPM) -> tuple[np.ndarray, np.ndarray]:
+def hann_dft_spectrum(
+    x, fs: float, *, bpm: np.ndarray = HANN_DFT_BPM
+) -> tuple[np.ndarray, np.ndarray]:
   """Power of the Hann-windowed, mean-removed signal at the frequencies `bpm` / 60.
 
   A direct DFT (not an FFT) so the grid is exactly 1 bpm whatever N is.
@@ -85,8 +86,7 @@ def hann_dft_spectrum(x, fs: float, *,
   return bpm, power
 
 
-def hr_hann_dft(x, fs: float, *, low_hz: float = 0.75,
-                high_hz: float = 2.5) -> float:
+def hr_hann_dft(x, fs: float, *, low_hz: float = 0.75, high_hz: float = 2.5) -> float:
   """CodePhys per-clip HR: argmax of `hann_dft_spectrum` on the 40..179 bpm grid.
 
   low_hz / high_hz are accepted for a uniform signature but the convention fixes the
@@ -107,6 +107,7 @@ class RobustHR:
   window_hr, window_sqi, window_start_s: per-window peak HR (bpm), SQI and start time.
   reliable: quality >= the threshold given to `robust_hr`.
   """
+
   hr: float
   quality: float
   window_hr: np.ndarray
@@ -127,24 +128,30 @@ def _parabolic_peak(freqs: np.ndarray, power: np.ndarray, k: int) -> float:
   return float(freqs[k] + np.clip(offset, -0.5, 0.5) * (freqs[1] - freqs[0]))
 
 
-def _power_near(freqs: np.ndarray, power: np.ndarray, f0: float,
-                tol_hz: float) -> float:
+def _power_near(freqs: np.ndarray, power: np.ndarray, f0: float, tol_hz: float) -> float:
   return float(power[np.abs(freqs - f0) <= tol_hz].sum())
 
 
-def _sqi(freqs: np.ndarray, power: np.ndarray, f0: float, tol_hz: float,
-         denom_mask: np.ndarray) -> float:
+def _sqi(
+    freqs: np.ndarray, power: np.ndarray, f0: float, tol_hz: float, denom_mask: np.ndarray
+) -> float:
   total = float(power[denom_mask].sum())
   if total <= 0:
     return 0.0
-  inside = denom_mask & ((np.abs(freqs - f0) <= tol_hz) |
-                         (np.abs(freqs - 2.0 * f0) <= tol_hz))
+  inside = denom_mask & ((np.abs(freqs - f0) <= tol_hz) | (np.abs(freqs - 2.0 * f0) <= tol_hz))
   return float(power[inside].sum() / total)
 
 
-def _pick_fundamental(freqs: np.ndarray, power: np.ndarray, band: np.ndarray,
-                      analysis: np.ndarray, tol_hz: float, low_hz: float,
-                      subharmonic_ratio: float, prominence: float) -> int:
+def _pick_fundamental(
+    freqs: np.ndarray,
+    power: np.ndarray,
+    band: np.ndarray,
+    analysis: np.ndarray,
+    tol_hz: float,
+    low_hz: float,
+    subharmonic_ratio: float,
+    prominence: float,
+) -> int:
   """Index of the band argmax, moved to the sub-harmonic f/2 when that is a genuine
   local peak carrying at least `subharmonic_ratio` of the peak's power.
 
@@ -161,22 +168,31 @@ def _pick_fundamental(freqs: np.ndarray, power: np.ndarray, band: np.ndarray,
     return k
   cand = np.flatnonzero(near)
   j = int(cand[np.argmax(power[cand])])
-  is_local_max = 0 < j < power.shape[0] - 1 and power[j] >= power[j - 1] and \
-      power[j] >= power[j + 1]
+  is_local_max = (
+      0 < j < power.shape[0] - 1 and power[j] >= power[j - 1] and power[j] >= power[j + 1]
+  )
   # A noise bump can be a local maximum too: also demand that it stands well above
   # the typical (median) level of the analysis range.
   floor = float(np.median(power[analysis]))
-  if (is_local_max and power[j] >= subharmonic_ratio * power[k]
-      and power[j] >= prominence * floor):
+  if is_local_max and power[j] >= subharmonic_ratio * power[k] and power[j] >= prominence * floor:
     return j
   return k
 
 
-def robust_hr(x, fs: float, *, low_hz: float = 0.75, high_hz: float = 2.5,
-              window_s: float = 10.0, overlap: float = 0.5, tol_bpm: float = 6.0,
-              subharmonic_ratio: float = 0.15,
-              prominence: float = 30.0, quality_threshold: float = 0.35,
-              min_resolution_bpm: float = 0.25) -> RobustHR:
+def robust_hr(
+    x,
+    fs: float,
+    *,
+    low_hz: float = 0.75,
+    high_hz: float = 2.5,
+    window_s: float = 10.0,
+    overlap: float = 0.5,
+    tol_bpm: float = 6.0,
+    subharmonic_ratio: float = 0.15,
+    prominence: float = 30.0,
+    quality_threshold: float = 0.35,
+    min_resolution_bpm: float = 0.25,
+) -> RobustHR:
   """HR for noisy waveforms: SQI-weighted sliding-window spectrum.
 
   1. Hann-windowed periodograms of `window_s` windows with `overlap` (one window of
@@ -208,8 +224,7 @@ def robust_hr(x, fs: float, *, low_hz: float = 0.75, high_hz: float = 2.5,
   if starts[-1] + win < n:
     # Cover the tail too; the last window ends exactly at the signal end.
     starts.append(n - win)
-  nfft = max(sig.next_pow2(win), sig.next_pow2(int(np.ceil(fs * 60.0 /
-                                                           min_resolution_bpm))))
+  nfft = max(sig.next_pow2(win), sig.next_pow2(int(np.ceil(fs * 60.0 / min_resolution_bpm))))
   freqs = np.fft.rfftfreq(nfft, d=1.0 / fs)
   taper = scipy.signal.windows.hann(win, sym=False)
   band = (freqs >= low_hz) & (freqs <= high_hz)
@@ -218,7 +233,7 @@ def robust_hr(x, fs: float, *, low_hz: float = 0.75, high_hz: float = 2.5,
 
   spectra, window_hr, window_sqi = [], [], []
   for s in starts:
-    seg = arr[s:s + win]
+    seg = arr[s : s + win]
     seg = (seg - seg.mean()) * taper
     power = np.square(np.abs(np.fft.rfft(seg, n=nfft)))
     total = power[analysis].sum()
@@ -228,8 +243,9 @@ def robust_hr(x, fs: float, *, low_hz: float = 0.75, high_hz: float = 2.5,
       window_sqi.append(0.0)
       continue
     power = power / total
-    k = _pick_fundamental(freqs, power, band, analysis, tol_hz, low_hz,
-                          subharmonic_ratio, prominence)
+    k = _pick_fundamental(
+        freqs, power, band, analysis, tol_hz, low_hz, subharmonic_ratio, prominence
+    )
     f_k = _parabolic_peak(freqs, power, k)
     spectra.append(power)
     window_hr.append(f_k * 60.0)
@@ -241,18 +257,27 @@ def robust_hr(x, fs: float, *, low_hz: float = 0.75, high_hz: float = 2.5,
     weights = np.ones_like(weights)
   mean_spec = np.average(np.stack(spectra), axis=0, weights=weights)
   if mean_spec[band].sum() <= 0:
-    return RobustHR(hr=float("nan"), quality=0.0, window_hr=np.asarray(window_hr),
-                    window_sqi=window_sqi_arr,
-                    window_start_s=np.asarray(starts) / fs, reliable=False)
-  k = _pick_fundamental(freqs, mean_spec, band, analysis, tol_hz, low_hz,
-                        subharmonic_ratio, prominence)
+    return RobustHR(
+        hr=float("nan"),
+        quality=0.0,
+        window_hr=np.asarray(window_hr),
+        window_sqi=window_sqi_arr,
+        window_start_s=np.asarray(starts) / fs,
+        reliable=False,
+    )
+  k = _pick_fundamental(
+      freqs, mean_spec, band, analysis, tol_hz, low_hz, subharmonic_ratio, prominence
+  )
   hr = _parabolic_peak(freqs, mean_spec, k) * 60.0
   quality = _sqi(freqs, mean_spec, freqs[k], tol_hz, analysis)
-  return RobustHR(hr=float(hr), quality=float(quality),
-                  window_hr=np.asarray(window_hr, dtype=np.float64),
-                  window_sqi=window_sqi_arr,
-                  window_start_s=np.asarray(starts, dtype=np.float64) / fs,
-                  reliable=bool(quality >= quality_threshold))
+  return RobustHR(
+      hr=float(hr),
+      quality=float(quality),
+      window_hr=np.asarray(window_hr, dtype=np.float64),
+      window_sqi=window_sqi_arr,
+      window_start_s=np.asarray(starts, dtype=np.float64) / fs,
+      reliable=bool(quality >= quality_threshold),
+  )
 
 
 def hr_robust(x, fs: float, *, low_hz: float = 0.75, high_hz: float = 2.5) -> float:
@@ -268,12 +293,14 @@ ESTIMATORS: dict[str, Callable[..., float]] = {
 }
 
 
-def estimate_hr(x, fs: float, *, method: str = "fft", low_hz: float = 0.75,
-                high_hz: float = 2.5) -> float:
+def estimate_hr(
+    x, fs: float, *, method: str = "fft", low_hz: float = 0.75, high_hz: float = 2.5
+) -> float:
   """Heart rate (bpm) of a post-processed signal with the estimator `method`."""
   try:
     fn = ESTIMATORS[method]
   except KeyError:
-    raise ValueError(f"unknown HR method {method!r}; expected one of "
-                     f"{sorted(ESTIMATORS)}") from None
+    raise ValueError(
+        f"unknown HR method {method!r}; expected one of " f"{sorted(ESTIMATORS)}"
+    ) from None
   return fn(x, fs, low_hz=low_hz, high_hz=high_hz)

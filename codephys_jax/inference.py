@@ -46,9 +46,7 @@ def taper(length: int) -> np.ndarray:
   return np.hanning(length + 2)[1:-1]
 
 
-def overlap_add(
-    clip_outputs: np.ndarray, starts: list[int], num_frames: int
-) -> np.ndarray:
+def overlap_add(clip_outputs: np.ndarray, starts: list[int], num_frames: int) -> np.ndarray:
   """Blend clip outputs [K, T] placed at `starts` into [num_frames] (detrended,
   standardised, Hann-tapered, normalised by the summed taper)."""
   clip_outputs = np.asarray(clip_outputs, np.float64)
@@ -67,8 +65,8 @@ def overlap_add(
   residual = clip_outputs - (design @ coef).T
   for out, s in zip(residual, starts):
     z = out / (out.std() + 1e-8)
-    total[s:s + length] += weights * z
-    norm[s:s + length] += weights
+    total[s : s + length] += weights * z
+    norm[s : s + length] += weights
   return (total / np.maximum(norm, 1e-12))[:num_frames]
 
 
@@ -97,18 +95,14 @@ def predict_video(
   starts = clip_starts(len(frames), clip_length, hop)
   outputs = []
   for lo in range(0, len(starts), batch_size):
-    chunk = starts[lo:lo + batch_size]
-    batch = np.stack([frames[s:s + clip_length] for s in chunk])
+    chunk = starts[lo : lo + batch_size]
+    batch = np.stack([frames[s : s + clip_length] for s in chunk])
     if len(chunk) < batch_size:
-      batch = np.concatenate(
-          [batch, np.repeat(batch[-1:], batch_size - len(chunk), axis=0)]
-      )
+      batch = np.concatenate([batch, np.repeat(batch[-1:], batch_size - len(chunk), axis=0)])
     out = np.asarray(clip_fn(batch))
     if out.shape != (batch_size, clip_length):
-      raise ValueError(
-          f"clip_fn returned shape {out.shape}, expected {(batch_size, clip_length)}"
-      )
-    outputs.append(out[:len(chunk)])
+      raise ValueError(f"clip_fn returned shape {out.shape}, expected {(batch_size, clip_length)}")
+    outputs.append(out[: len(chunk)])
   return overlap_add(np.concatenate(outputs), starts, len(frames))[:n]
 
 
@@ -117,18 +111,24 @@ def rppg_fn(model, input_norm: str) -> Callable[[Any, Any], jax.Array]:
   # The output as a pulse waveform whatever the representation (integrated for diff targets).
   return lambda v, clips: representations.to_waveform(
       model.apply(v, stage_base.normalize_frames(clips, input_norm), train=False)["rppg"],
-      input_norm)
+      input_norm,
+  )
 
 
-def frames_predictor(apply, variables, config: ml_collections.ConfigDict, *,
-                     batch_size: int) -> Callable[[np.ndarray], np.ndarray]:
+def frames_predictor(
+    apply, variables, config: ml_collections.ConfigDict, *, batch_size: int
+) -> Callable[[np.ndarray], np.ndarray]:
   """Whole-video frames [N, S, S, 3] -> waveform [N] (overlap-add of half-overlapping
   clips); the one inference path of model selection, eval.py and comparisons.
   `apply` is `jax.jit(rppg_fn(...))`, built once per model so it compiles once."""
   clip_fn = lambda clips: np.asarray(apply(variables, clips))  # noqa: E731
-  return functools.partial(predict_video, clip_fn=clip_fn,
-                           clip_length=config.clip_length, hop=config.clip_length // 2,
-                           batch_size=batch_size)
+  return functools.partial(
+      predict_video,
+      clip_fn=clip_fn,
+      clip_length=config.clip_length,
+      hop=config.clip_length // 2,
+      batch_size=batch_size,
+  )
 
 
 def load_run(workdir: str, *, which: str = "best"):
@@ -140,15 +140,17 @@ def load_run(workdir: str, *, which: str = "best"):
   params, model_state, meta = checkpointing.load_params(ckpt_dir, which=which, mesh=mesh)
   stage, config = stages.stage_of_run(meta)
   if not stage.video_model:
-    raise ValueError(f"{workdir}: stage {stage.name!r} is not a video model "
-                     f"({'/'.join(stages.METHODS)})")
+    raise ValueError(
+        f"{workdir}: stage {stage.name!r} is not a video model " f"({'/'.join(stages.METHODS)})"
+    )
   model = stage.build_model(config, meta)
   variables = trainer.fetch({"params": params, **dict(model_state or {})})
   return model, variables, config, {**meta, "stage": stage.name}
 
 
-def load_predictor(workdir: str, *, method: str, batch_size: int = 4, which: str = "best"
-                   ) -> Callable[[Mapping[str, Any]], np.ndarray]:
+def load_predictor(
+    workdir: str, *, method: str, batch_size: int = 4, which: str = "best"
+) -> Callable[[Mapping[str, Any]], np.ndarray]:
   """eval.py's predictor for a checkpoint: video dict -> whole-video waveform.
 
   `which`: "best" (the checkpoint selected on the validation subjects) or "latest".

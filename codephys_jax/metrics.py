@@ -13,6 +13,7 @@ with e = pred - ref. Statistics that need more samples than given are NaN, never
 exception. Non-finite pairs (e.g. an HR estimator that found no beats) are left out and
 counted in ``num_nonfinite``; ``num`` is the number of pairs used.
 """
+
 from __future__ import annotations
 
 import math
@@ -35,8 +36,21 @@ def hr_metrics(hr_pred: npt.ArrayLike, hr_ref: npt.ArrayLike) -> dict[str, float
   finite = np.isfinite(pred) & np.isfinite(ref)
   pred, ref = pred[finite], ref[finite]
   n = int(pred.size)
-  out = {k: _NAN for k in ("mae", "mae_se", "rmse", "rmse_se", "mape", "mape_se",
-                           "pearson", "pearson_se", "sd", "sd_se")}
+  out = {
+      k: _NAN
+      for k in (
+          "mae",
+          "mae_se",
+          "rmse",
+          "rmse_se",
+          "mape",
+          "mape_se",
+          "pearson",
+          "pearson_se",
+          "sd",
+          "sd_se",
+      )
+  }
   out["num"] = float(n)
   out["num_nonfinite"] = float(np.count_nonzero(~finite))
   if n == 0:
@@ -64,9 +78,15 @@ def hr_metrics(hr_pred: npt.ArrayLike, hr_ref: npt.ArrayLike) -> dict[str, float
   return out
 
 
-def snr_db(signal: npt.ArrayLike, fs: float, hr_ref_bpm: float, *,
-           low_hz: float = 0.75, high_hz: float = 2.5,
-           tol_bpm: float = 6.0) -> float:
+def snr_db(
+    signal: npt.ArrayLike,
+    fs: float,
+    hr_ref_bpm: float,
+    *,
+    low_hz: float = 0.75,
+    high_hz: float = 2.5,
+    tol_bpm: float = 6.0,
+) -> float:
   """SNR (dB) of a pulse signal given the reference HR.
 
   Signal power: periodogram (nfft = next_pow2(N)) within +-tol_bpm of the reference
@@ -79,8 +99,7 @@ def snr_db(signal: npt.ArrayLike, fs: float, hr_ref_bpm: float, *,
     raise ValueError(f"snr_db needs >= 2 samples, got {x.size}")
   if not math.isfinite(hr_ref_bpm):
     return _NAN
-  freqs, pxx = scipy.signal.periodogram(x, fs=fs, nfft=sig.next_pow2(x.size),
-                                        detrend=False)
+  freqs, pxx = scipy.signal.periodogram(x, fs=fs, nfft=sig.next_pow2(x.size), detrend=False)
   f1 = hr_ref_bpm / 60.0
   tol = tol_bpm / 60.0
   h1 = np.abs(freqs - f1) <= tol
@@ -95,8 +114,7 @@ def snr_db(signal: npt.ArrayLike, fs: float, hr_ref_bpm: float, *,
   return float(10.0 * math.log10(p_sig / p_noise))
 
 
-def macc(pred: npt.ArrayLike, ref: npt.ArrayLike, *,
-         max_lag: int | None = None) -> float:
+def macc(pred: npt.ArrayLike, ref: npt.ArrayLike, *, max_lag: int | None = None) -> float:
   """Maximum |Pearson correlation| between pred and circular shifts of ref.
 
   As in the toolbox (which rolls the reference with np.roll), shifts are circular;

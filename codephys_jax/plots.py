@@ -45,7 +45,12 @@ def bland_altman(
 
 
 def waveform(
-    pred: np.ndarray, ref: np.ndarray, fs: float, path: str, *, title: str = "",
+    pred: np.ndarray,
+    ref: np.ndarray,
+    fs: float,
+    path: str,
+    *,
+    title: str = "",
     seconds: float | None = 20.0,
 ) -> str:
   """Predicted vs reference waveform (both standardised), first `seconds`."""
@@ -78,15 +83,16 @@ def severity_curves(
   for ax, kind in zip(axes.ravel(), kinds):
     for m in methods:
       pts = [(0, r[metric]) for r in table if r["method"] == m and r["degradation"] == "none"]
-      pts += [(r["severity"], r[metric]) for r in table
-              if r["method"] == m and r["degradation"] == kind]
+      pts += [
+          (r["severity"], r[metric]) for r in table if r["method"] == m and r["degradation"] == kind
+      ]
       pts.sort()
       if pts:
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=m)
     ax.set_title(kind)
     ax.set_xlabel("severity")
     ax.set_ylabel(metric.upper() + " [bpm]" if metric in ("mae", "rmse") else metric)
-  for ax in axes.ravel()[len(kinds):]:
+  for ax in axes.ravel()[len(kinds) :]:
     ax.axis("off")
   axes.ravel()[0].legend(fontsize=8)
   fig.tight_layout()

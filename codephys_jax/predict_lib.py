@@ -14,6 +14,7 @@ HR follows the evaluation convention's post-processing (detrend, band-pass) and
 :func:`codephys_jax.hr.robust_hr`: the whole recording's SQI-weighted HR and,
 per sliding window, HR with its quality (SQI) and reliability flag.
 """
+
 from __future__ import annotations
 
 import csv
@@ -64,6 +65,7 @@ class Prediction:
     valid_fraction: fraction of output frames with a face ROI.
     num_source_frames: frames decoded.
   """
+
   method: str
   source: str
   fps: float
@@ -80,8 +82,7 @@ class Prediction:
   valid_fraction: float
   num_source_frames: int
   spectrum_hz: np.ndarray = dataclasses.field(repr=False, default_factory=lambda: np.zeros(0))
-  spectrum_power: np.ndarray = dataclasses.field(repr=False,
-                                                 default_factory=lambda: np.zeros(0))
+  spectrum_power: np.ndarray = dataclasses.field(repr=False, default_factory=lambda: np.zeros(0))
 
 
 class CameraSource(FrameSource):
@@ -137,8 +138,12 @@ class _Progress(FrameSource):
     return self._src.size
 
   def __iter__(self) -> Iterator[tuple[float, np.ndarray]]:
-    with tqdm.tqdm(total=self.num_frames, desc=f"reading {os.path.basename(self.path)}",
-                   unit="frame", disable=not self._enabled) as bar:
+    with tqdm.tqdm(
+        total=self.num_frames,
+        desc=f"reading {os.path.basename(self.path)}",
+        unit="frame",
+        disable=not self._enabled,
+    ) as bar:
       for item in self._src:
         bar.update(1)
         yield item
@@ -156,26 +161,32 @@ Waveform = Callable[[preprocess.PreprocessedVideo], np.ndarray]
 
 def _load_checkpoint_predictor(stage_dir: str, method: str):
   from codephys_jax import inference  # JAX only when a learned model is asked for
+
   return inference.load_predictor(stage_dir, method=method)
 
 
 def _video_methods() -> tuple[str, ...]:
   """Trained-model methods, CodePhys first; each is also its stage's sub-workdir name."""
   from codephys_jax import stages
+
   return tuple(sorted(stages.METHODS, key=lambda m: m != "codephys"))
 
 
 def _workdir_method(path: Path) -> tuple[Waveform, dict[str, Any], str]:
   """Predictor, its preprocessing settings and a description for a training workdir."""
   if (path / "checkpoints").is_dir():
-    candidates = [(path, m) for m in _video_methods() if path.name == m] or \
-        [(path, m) for m in _video_methods()]
+    candidates = [(path, m) for m in _video_methods() if path.name == m] or [
+        (path, m) for m in _video_methods()
+    ]
   else:
-    candidates = [(path / m, m) for m in _video_methods()
-                  if (path / m / "checkpoints").is_dir()][:1]
+    candidates = [(path / m, m) for m in _video_methods() if (path / m / "checkpoints").is_dir()][
+        :1
+    ]
   if not candidates:
-    raise ValueError(f"{path}: not a training workdir (no checkpoints/, codephys/checkpoints/ "
-                     "or physnet/checkpoints/)")
+    raise ValueError(
+        f"{path}: not a training workdir (no checkpoints/, codephys/checkpoints/ "
+        "or physnet/checkpoints/)"
+    )
   err: Exception | None = None
   for stage_dir, method in candidates:
     try:
@@ -186,8 +197,14 @@ def _workdir_method(path: Path) -> tuple[Waveform, dict[str, Any], str]:
     settings = dict(getattr(predictor, "preprocess", {}) or {})
 
     def run(video: preprocess.PreprocessedVideo, predictor=predictor) -> np.ndarray:
-      return predictor({"frames": video.frames, "rgb": video.rgb, "fps": video.fps,
-                        "video_id": video.source_path})
+      return predictor(
+          {
+              "frames": video.frames,
+              "rgb": video.rgb,
+              "fps": video.fps,
+              "video_id": video.source_path,
+          }
+      )
 
     return run, settings, f"{method} ({stage_dir})"
   raise ValueError(f"{path}: {err}")
@@ -205,8 +222,9 @@ def _exported_method(path: Path) -> tuple[Waveform, dict[str, Any], str]:
     settings["target_fps"] = float(meta["fs"])
 
   def run(video: preprocess.PreprocessedVideo) -> np.ndarray:
-    return inference.predict_video(video.frames, lambda b: np.asarray(call(b)),
-                                   clip_length=int(clip_length), batch_size=4)
+    return inference.predict_video(
+        video.frames, lambda b: np.asarray(call(b)), clip_length=int(clip_length), batch_size=4
+    )
 
   return run, settings, f"exported model {path}"
 
@@ -225,9 +243,11 @@ def resolve_method(method: str) -> tuple[Waveform, dict[str, Any], str]:
   try:
     unsupervised.get_method(method)
   except (KeyError, ValueError):
-    raise ValueError(f"--method {method!r} is neither an unsupervised method "
-                     f"({', '.join(sorted(unsupervised.METHODS))}) nor an existing training "
-                     "workdir or exported model file") from None
+    raise ValueError(
+        f"--method {method!r} is neither an unsupervised method "
+        f"({', '.join(sorted(unsupervised.METHODS))}) nor an existing training "
+        "workdir or exported model file"
+    ) from None
 
   def run(video: preprocess.PreprocessedVideo) -> np.ndarray:
     return unsupervised.extract_bvp(method, video.rgb, video.fps)
@@ -246,10 +266,18 @@ def _windows(x: np.ndarray, fps: float, window_s: float, step_s: float):
   return [(s, s + win) for s in starts]
 
 
-def predict(source: FrameSource, method: str = "pos", *,
-            preprocess_overrides: dict[str, Any] | None = None, window_s: float = 10.0,
-            step_s: float = 1.0, low_hz: float = 0.75, high_hz: float = 2.5,
-            min_seconds: float = MIN_SECONDS, progress: bool = True) -> Prediction:
+def predict(
+    source: FrameSource,
+    method: str = "pos",
+    *,
+    preprocess_overrides: dict[str, Any] | None = None,
+    window_s: float = 10.0,
+    step_s: float = 1.0,
+    low_hz: float = 0.75,
+    high_hz: float = 2.5,
+    min_seconds: float = MIN_SECONDS,
+    progress: bool = True,
+) -> Prediction:
   """Runs preprocessing, the method and the HR estimators on one video.
 
   Raises:
@@ -266,34 +294,49 @@ def predict(source: FrameSource, method: str = "pos", *,
   video = preprocess.preprocess_video(_Progress(source, enabled=progress), cfg)
   duration = len(video) / video.fps
   if duration < min_seconds:
-    raise PredictError(source.path, f"video is {duration:.1f} s long; at least "
-                       f"{min_seconds:.0f} s are needed for a heart rate")
+    raise PredictError(
+        source.path,
+        f"video is {duration:.1f} s long; at least "
+        f"{min_seconds:.0f} s are needed for a heart rate",
+    )
   valid = float(video.valid.mean())
   if valid < 0.5:
-    raise PredictError(source.path, f"a face ROI was usable in only {100 * valid:.0f}% of the "
-                       "frames (face lost or too little skin)")
+    raise PredictError(
+        source.path,
+        f"a face ROI was usable in only {100 * valid:.0f}% of the "
+        "frames (face lost or too little skin)",
+    )
   wave = np.asarray(run(video), np.float64)
   rppg = sig.postprocess(wave, video.fps, low_hz=low_hz, high_hz=high_hz)
   whole = hr_lib.robust_hr(rppg, video.fps, low_hz=low_hz, high_hz=high_hz, window_s=window_s)
   hr_fft = hr_lib.hr_fft(rppg, video.fps, low_hz=low_hz, high_hz=high_hz)
   rows = []
   for a, b in _windows(rppg, video.fps, window_s, step_s):
-    r = hr_lib.robust_hr(rppg[a:b], video.fps, low_hz=low_hz, high_hz=high_hz,
-                         window_s=window_s)
+    r = hr_lib.robust_hr(rppg[a:b], video.fps, low_hz=low_hz, high_hz=high_hz, window_s=window_s)
     rows.append(((a + b) / 2 / video.fps, r.hr, r.quality, r.reliable))
   nfft = sig.next_pow2(len(rppg)) * 2
   freqs = np.fft.rfftfreq(nfft, 1.0 / video.fps)
   power = np.abs(np.fft.rfft(rppg * np.hanning(len(rppg)), nfft)) ** 2
   keep = freqs <= min(2 * high_hz, video.fps / 2)
   return Prediction(
-      method=description, source=source.path, fps=video.fps,
-      time_s=video.timestamps - video.timestamps[0], rppg=rppg, hr_bpm=float(whole.hr),
-      quality=float(whole.quality), reliable=bool(whole.reliable), hr_fft_bpm=float(hr_fft),
-      window_time_s=np.array([r[0] for r in rows]), window_hr_bpm=np.array([r[1] for r in rows]),
+      method=description,
+      source=source.path,
+      fps=video.fps,
+      time_s=video.timestamps - video.timestamps[0],
+      rppg=rppg,
+      hr_bpm=float(whole.hr),
+      quality=float(whole.quality),
+      reliable=bool(whole.reliable),
+      hr_fft_bpm=float(hr_fft),
+      window_time_s=np.array([r[0] for r in rows]),
+      window_hr_bpm=np.array([r[1] for r in rows]),
       window_quality=np.array([r[2] for r in rows]),
-      window_reliable=np.array([r[3] for r in rows], bool), valid_fraction=valid,
-      num_source_frames=video.num_source_frames, spectrum_hz=freqs[keep],
-      spectrum_power=power[keep])
+      window_reliable=np.array([r[3] for r in rows], bool),
+      valid_fraction=valid,
+      num_source_frames=video.num_source_frames,
+      spectrum_hz=freqs[keep],
+      spectrum_power=power[keep],
+  )
 
 
 def _write_csv(path: Path, header: list[str], rows) -> None:
@@ -313,14 +356,24 @@ def plot(pred: Prediction, path: str | os.PathLike) -> str:
   fig, axes = plt.subplots(3, 1, figsize=(9, 8))
   ax = axes[0]
   ax.plot(pred.time_s, pred.rppg, lw=0.8)
-  ax.set(xlabel="time [s]", ylabel="rPPG (a.u.)", title=f"{os.path.basename(pred.source)}: "
-         f"{pred.hr_bpm:.1f} bpm ({pred.method}, quality {pred.quality:.2f})")
+  ax.set(
+      xlabel="time [s]",
+      ylabel="rPPG (a.u.)",
+      title=f"{os.path.basename(pred.source)}: "
+      f"{pred.hr_bpm:.1f} bpm ({pred.method}, quality {pred.quality:.2f})",
+  )
   ax = axes[1]
   ok = pred.window_reliable
   ax.plot(pred.window_time_s, pred.window_hr_bpm, color="0.6", lw=1)
   ax.scatter(pred.window_time_s[ok], pred.window_hr_bpm[ok], s=14, label="reliable")
-  ax.scatter(pred.window_time_s[~ok], pred.window_hr_bpm[~ok], s=14, marker="x", color="r",
-             label="low quality")
+  ax.scatter(
+      pred.window_time_s[~ok],
+      pred.window_hr_bpm[~ok],
+      s=14,
+      marker="x",
+      color="r",
+      label="low quality",
+  )
   ax.axhline(pred.hr_bpm, color="k", ls="--", lw=1, label=f"whole recording {pred.hr_bpm:.1f}")
   ax.set(xlabel="window centre [s]", ylabel="HR [bpm]")
   ax.legend(loc="best", fontsize=8)
@@ -336,18 +389,33 @@ def write_outputs(pred: Prediction, out_dir: str | os.PathLike) -> dict[str, str
   """Writes summary.json, hr.csv, waveform.csv and predict.png (each atomically)."""
   out = Path(out_dir)
   out.mkdir(parents=True, exist_ok=True)
-  _write_csv(out / "waveform.csv", ["time_s", "rppg"],
-             ((f"{t:.4f}", f"{x:.6g}") for t, x in zip(pred.time_s, pred.rppg)))
-  _write_csv(out / "hr.csv", ["time_s", "hr_bpm", "quality", "reliable"],
-             ((f"{t:.2f}", f"{h:.2f}", f"{q:.3f}", int(r)) for t, h, q, r in zip(
-                 pred.window_time_s, pred.window_hr_bpm, pred.window_quality,
-                 pred.window_reliable)))
+  _write_csv(
+      out / "waveform.csv",
+      ["time_s", "rppg"],
+      ((f"{t:.4f}", f"{x:.6g}") for t, x in zip(pred.time_s, pred.rppg)),
+  )
+  _write_csv(
+      out / "hr.csv",
+      ["time_s", "hr_bpm", "quality", "reliable"],
+      (
+          (f"{t:.2f}", f"{h:.2f}", f"{q:.3f}", int(r))
+          for t, h, q, r in zip(
+              pred.window_time_s, pred.window_hr_bpm, pred.window_quality, pred.window_reliable
+          )
+      ),
+  )
   plot(pred, out / "predict.png")
   summary = {
-      "hr_bpm": pred.hr_bpm, "quality": pred.quality, "reliable": pred.reliable,
-      "hr_fft_bpm": pred.hr_fft_bpm, "method": pred.method, "video": pred.source,
-      "fps": pred.fps, "duration_s": len(pred.rppg) / pred.fps,
-      "num_source_frames": pred.num_source_frames, "face_fraction": pred.valid_fraction,
+      "hr_bpm": pred.hr_bpm,
+      "quality": pred.quality,
+      "reliable": pred.reliable,
+      "hr_fft_bpm": pred.hr_fft_bpm,
+      "method": pred.method,
+      "video": pred.source,
+      "fps": pred.fps,
+      "duration_s": len(pred.rppg) / pred.fps,
+      "num_source_frames": pred.num_source_frames,
+      "face_fraction": pred.valid_fraction,
       "num_windows": int(len(pred.window_hr_bpm)),
   }
   # The summary last: its presence means the other files are complete.

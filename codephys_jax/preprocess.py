@@ -11,6 +11,7 @@ takes the latest source frame at or before it (decided as frames stream in,
 so nothing is buffered), and the RGB trace is linearly interpolated. Labels
 (PPG) are put on the same output times with :func:`align_labels`.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -63,6 +64,7 @@ class PreprocessConfig:
     min_skin_fraction: frames with fewer skin pixels than this fraction of the
       crop are rejected (NaN RGB, ``valid=False``).
   """
+
   size: int = 72
   target_fps: float = 30.0
   detector: str = face_lib.DEFAULT_DETECTOR
@@ -79,14 +81,20 @@ class PreprocessConfig:
     if self.roi not in _ROIS:
       raise ValueError(f"roi must be one of {sorted(_ROIS)}, got {self.roi!r}")
     if self.detector not in face_lib.DETECTORS:
-      raise ValueError(f"detector must be one of {sorted(face_lib.DETECTORS)}, "
-                       f"got {self.detector!r}")
+      raise ValueError(
+          f"detector must be one of {sorted(face_lib.DETECTORS)}, " f"got {self.detector!r}"
+      )
     if self.rgb_roi not in RGB_ROIS:
       raise ValueError(f"rgb_roi must be one of {sorted(RGB_ROIS)}, got {self.rgb_roi!r}")
-    if (self.roi == "face" and self.rgb_roi == "landmarks"
-        and not face_lib.DETECTORS[self.detector].has_landmarks):
-      raise ValueError(f"rgb_roi='landmarks' needs a detector with keypoints; "
-                       f"{self.detector!r} has none (use rgb_roi='box')")
+    if (
+        self.roi == "face"
+        and self.rgb_roi == "landmarks"
+        and not face_lib.DETECTORS[self.detector].has_landmarks
+    ):
+      raise ValueError(
+          f"rgb_roi='landmarks' needs a detector with keypoints; "
+          f"{self.detector!r} has none (use rgb_roi='box')"
+      )
     if self.size < 1:
       raise ValueError(f"size must be >= 1, got {self.size}")
     if not self.target_fps > 0:
@@ -94,8 +102,7 @@ class PreprocessConfig:
 
   def fingerprint(self) -> str:
     """Stable 12-hex-digit hash of all fields, to key prepared datasets."""
-    payload = json.dumps({"type": "PreprocessConfig", **dataclasses.asdict(self)},
-                         sort_keys=True)
+    payload = json.dumps({"type": "PreprocessConfig", **dataclasses.asdict(self)}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
@@ -115,6 +122,7 @@ class PreprocessedVideo:
     source_timestamps: float64 [num_source_frames], each decoded frame's time
       (the source's clock), which per-frame labels share.
   """
+
   frames: np.ndarray
   rgb: np.ndarray
   valid: np.ndarray
@@ -134,9 +142,13 @@ class _FaceROI:
 
   def __init__(self, cfg: PreprocessConfig):
     self.cfg = cfg
-    self.tracker = FaceTracker(detector=cfg.detector, detect_every=cfg.detect_every,
-                               box_scale=cfg.box_scale, smoothing=cfg.smoothing,
-                               detect_width=cfg.detect_width)
+    self.tracker = FaceTracker(
+        detector=cfg.detector,
+        detect_every=cfg.detect_every,
+        box_scale=cfg.box_scale,
+        smoothing=cfg.smoothing,
+        detect_width=cfg.detect_width,
+    )
 
   def __call__(self, frame: np.ndarray) -> tuple[np.ndarray | None, np.ndarray, bool]:
     """``(crop or None, rgb, ok)`` for one source frame."""
@@ -146,8 +158,9 @@ class _FaceROI:
     crop = crop_square(frame, box)
     cfg = self.cfg
     if cfg.rgb_roi == "landmarks":
-      rgb, ok = face_lib.landmark_mean_rgb(frame, box.landmarks, use_skin_mask=cfg.skin_mask,
-                                           min_fraction=cfg.min_skin_fraction)
+      rgb, ok = face_lib.landmark_mean_rgb(
+          frame, box.landmarks, use_skin_mask=cfg.skin_mask, min_fraction=cfg.min_skin_fraction
+      )
     else:
       mask = skin_mask(crop) if cfg.skin_mask else None
       rgb, ok = skin_mean_rgb(crop, mask, min_fraction=cfg.min_skin_fraction)
@@ -155,9 +168,12 @@ class _FaceROI:
 
   def check(self, path: str, num_frames: int) -> None:
     if not self.tracker.found_any:
-      raise NoFaceError(path, f"no face found in any of {num_frames} frames (detector "
-                        f"{self.cfg.detector!r}); pass roi='full_frame' to use whole frames "
-                        "explicitly")
+      raise NoFaceError(
+          path,
+          f"no face found in any of {num_frames} frames (detector "
+          f"{self.cfg.detector!r}); pass roi='full_frame' to use whole frames "
+          "explicitly",
+      )
 
 
 class _FullFrameROI:
@@ -199,23 +215,29 @@ def preprocess_video(source: FrameSource, cfg: PreprocessConfig | None = None) -
   src_rgb: list[np.ndarray] = []
   src_ok: list[bool] = []
   t0 = None
-  prev_crop = None      # full-resolution crop of the previous source frame (or None)
-  prev_small = None     # its resized version, computed only if it gets emitted
+  prev_crop = None  # full-resolution crop of the previous source frame (or None)
+  prev_small = None  # its resized version, computed only if it gets emitted
 
   def emit_until(t_limit: float) -> None:
     """Emits the previous source frame for every output time before ``t_limit``."""
     nonlocal prev_small
     while t0 + len(out_frames) * period < t_limit:
       if prev_small is None:
-        prev_small = blank if prev_crop is None else cv2.resize(
-            prev_crop, size, interpolation=cv2.INTER_AREA)
+        prev_small = (
+            blank
+            if prev_crop is None
+            else cv2.resize(prev_crop, size, interpolation=cv2.INTER_AREA)
+        )
       out_frames.append(prev_small)
       out_has_box.append(prev_crop is not None)
 
   for t, frame in source:
     if src_t and t <= src_t[-1]:
-      raise VideoError(source.path, f"frame timestamps go backwards at frame {len(src_t)} "
-                       f"({t:.6f} s after {src_t[-1]:.6f} s)")
+      raise VideoError(
+          source.path,
+          f"frame timestamps go backwards at frame {len(src_t)} "
+          f"({t:.6f} s after {src_t[-1]:.6f} s)",
+      )
     if t0 is None:
       t0 = t
     else:
@@ -237,15 +259,26 @@ def preprocess_video(source: FrameSource, cfg: PreprocessConfig | None = None) -
   rgb = signal.resample_by_timestamps(np.asarray(src_t), rgb_src, timestamps).astype(np.float32)
   valid = np.isfinite(rgb).all(axis=1) & np.asarray(out_has_box)
   rgb[~valid] = np.nan
-  return PreprocessedVideo(frames=np.stack(out_frames), rgb=rgb, valid=valid,
-                           timestamps=timestamps, fps=float(cfg.target_fps),
-                           source_fps=float(source.fps), source_path=str(source.path),
-                           num_source_frames=len(src_t),
-                           source_timestamps=np.asarray(src_t, np.float64))
+  return PreprocessedVideo(
+      frames=np.stack(out_frames),
+      rgb=rgb,
+      valid=valid,
+      timestamps=timestamps,
+      fps=float(cfg.target_fps),
+      source_fps=float(source.fps),
+      source_path=str(source.path),
+      num_source_frames=len(src_t),
+      source_timestamps=np.asarray(src_t, np.float64),
+  )
 
 
-def align_labels(label_times: np.ndarray, label_values: np.ndarray,
-                 frame_timestamps: np.ndarray, *, tolerance_s: float | None = None) -> np.ndarray:
+def align_labels(
+    label_times: np.ndarray,
+    label_values: np.ndarray,
+    frame_timestamps: np.ndarray,
+    *,
+    tolerance_s: float | None = None,
+) -> np.ndarray:
   """Resamples a label signal (e.g. PPG) onto frame times by linear interpolation.
 
   The labels must cover the frames' time span up to ``tolerance_s`` at either
@@ -268,9 +301,13 @@ def align_labels(label_times: np.ndarray, label_values: np.ndarray,
   if tolerance_s is None:
     tolerance_s = float(np.median(np.diff(ft))) if len(ft) > 1 else 0.0
   if lt[0] > ft[0] + tolerance_s:
-    raise ValueError(f"labels start at {lt[0]:.4f} s, after the first frame at {ft[0]:.4f} s "
-                     f"(by {lt[0] - ft[0]:.4f} s > tolerance {tolerance_s:.4f} s)")
+    raise ValueError(
+        f"labels start at {lt[0]:.4f} s, after the first frame at {ft[0]:.4f} s "
+        f"(by {lt[0] - ft[0]:.4f} s > tolerance {tolerance_s:.4f} s)"
+    )
   if lt[-1] < ft[-1] - tolerance_s:
-    raise ValueError(f"labels end at {lt[-1]:.4f} s, before the last frame at {ft[-1]:.4f} s "
-                     f"(by {ft[-1] - lt[-1]:.4f} s > tolerance {tolerance_s:.4f} s)")
+    raise ValueError(
+        f"labels end at {lt[-1]:.4f} s, before the last frame at {ft[-1]:.4f} s "
+        f"(by {ft[-1] - lt[-1]:.4f} s > tolerance {tolerance_s:.4f} s)"
+    )
   return signal.resample_by_timestamps(lt, lv, ft).astype(np.float32)

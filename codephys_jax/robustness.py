@@ -76,9 +76,7 @@ def conditions(names: Sequence[str], severities: Sequence[float]) -> list[Condit
   sev = [float(s) for s in severities]
   unknown = [n for n in names if n not in deg_lib.DEGRADATIONS]
   if unknown:
-    raise ValueError(
-        f"unknown degradations {unknown}; valid names: {sorted(deg_lib.DEGRADATIONS)}"
-    )
+    raise ValueError(f"unknown degradations {unknown}; valid names: {sorted(deg_lib.DEGRADATIONS)}")
   if len(set(names)) != len(names):
     raise ValueError(f"degradations are repeated: {names}")
   if any(not 0 < s <= deg_lib.MAX_SEVERITY for s in sev):
@@ -93,8 +91,11 @@ def conditions(names: Sequence[str], severities: Sequence[float]) -> list[Condit
 
 def video_seed(seed: int, key: str) -> int:
   """Degradation seed of one video: stable across runs and processes."""
-  return int(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, zlib.crc32(key.encode())])
-             .generate_state(1)[0])
+  return int(
+      np.random.SeedSequence([int(seed) & 0xFFFFFFFF, zlib.crc32(key.encode())]).generate_state(1)[
+          0
+      ]
+  )
 
 
 class RawFrames:
@@ -134,9 +135,14 @@ class DegradedSource(video_lib.FrameSource):
   clock (labels stay aligned by time); the frame rate and size are the source's.
   """
 
-  def __init__(self, frames: RawFrames | video_lib.FrameSource,
-               degrade: deg_lib.Degradation | deg_lib.Compose, *, source: video_lib.FrameSource,
-               name: str):
+  def __init__(
+      self,
+      frames: RawFrames | video_lib.FrameSource,
+      degrade: deg_lib.Degradation | deg_lib.Compose,
+      *,
+      source: video_lib.FrameSource,
+      name: str,
+  ):
     self._frames = frames
     self._degrade = degrade
     self.path = name
@@ -153,10 +159,16 @@ class DegradedSource(video_lib.FrameSource):
       yield t, self._degrade(frame, index)
 
 
-def degraded_example(item: rppg_builder.Item, frames: RawFrames | video_lib.FrameSource,
-                     source: video_lib.FrameSource, labels: rppg_builder.RawLabels,
-                     condition: Condition, preprocess: preprocess_lib.PreprocessConfig, *,
-                     seed: int) -> dict[str, Any]:
+def degraded_example(
+    item: rppg_builder.Item,
+    frames: RawFrames | video_lib.FrameSource,
+    source: video_lib.FrameSource,
+    labels: rppg_builder.RawLabels,
+    condition: Condition,
+    preprocess: preprocess_lib.PreprocessConfig,
+    *,
+    seed: int,
+) -> dict[str, Any]:
   """Degrade the raw frames, run the face pipeline: the video dict a Predictor takes."""
   degrade = condition.make(seed=video_seed(seed, item.key), fps=source.fps)
   name = f"{item.key} ({condition.degradation} severity {condition.severity:g})"
@@ -192,8 +204,9 @@ def make_predictors(config: ml_collections.ConfigDict) -> dict[str, eval_lib.Pre
   return {m: eval_lib.make_predictor(_method_config(config, m)) for m in methods}
 
 
-def _split_items(config: ml_collections.ConfigDict) -> tuple[rppg_builder.RppgBuilder,
-                                                              list[rppg_builder.Item]]:
+def _split_items(
+    config: ml_collections.ConfigDict,
+) -> tuple[rppg_builder.RppgBuilder, list[rppg_builder.Item]]:
   builder = data_lib.make_builder(config.dataset, **data_lib.builder_kwargs(config))
   items = builder.list_items(config.get("manual_dir") or None)
   splits = builder.split_keys(items, config.get("manual_dir") or None)
@@ -208,15 +221,28 @@ def _split_items(config: ml_collections.ConfigDict) -> tuple[rppg_builder.RppgBu
   return builder, [by_key[k] for k in keys]
 
 
-def _row(method: str, condition: Condition, results: list[Result], failed: list[str],
-         config: ml_collections.ConfigDict) -> dict[str, Any]:
-  row: dict[str, Any] = {"method": method, "degradation": condition.degradation,
-                         "severity": condition.severity}
+def _row(
+    method: str,
+    condition: Condition,
+    results: list[Result],
+    failed: list[str],
+    config: ml_collections.ConfigDict,
+) -> dict[str, Any]:
+  row: dict[str, Any] = {
+      "method": method,
+      "degradation": condition.degradation,
+      "severity": condition.severity,
+  }
   if results:
     metrics = eval_lib.score(results, config.eval).metrics
   else:
-    metrics = {"mae": float("nan"), "rmse": float("nan"), "pearson": float("nan"),
-               "snr": float("nan"), "num_videos": 0}
+    metrics = {
+        "mae": float("nan"),
+        "rmse": float("nan"),
+        "pearson": float("nan"),
+        "snr": float("nan"),
+        "num_videos": 0,
+    }
   for key in ("mae", "rmse", "pearson", "snr"):
     row[key] = float(metrics[key])
   row["num_videos"] = int(metrics["num_videos"])
@@ -228,8 +254,12 @@ def _row(method: str, condition: Condition, results: list[Result], failed: list[
   return row
 
 
-def evaluate(config: ml_collections.ConfigDict, *, progress: bool = True,
-             predictors: Mapping[str, eval_lib.Predictor] | None = None) -> list[dict[str, Any]]:
+def evaluate(
+    config: ml_collections.ConfigDict,
+    *,
+    progress: bool = True,
+    predictors: Mapping[str, eval_lib.Predictor] | None = None,
+) -> list[dict[str, Any]]:
   """One row per (method, condition), methods in config order, clean condition first.
 
   A video whose degraded frames defeat the face pipeline (no face found) counts
@@ -244,7 +274,8 @@ def evaluate(config: ml_collections.ConfigDict, *, progress: bool = True,
   read_item = type(builder).read_item
   max_bytes = int(float(rob.get("raw_cache_mb", 1024)) * 2**20)
   results: dict[tuple[str, Condition], list[Result]] = {
-      (m, c): [] for m in predictors for c in conds}
+      (m, c): [] for m in predictors for c in conds
+  }
   failed: dict[Condition, list[str]] = {c: [] for c in conds}
   bar = tqdm.tqdm(total=len(items) * len(conds), desc="robustness", disable=not progress)
   for item in items:
@@ -254,24 +285,26 @@ def evaluate(config: ml_collections.ConfigDict, *, progress: bool = True,
       for cond in conds:
         bar.set_postfix_str(f"{item.key} {cond.degradation}@{cond.severity:g}")
         try:
-          example = degraded_example(item, frames, source, labels, cond, preprocess,
-                                     seed=int(rob.seed))
+          example = degraded_example(
+              item, frames, source, labels, cond, preprocess, seed=int(rob.seed)
+          )
         except rppg_builder.PreparationError as e:
-          logging.warning("%s under %s severity %g: %s", item.key, cond.degradation,
-                          cond.severity, e)
+          logging.warning(
+              "%s under %s severity %g: %s", item.key, cond.degradation, cond.severity, e
+          )
           failed[cond].append(item.key)
           bar.update()
           continue
         for method, predictor in predictors.items():
-          results[(method, cond)].extend(
-              eval_lib.run_method([example], predictor, progress=False))
+          results[(method, cond)].extend(eval_lib.run_method([example], predictor, progress=False))
         bar.update()
   bar.close()
   return [_row(m, c, results[(m, c)], failed[c], config) for m in predictors for c in conds]
 
 
-def write_outputs(workdir: str, rows: Sequence[Mapping[str, Any]],
-                  config: ml_collections.ConfigDict) -> None:
+def write_outputs(
+    workdir: str, rows: Sequence[Mapping[str, Any]], config: ml_collections.ConfigDict
+) -> None:
   os.makedirs(workdir, exist_ok=True)
   rob = config.robustness
   summary = {
@@ -287,8 +320,9 @@ def write_outputs(workdir: str, rows: Sequence[Mapping[str, Any]],
       "hr_method": config.eval.hr_method,
       "window_seconds": config.eval.get("window_seconds"),
   }
-  jsonio.write_json(os.path.join(workdir, "robustness.json"),
-                    {"config": summary, "rows": list(rows)})
+  jsonio.write_json(
+      os.path.join(workdir, "robustness.json"), {"config": summary, "rows": list(rows)}
+  )
   tmp = os.path.join(workdir, "robustness.csv.tmp")
   with open(tmp, "w", newline="") as f:
     writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS, extrasaction="ignore")

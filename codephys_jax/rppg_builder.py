@@ -122,7 +122,9 @@ class RppgConfig(tfds.core.BuilderConfig):
 
 
 def config_name(
-    preprocess: preprocess_lib.PreprocessConfig, source_id: str, *,
+    preprocess: preprocess_lib.PreprocessConfig,
+    source_id: str,
+    *,
     skip_bad_items: bool = False,
 ) -> str:
   """Stable directory-safe name: crop size + hash of every setting and the source."""
@@ -155,25 +157,25 @@ def manual_dir_id(manual_dir: str | os.PathLike[str]) -> str:
 def features(size: int) -> tfds.features.FeaturesDict:
   """The example spec shared by every rPPG builder."""
   bytes_enc = tfds.features.Encoding.BYTES
-  return tfds.features.FeaturesDict({
-      "video_id": tfds.features.Text(),
-      "subject_id": tfds.features.Text(),
-      # uint8 crops stored as raw bytes: ~6x faster to read than int64 lists.
-      "frames": tfds.features.Tensor(
-          shape=(None, size, size, 3), dtype=np.uint8, encoding=bytes_enc
-      ),
-      "rgb": tfds.features.Tensor(shape=(None, 3), dtype=np.float32, encoding=bytes_enc),
-      "valid": tfds.features.Tensor(shape=(None,), dtype=np.uint8, encoding=bytes_enc),
-      "ppg": tfds.features.Tensor(shape=(None,), dtype=np.float32, encoding=bytes_enc),
-      "timestamps": tfds.features.Tensor(
-          shape=(None,), dtype=np.float64, encoding=bytes_enc
-      ),
-      "fps": tfds.features.Scalar(dtype=np.float32),
-      "hr": tfds.features.Scalar(dtype=np.float32),
-      # Alignment accounting (see `build_example`): decoded frames and per-frame
-      # label samples trimmed, label/frame timestamps dropped by the repair rule.
-      **{name: tfds.features.Scalar(dtype=np.int32) for name in ALIGNMENT_FIELDS},
-  })
+  return tfds.features.FeaturesDict(
+      {
+          "video_id": tfds.features.Text(),
+          "subject_id": tfds.features.Text(),
+          # uint8 crops stored as raw bytes: ~6x faster to read than int64 lists.
+          "frames": tfds.features.Tensor(
+              shape=(None, size, size, 3), dtype=np.uint8, encoding=bytes_enc
+          ),
+          "rgb": tfds.features.Tensor(shape=(None, 3), dtype=np.float32, encoding=bytes_enc),
+          "valid": tfds.features.Tensor(shape=(None,), dtype=np.uint8, encoding=bytes_enc),
+          "ppg": tfds.features.Tensor(shape=(None,), dtype=np.float32, encoding=bytes_enc),
+          "timestamps": tfds.features.Tensor(shape=(None,), dtype=np.float64, encoding=bytes_enc),
+          "fps": tfds.features.Scalar(dtype=np.float32),
+          "hr": tfds.features.Scalar(dtype=np.float32),
+          # Alignment accounting (see `build_example`): decoded frames and per-frame
+          # label samples trimmed, label/frame timestamps dropped by the repair rule.
+          **{name: tfds.features.Scalar(dtype=np.int32) for name in ALIGNMENT_FIELDS},
+      }
+  )
 
 
 def reference_hr(ppg: np.ndarray, fps: float) -> float:
@@ -250,13 +252,16 @@ def validate_labels(item_key: str, labels: RawLabels) -> tuple[RawLabels, int]:
     return labels, 0
   times = np.asarray(labels.times, dtype=np.float64)
   if times.shape != ppg.shape:
-    raise PreparationError(
-        f"{item_key}: {ppg.size} PPG samples but {times.size} label timestamps"
-    )
+    raise PreparationError(f"{item_key}: {ppg.size} PPG samples but {times.size} label timestamps")
   keep, dropped = repair_timestamps(f"{item_key}: label", times)
   if dropped:
-    logging.info("%s: repaired the label clock: dropped %d of %d samples with repeated or "
-                 "backward timestamps", item_key, dropped, times.size)
+    logging.info(
+        "%s: repaired the label clock: dropped %d of %d samples with repeated or "
+        "backward timestamps",
+        item_key,
+        dropped,
+        times.size,
+    )
   return RawLabels(times=times[keep], ppg=ppg[keep], per_frame=False), dropped
 
 
@@ -381,8 +386,9 @@ class RppgBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
       )
     preprocess = preprocess or preprocess_lib.PreprocessConfig(size=cls.DEFAULT_SIZE)
     source_id = manual_dir_id(manual_dir) if manual_dir else ""
-    return RppgConfig(preprocess=preprocess, source_id=source_id, skip_bad_items=skip,
-                      version=cls.VERSION)
+    return RppgConfig(
+        preprocess=preprocess, source_id=source_id, skip_bad_items=skip, version=cls.VERSION
+    )
 
   def _info(self) -> tfds.core.DatasetInfo:
     cfg: RppgConfig = self.builder_config
@@ -393,9 +399,13 @@ class RppgBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         # `skipped` / `item_counts` are filled in during generation and saved
         # with the dataset info (metadata.json) when preparation ends.
         metadata=tfds.core.MetadataDict(
-            preprocess=dataclasses.asdict(cfg.preprocess), source_id=cfg.source_id,
-            skip_bad_items=cfg.skip_bad_items, skipped={}, item_counts={},
-            split_counts={}, alignment={},
+            preprocess=dataclasses.asdict(cfg.preprocess),
+            source_id=cfg.source_id,
+            skip_bad_items=cfg.skip_bad_items,
+            skipped={},
+            item_counts={},
+            split_counts={},
+            alignment={},
         ),
     )
 
@@ -447,8 +457,7 @@ class RppgBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     items = self.list_items(manual_dir)
     if not items:
       raise PreparationError(
-          f"{self.name}: no items found under {manual_dir}. "
-          f"{self.MANUAL_DOWNLOAD_INSTRUCTIONS}"
+          f"{self.name}: no items found under {manual_dir}. " f"{self.MANUAL_DOWNLOAD_INSTRUCTIONS}"
       )
     by_key = {it.key: it for it in items}
     if len(by_key) != len(items):
@@ -463,7 +472,9 @@ class RppgBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
           f"{len(items)} found - {excluded} excluded"
       )
     logging.info(
-        "%s: %d items found, %s", self.name, len(items),
+        "%s: %d items found, %s",
+        self.name,
+        len(items),
         {k: len(v) for k, v in splits.items()},
     )
     self._counts = {"found": len(items), "excluded": excluded}
@@ -473,8 +484,11 @@ class RppgBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
       # Under the dataset's own folder: a failed preparation removes it with
       # everything else it created (see `prepare`).
       self._example_cache = _ExampleCache(
-          os.path.join(os.fspath(self.data_dir_root), self.name,
-                       f".prep-cache-{self.builder_config.name}"), uses)
+          os.path.join(
+              os.fspath(self.data_dir_root), self.name, f".prep-cache-{self.builder_config.name}"
+          ),
+          uses,
+      )
     out = {}
     for split, keys in splits.items():
       missing = [k for k in keys if k not in by_key]
@@ -549,21 +563,37 @@ class RppgBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     counts = getattr(self, "_counts", {"found": len(items), "excluded": 0})
     if split == "full":
       logging.info(
-          "%s/full: found %d, excluded %d, skipped %d, written %d (%s)", self.name,
-          counts["found"], counts["excluded"], len(skipped_here), written,
+          "%s/full: found %d, excluded %d, skipped %d, written %d (%s)",
+          self.name,
+          counts["found"],
+          counts["excluded"],
+          len(skipped_here),
+          written,
           alignment_counts(aligned_here),
       )
       metadata["item_counts"] = {
-          **counts, "skipped": len(skipped_here), "written": written,
+          **counts,
+          "skipped": len(skipped_here),
+          "written": written,
           **alignment_counts(aligned_here),
       }
     else:
-      logging.info("%s/%s: listed %d, skipped %d, written %d", self.name, split,
-                   len(items), len(skipped_here), written)
+      logging.info(
+          "%s/%s: listed %d, skipped %d, written %d",
+          self.name,
+          split,
+          len(items),
+          len(skipped_here),
+          written,
+      )
     metadata["split_counts"] = {
         **_metadata_get(metadata, "split_counts"),
-        split: {"listed": len(items), "skipped": len(skipped_here), "written": written,
-                **alignment_counts(aligned_here)},
+        split: {
+            "listed": len(items),
+            "skipped": len(skipped_here),
+            "written": written,
+            **alignment_counts(aligned_here),
+        },
     }
 
 
@@ -619,8 +649,10 @@ class _ExampleCache:
       arrays = {k: z[k] for k in z.files}
     if "__skipped__" in arrays:
       return SkippedItem(reason=str(arrays["__skipped__"]))
-    return {k: (str(v) if v.dtype.kind == "U" else v[()]) if v.ndim == 0 else v
-            for k, v in arrays.items()}
+    return {
+        k: (str(v) if v.dtype.kind == "U" else v[()]) if v.ndim == 0 else v
+        for k, v in arrays.items()
+    }
 
   def release(self, key: str) -> None:
     if key not in self._uses:
@@ -675,12 +707,13 @@ def prepare(
   try:
     # TF-free at any size: TFDS would spill splits past 1 GB through tf.io.gfile.
     with tfds_spill.spill_without_tensorflow():
-      builder.download_and_prepare(
-          download_config=download_config, file_format="array_record"
-      )
+      builder.download_and_prepare(download_config=download_config, file_format="array_record")
     _write_provenance(builder, manual_dir)
-    jsonio.write_json(os.path.join(os.fspath(builder.data_path), SKIPPED_FILE),
-                      _metadata_get(builder.info.metadata, "skipped"), sort_keys=True)
+    jsonio.write_json(
+        os.path.join(os.fspath(builder.data_path), SKIPPED_FILE),
+        _metadata_get(builder.info.metadata, "skipped"),
+        sort_keys=True,
+    )
   except BaseException:
     _remove_new(root, before)
     raise

@@ -13,6 +13,7 @@ exactly and independently of JAX:
 (`raw`, `standardized`, `diff_normalized`) live here too so that labels and frames
 share one definition; they are looked up by name in `NORMALIZATIONS`.
 """
+
 from __future__ import annotations
 
 from typing import Callable
@@ -103,11 +104,19 @@ def _validate_band(fs: float, low_hz: float, high_hz: float) -> None:
   if not 0.0 < low_hz < high_hz < nyquist:
     raise ValueError(
         "band edges must satisfy 0 < low_hz < high_hz < fs/2; got "
-        f"low_hz={low_hz}, high_hz={high_hz}, fs/2={nyquist}")
+        f"low_hz={low_hz}, high_hz={high_hz}, fs/2={nyquist}"
+    )
 
 
-def bandpass(x: ArrayLike, fs: float, *, low_hz: float = 0.75,
-             high_hz: float = 2.5, order: int = 1, axis: int = 0) -> np.ndarray:
+def bandpass(
+    x: ArrayLike,
+    fs: float,
+    *,
+    low_hz: float = 0.75,
+    high_hz: float = 2.5,
+    order: int = 1,
+    axis: int = 0,
+) -> np.ndarray:
   """Zero-phase Butterworth band-pass (forward-backward, second-order sections).
 
   The effective magnitude response is the square of the order-`order` design, as with
@@ -120,15 +129,13 @@ def bandpass(x: ArrayLike, fs: float, *, low_hz: float = 0.75,
   arr = np.asarray(x, dtype=np.float64)
   if arr.ndim == 0:
     raise ValueError("bandpass needs at least a 1-D array")
-  sos = scipy.signal.butter(int(order), [low_hz, high_hz], btype="bandpass",
-                            fs=fs, output="sos")
+  sos = scipy.signal.butter(int(order), [low_hz, high_hz], btype="bandpass", fs=fs, output="sos")
   n = arr.shape[axis]
   if n < 2:
     return arr.copy()
   # Same default as scipy.signal.filtfilt for b, a: 3 * max(len(a), len(b)).
   default_pad = 3 * (2 * int(order) + 1)
-  return scipy.signal.sosfiltfilt(sos, arr, axis=axis,
-                                  padlen=min(default_pad, n - 1))
+  return scipy.signal.sosfiltfilt(sos, arr, axis=axis, padlen=min(default_pad, n - 1))
 
 
 def standardize(x: ArrayLike, *, axis: int | None = 0) -> np.ndarray:
@@ -156,8 +163,7 @@ def diff_normalize(x: ArrayLike, *, axis: int = 0) -> np.ndarray:
   dtype = _float_dtype(arr)
   arr = arr.astype(dtype, copy=False)
   if arr.ndim == 0 or arr.shape[axis] < 2:
-    raise ValueError(
-        f"diff_normalize needs >= 2 samples along axis {axis}, got shape {arr.shape}")
+    raise ValueError(f"diff_normalize needs >= 2 samples along axis {axis}, got shape {arr.shape}")
   head = np.take(arr, np.arange(1, arr.shape[axis]), axis=axis)
   tail = np.take(arr, np.arange(0, arr.shape[axis] - 1), axis=axis)
   d = (head - tail) / (head + tail + dtype.type(DIFF_EPS))
@@ -198,8 +204,7 @@ def _standardized(x: ArrayLike, *, axis: int = 0, label: bool = False) -> np.nda
   return standardize(x, axis=axis if label else None)
 
 
-def _diff_normalized(x: ArrayLike, *, axis: int = 0,
-                     label: bool = False) -> np.ndarray:
+def _diff_normalized(x: ArrayLike, *, axis: int = 0, label: bool = False) -> np.ndarray:
   if label:
     return diff_normalize_label(x)
   return diff_normalize(x, axis=axis)
@@ -212,8 +217,7 @@ NORMALIZATIONS: dict[str, Callable[..., np.ndarray]] = {
 }
 
 
-def normalize(x: ArrayLike, mode: str, *, axis: int = 0,
-              label: bool = False) -> np.ndarray:
+def normalize(x: ArrayLike, mode: str, *, axis: int = 0, label: bool = False) -> np.ndarray:
   """Apply the normalisation `mode` (a key of NORMALIZATIONS).
 
   `label=True` selects the label variant: `standardized` z-scores along `axis` and
@@ -223,13 +227,13 @@ def normalize(x: ArrayLike, mode: str, *, axis: int = 0,
   try:
     fn = NORMALIZATIONS[mode]
   except KeyError:
-    raise ValueError(f"unknown normalisation {mode!r}; expected one of "
-                     f"{sorted(NORMALIZATIONS)}") from None
+    raise ValueError(
+        f"unknown normalisation {mode!r}; expected one of " f"{sorted(NORMALIZATIONS)}"
+    ) from None
   return fn(x, axis=axis, label=label)
 
 
-def resample_by_timestamps(t_src: ArrayLike, x_src: ArrayLike,
-                           t_dst: ArrayLike) -> np.ndarray:
+def resample_by_timestamps(t_src: ArrayLike, x_src: ArrayLike, t_dst: ArrayLike) -> np.ndarray:
   """Linear interpolation of samples x_src (taken at t_src) onto times t_dst.
 
   t_src must be strictly increasing (timestamps may be non-uniform). x_src may be
@@ -241,8 +245,7 @@ def resample_by_timestamps(t_src: ArrayLike, x_src: ArrayLike,
   xs = np.asarray(x_src)
   xs = xs.astype(np.float64 if xs.ndim <= 1 else _float_dtype(xs), copy=False)
   if xs.shape[0] != ts.shape[0]:
-    raise ValueError(
-        f"t_src has {ts.shape[0]} samples but x_src has {xs.shape[0]} along axis 0")
+    raise ValueError(f"t_src has {ts.shape[0]} samples but x_src has {xs.shape[0]} along axis 0")
   if ts.shape[0] == 0:
     raise ValueError("cannot resample an empty signal")
   if not (np.all(np.isfinite(ts)) and np.all(np.isfinite(td))):
@@ -254,7 +257,8 @@ def resample_by_timestamps(t_src: ArrayLike, x_src: ArrayLike,
     bad = int(np.argmax(steps <= 0))
     raise ValueError(
         "t_src must be strictly increasing; t_src[%d]=%r >= t_src[%d]=%r"
-        % (bad, ts[bad], bad + 1, ts[bad + 1]))
+        % (bad, ts[bad], bad + 1, ts[bad + 1])
+    )
   tc = np.clip(td, ts[0], ts[-1])
   hi = np.clip(np.searchsorted(ts, tc, side="right"), 1, ts.shape[0] - 1)
   lo = hi - 1
@@ -274,9 +278,16 @@ def uniform_times(t_start: float, t_end: float, fps: float) -> np.ndarray:
   return t_start + np.arange(count, dtype=np.float64) / fps
 
 
-def postprocess(x: ArrayLike, fs: float, *, diff_normalized: bool = False,
-                detrend_lambda: float = 100.0, low_hz: float = 0.75,
-                high_hz: float = 2.5, order: int = 1) -> np.ndarray:
+def postprocess(
+    x: ArrayLike,
+    fs: float,
+    *,
+    diff_normalized: bool = False,
+    detrend_lambda: float = 100.0,
+    low_hz: float = 0.75,
+    high_hz: float = 2.5,
+    order: int = 1,
+) -> np.ndarray:
   """The evaluation convention: integrate if diff-normalised, detrend, band-pass."""
   sig = _as_1d(x)
   if diff_normalized:

@@ -13,6 +13,7 @@ baseline drift and optional white noise.
 multiplicative model C(t) = skin * I(t) * (1 + s * p(t) * pbv) + noise, which is
 what the unsupervised rPPG methods are designed for.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -99,17 +100,26 @@ def _wrapped_offset(phase: np.ndarray, centre: np.ndarray | float) -> np.ndarray
   return (phase - centre + 0.5) % 1.0 - 0.5
 
 
-def beat_template(phase: np.ndarray, morphology: MorphologyParams, *, rr_s: np.ndarray | float = 1.0) -> np.ndarray:
+def beat_template(
+    phase: np.ndarray, morphology: MorphologyParams, *, rr_s: np.ndarray | float = 1.0
+) -> np.ndarray:
   """Evaluates the beat template at beat phase(s) in [0, 1) for the local RR interval(s) in seconds."""
   phase = np.asarray(phase, dtype=np.float64)
-  stretch = np.clip(np.sqrt(_REFERENCE_RR_S / np.asarray(rr_s, dtype=np.float64)), 1.0 / _MAX_PHASE_STRETCH,
-                    _MAX_PHASE_STRETCH)
+  stretch = np.clip(
+      np.sqrt(_REFERENCE_RR_S / np.asarray(rr_s, dtype=np.float64)),
+      1.0 / _MAX_PHASE_STRETCH,
+      _MAX_PHASE_STRETCH,
+  )
   m = morphology
   d_sys = _wrapped_offset(phase, m.sys_pos * stretch)
   width = np.where(d_sys < 0, m.sys_width_rise, m.sys_width_fall) * stretch
   systolic = np.exp(-0.5 * (d_sys / width) ** 2)
-  notch = m.notch_depth * np.exp(-0.5 * (_wrapped_offset(phase, m.notch_pos * stretch) / (m.notch_width * stretch))**2)
-  diastolic = m.dia_amp * np.exp(-0.5 * (_wrapped_offset(phase, m.dia_pos * stretch) / (m.dia_width * stretch))**2)
+  notch = m.notch_depth * np.exp(
+      -0.5 * (_wrapped_offset(phase, m.notch_pos * stretch) / (m.notch_width * stretch)) ** 2
+  )
+  diastolic = m.dia_amp * np.exp(
+      -0.5 * (_wrapped_offset(phase, m.dia_pos * stretch) / (m.dia_width * stretch)) ** 2
+  )
   return systolic - notch + diastolic
 
 
@@ -180,17 +190,25 @@ def synth_ppg(
   variation = np.sqrt(weights[0]) * lf + np.sqrt(weights[1]) * hf + np.sqrt(weights[2]) * rand
   variation -= variation.mean()
   std = variation.std()
-  variation = variation / std * hrv_std_bpm if std > 0 and hrv_std_bpm > 0 else np.zeros_like(variation)
+  variation = (
+      variation / std * hrv_std_bpm if std > 0 and hrv_std_bpm > 0 else np.zeros_like(variation)
+  )
   inst_hr = np.clip(mean_hr_bpm + variation, 25.0, 240.0)
 
   # Beat phase by trapezoidal integration of the rate; beats are integer crossings.
   rate_hz = inst_hr / 60.0
-  phase = rng.uniform(0.0, 1.0) + np.concatenate([[0.0], np.cumsum(0.5 * (rate_hz[1:] + rate_hz[:-1]) / fs)])
+  phase = rng.uniform(0.0, 1.0) + np.concatenate(
+      [[0.0], np.cumsum(0.5 * (rate_hz[1:] + rate_hz[:-1]) / fs)]
+  )
   crossings = np.nonzero(np.floor(phase[1:]) > np.floor(phase[:-1]))[0]
   target = np.floor(phase[crossings + 1])
   frac = (target - phase[crossings]) / (phase[crossings + 1] - phase[crossings])
   beat_times = (crossings + frac) / fs
-  mean_hr = float(60.0 / np.mean(np.diff(beat_times))) if beat_times.size >= 2 else float(np.mean(inst_hr))
+  mean_hr = (
+      float(60.0 / np.mean(np.diff(beat_times)))
+      if beat_times.size >= 2
+      else float(np.mean(inst_hr))
+  )
 
   pulse = beat_template(phase % 1.0, morphology, rr_s=1.0 / rate_hz)
   resp_phase = 2 * np.pi * resp_rate_hz * t + rng.uniform(0, 2 * np.pi)
@@ -199,8 +217,14 @@ def synth_ppg(
     ppg += drift_std * _smooth_noise(rng, num_samples, fs, cutoff_hz=0.05)
   if noise_std > 0:
     ppg += noise_std * rng.standard_normal(num_samples)
-  return PPGSample(ppg=ppg.astype(np.float32), beat_times=beat_times, instantaneous_hr=inst_hr.astype(np.float32),
-                   mean_hr=mean_hr, fs=float(fs), morphology=morphology)
+  return PPGSample(
+      ppg=ppg.astype(np.float32),
+      beat_times=beat_times,
+      instantaneous_hr=inst_hr.astype(np.float32),
+      mean_hr=mean_hr,
+      fs=float(fs),
+      morphology=morphology,
+  )
 
 
 # Relative pulsatile amplitudes of (R, G, B) in normalised skin reflectance
@@ -239,5 +263,9 @@ def synth_rgb_trace(
     f = rng.uniform(*illum_wave_hz)
     illum += illum_wave / np.sqrt(3) * np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi))
   skin = brightness * np.asarray(skin_rgb, dtype=np.float64)
-  rgb = skin[None, :] * illum[:, None] * (1.0 + pulse_strength * p[:, None] * np.asarray(pbv)[None, :])
+  rgb = (
+      skin[None, :]
+      * illum[:, None]
+      * (1.0 + pulse_strength * p[:, None] * np.asarray(pbv)[None, :])
+  )
   return rgb + noise_std * rng.standard_normal(rgb.shape)

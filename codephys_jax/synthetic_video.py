@@ -14,6 +14,7 @@ amplitudes about 0.33 : 0.77 : 0.53), more strongly on the cheeks and
 forehead than on the rest of the face and the neck. Sensor noise is added per
 frame before quantisation to uint8.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -37,8 +38,9 @@ _SKIN_DARK = np.array([112, 74, 52], np.float32)
 @dataclasses.dataclass(frozen=True)
 class _Face:
   """Static per-subject layers, in the un-moved head pose."""
-  fg: np.ndarray          # float32 [H, W, 4]: face/hair/neck RGB and alpha
-  pulse: np.ndarray       # float32 [H, W, 3]: RGB change per unit pulse (already x fg)
+
+  fg: np.ndarray  # float32 [H, W, 4]: face/hair/neck RGB and alpha
+  pulse: np.ndarray  # float32 [H, W, 3]: RGB change per unit pulse (already x fg)
   background: np.ndarray  # float32 [H, W, 3]
   centre: tuple[float, float]
 
@@ -51,9 +53,17 @@ def _smooth_noise(rng: np.random.Generator, h: int, w: int, cell: int) -> np.nda
 
 def _ellipse_mask(h: int, w: int, centre, axes, angle: float = 0.0) -> np.ndarray:
   m = np.zeros((h, w), np.float32)
-  cv2.ellipse(m, (int(round(centre[0])), int(round(centre[1]))),
-              (max(1, int(round(axes[0]))), max(1, int(round(axes[1])))), angle, 0, 360, 1.0, -1,
-              cv2.LINE_AA)
+  cv2.ellipse(
+      m,
+      (int(round(centre[0])), int(round(centre[1]))),
+      (max(1, int(round(axes[0]))), max(1, int(round(axes[1])))),
+      angle,
+      0,
+      360,
+      1.0,
+      -1,
+      cv2.LINE_AA,
+  )
   return m
 
 
@@ -75,8 +85,13 @@ def _build_face(rng: np.random.Generator, width: int, height: int) -> _Face:
   for _ in range(rng.integers(2, 6)):
     m = np.zeros((h, w), np.float32)
     x0, y0 = rng.integers(0, w), rng.integers(0, h)
-    cv2.rectangle(m, (int(x0), int(y0)), (int(x0 + rng.integers(w // 10, w // 3)),
-                                          int(y0 + rng.integers(h // 10, h // 3))), 1.0, -1)
+    cv2.rectangle(
+        m,
+        (int(x0), int(y0)),
+        (int(x0 + rng.integers(w // 10, w // 3)), int(y0 + rng.integers(h // 10, h // 3))),
+        1.0,
+        -1,
+    )
     _blend(bg, cv2.GaussianBlur(m, (0, 0), 2.0) * 0.6, rng.uniform(30, 220, 3))
   bg = np.clip(bg, 0, 255)
 
@@ -88,8 +103,9 @@ def _build_face(rng: np.random.Generator, width: int, height: int) -> _Face:
   tone = rng.uniform(0.0, 1.0)
   skin = (1 - tone) * _SKIN_LIGHT + tone * _SKIN_DARK
   skin = skin * rng.uniform(0.95, 1.05, 3).astype(np.float32)
-  hair_col = rng.choice(np.array([[25, 18, 12], [60, 40, 25], [110, 80, 45], [40, 35, 35]],
-                                 np.float32))
+  hair_col = rng.choice(
+      np.array([[25, 18, 12], [60, 40, 25], [110, 80, 45], [40, 35, 35]], np.float32)
+  )
 
   rgb = np.zeros((h, w, 3), np.float32)
   alpha = np.zeros((h, w), np.float32)
@@ -100,8 +116,9 @@ def _build_face(rng: np.random.Generator, width: int, height: int) -> _Face:
   alpha = np.maximum(alpha, hair)
   neck = np.zeros((h, w), np.float32)
   cv2.rectangle(neck, (int(cx - 0.55 * a), int(cy + 0.5 * b)), (int(cx + 0.55 * a), h), 1.0, -1)
-  cv2.ellipse(neck, (int(cx), int(cy + 1.75 * b)), (int(2.4 * a), int(0.8 * b)), 0, 180, 360,
-              1.0, -1)
+  cv2.ellipse(
+      neck, (int(cx), int(cy + 1.75 * b)), (int(2.4 * a), int(0.8 * b)), 0, 180, 360, 1.0, -1
+  )
   neck = cv2.GaussianBlur(neck, (0, 0), 1.0)
   neck_col = skin * 0.78
   _blend(rgb, neck, neck_col)
@@ -121,15 +138,22 @@ def _build_face(rng: np.random.Generator, width: int, height: int) -> _Face:
 
   # Pulse amplitude map: cheeks and forehead strongest; features carry none.
   amp = 0.55 * face
-  for (px, py, sx, sy, g) in [(-0.45, 0.2, 0.28, 0.22, 0.9), (0.45, 0.2, 0.28, 0.22, 0.9),
-                              (0.0, -0.55, 0.5, 0.2, 0.7)]:
+  for px, py, sx, sy, g in [
+      (-0.45, 0.2, 0.28, 0.22, 0.9),
+      (0.45, 0.2, 0.28, 0.22, 0.9),
+      (0.0, -0.55, 0.5, 0.2, 0.7),
+  ]:
     amp += g * face * np.exp(-(((u - px) / sx) ** 2 + ((v - py) / sy) ** 2))
   amp += 0.35 * neck * (1 - face)
   features = np.zeros((h, w), np.float32)
 
   # Hair fringe over the forehead top.
-  fringe = _ellipse_mask(h, w, (cx + rng.uniform(-0.1, 0.1) * a, cy - 0.95 * b),
-                         (1.02 * a, rng.uniform(0.22, 0.32) * b))
+  fringe = _ellipse_mask(
+      h,
+      w,
+      (cx + rng.uniform(-0.1, 0.1) * a, cy - 0.95 * b),
+      (1.02 * a, rng.uniform(0.22, 0.32) * b),
+  )
   fringe *= face
   _blend(rgb, fringe, hair_col)
   features = np.maximum(features, fringe)
@@ -139,29 +163,42 @@ def _build_face(rng: np.random.Generator, width: int, height: int) -> _Face:
   # Eye sockets: broad soft shadow, the main cue of the frontal cascade.
   for sgn in (-1, 1):
     ex = cx + sgn * eye_dx
-    socket = cv2.GaussianBlur(_ellipse_mask(h, w, (ex, eye_y - 0.02 * b), (0.3 * a, 0.13 * b)),
-                              (0, 0), 0.06 * a)
+    socket = cv2.GaussianBlur(
+        _ellipse_mask(h, w, (ex, eye_y - 0.02 * b), (0.3 * a, 0.13 * b)), (0, 0), 0.06 * a
+    )
     rgb *= (1 - 0.4 * socket)[..., None]
     brow = np.zeros((h, w), np.float32)
-    cv2.ellipse(brow, (int(ex), int(eye_y - 0.12 * b)), (int(0.27 * a), int(0.08 * b)), 0,
-                200, 340, 1.0, max(2, int(0.06 * b)), cv2.LINE_AA)
+    cv2.ellipse(
+        brow,
+        (int(ex), int(eye_y - 0.12 * b)),
+        (int(0.27 * a), int(0.08 * b)),
+        0,
+        200,
+        340,
+        1.0,
+        max(2, int(0.06 * b)),
+        cv2.LINE_AA,
+    )
     _blend(rgb, brow, hair_col * 0.8)
     white = _ellipse_mask(h, w, (ex, eye_y), (0.2 * a, 0.065 * b))
     _blend(rgb, white, (215, 210, 205))
-    iris = _ellipse_mask(h, w, (ex + rng.uniform(-0.03, 0.03) * a, eye_y),
-                         (0.08 * a, 0.065 * b))
+    iris = _ellipse_mask(h, w, (ex + rng.uniform(-0.03, 0.03) * a, eye_y), (0.08 * a, 0.065 * b))
     _blend(rgb, iris * white, rng.choice([[45, 30, 20], [60, 80, 100], [70, 55, 30]]))
     pupil = _ellipse_mask(h, w, (ex, eye_y), (0.035 * a, 0.035 * a))
     _blend(rgb, pupil, (10, 10, 10))
     features = np.maximum(features, np.maximum(brow, white))
 
   # Nose: bright bridge, darker sides and nostril shadow.
-  bridge = cv2.GaussianBlur(_ellipse_mask(h, w, (cx, cy + 0.1 * b), (0.09 * a, 0.28 * b)),
-                            (0, 0), 0.05 * a)
+  bridge = cv2.GaussianBlur(
+      _ellipse_mask(h, w, (cx, cy + 0.1 * b), (0.09 * a, 0.28 * b)), (0, 0), 0.05 * a
+  )
   rgb *= (1 + 0.12 * bridge)[..., None]
   for sgn in (-1, 1):
-    side = cv2.GaussianBlur(_ellipse_mask(h, w, (cx + sgn * 0.16 * a, cy + 0.18 * b),
-                                          (0.05 * a, 0.18 * b)), (0, 0), 0.05 * a)
+    side = cv2.GaussianBlur(
+        _ellipse_mask(h, w, (cx + sgn * 0.16 * a, cy + 0.18 * b), (0.05 * a, 0.18 * b)),
+        (0, 0),
+        0.05 * a,
+    )
     rgb *= (1 - 0.18 * side)[..., None]
     nostril = _ellipse_mask(h, w, (cx + sgn * 0.1 * a, cy + 0.37 * b), (0.06 * a, 0.03 * b))
     rgb *= (1 - 0.55 * nostril)[..., None]
@@ -172,8 +209,14 @@ def _build_face(rng: np.random.Generator, width: int, height: int) -> _Face:
   lips = _ellipse_mask(h, w, (cx, mouth_y), (0.36 * a, 0.085 * b))
   _blend(rgb, lips, skin * np.array([0.75, 0.45, 0.45], np.float32))
   line = np.zeros((h, w), np.float32)
-  cv2.line(line, (int(cx - 0.34 * a), int(mouth_y)), (int(cx + 0.34 * a), int(mouth_y)), 1.0,
-           max(1, int(0.025 * b)), cv2.LINE_AA)
+  cv2.line(
+      line,
+      (int(cx - 0.34 * a), int(mouth_y)),
+      (int(cx + 0.34 * a), int(mouth_y)),
+      1.0,
+      max(1, int(0.025 * b)),
+      cv2.LINE_AA,
+  )
   _blend(rgb, line, (50, 20, 20))
   features = np.maximum(features, lips)
 
@@ -182,14 +225,26 @@ def _build_face(rng: np.random.Generator, width: int, height: int) -> _Face:
   amp *= 1 - features
   pulse = rgb * amp[..., None] * PULSE_RGB_SIGNATURE[None, None, :]
   fg = np.concatenate([np.clip(rgb, 0, 255), alpha[..., None]], axis=-1)
-  return _Face(fg=fg.astype(np.float32), pulse=pulse.astype(np.float32),
-               background=bg.astype(np.float32), centre=(cx, cy))
+  return _Face(
+      fg=fg.astype(np.float32),
+      pulse=pulse.astype(np.float32),
+      background=bg.astype(np.float32),
+      centre=(cx, cy),
+  )
 
 
-def render_video(ppg: np.ndarray, fps: float, *, rng: np.random.Generator, width: int = 320,
-                 height: int = 240, pulse_amplitude: float | None = None,
-                 motion: float = 1.0, lighting: float = 1.0,
-                 noise_std: float | None = None) -> Iterator[np.ndarray]:
+def render_video(
+    ppg: np.ndarray,
+    fps: float,
+    *,
+    rng: np.random.Generator,
+    width: int = 320,
+    height: int = 240,
+    pulse_amplitude: float | None = None,
+    motion: float = 1.0,
+    lighting: float = 1.0,
+    noise_std: float | None = None,
+) -> Iterator[np.ndarray]:
   """Streams uint8 RGB frames ``[height, width, 3]``, one per PPG sample.
 
   Args:
@@ -221,16 +276,19 @@ def render_video(ppg: np.ndarray, fps: float, *, rng: np.random.Generator, width
   # Smooth head motion: a couple of slow sinusoids per axis plus scale breathing.
   n = len(ppg)
   t = np.arange(n) / fps
+
   def wave(amp):
     f = rng.uniform(0.05, 0.35, 2)
     ph = rng.uniform(0, 2 * np.pi, 2)
     return amp * (np.sin(2 * np.pi * f[0] * t + ph[0]) + 0.5 * np.sin(2 * np.pi * f[1] * t + ph[1]))
+
   dx = wave(motion * rng.uniform(0.0, 0.02) * width)
   dy = wave(motion * rng.uniform(0.0, 0.015) * height)
   ds = 1.0 + wave(motion * rng.uniform(0.0, 0.02))
   f_light = rng.uniform(0.03, 0.2)
   light = 1.0 + lighting * rng.uniform(0.0, 0.06) * np.sin(
-      2 * np.pi * f_light * t + rng.uniform(0, 2 * np.pi))
+      2 * np.pi * f_light * t + rng.uniform(0, 2 * np.pi)
+  )
   light = light.astype(np.float32)
 
   cx, cy = face.centre
@@ -242,8 +300,14 @@ def render_video(ppg: np.ndarray, fps: float, *, rng: np.random.Generator, width
     layer[..., :3] += p[i] * face.pulse
     s = float(ds[i])
     m = np.array([[s, 0.0, (1 - s) * cx + dx[i]], [0.0, s, (1 - s) * cy + dy[i]]], np.float32)
-    moved = cv2.warpAffine(layer, m, (width, height), flags=cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    moved = cv2.warpAffine(
+        layer,
+        m,
+        (width, height),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
+    )
     a = moved[..., 3:4]
     np.multiply(face.background, 1.0 - a, out=out)
     out += moved[..., :3] * a
@@ -256,8 +320,9 @@ def render_video(ppg: np.ndarray, fps: float, *, rng: np.random.Generator, width
 SKIN_LOWPASS_HZ = 3.0
 
 
-def skin_blood_volume(ppg: np.ndarray, fps: float, *, cutoff_hz: float = SKIN_LOWPASS_HZ
-                      ) -> np.ndarray:
+def skin_blood_volume(
+    ppg: np.ndarray, fps: float, *, cutoff_hz: float = SKIN_LOWPASS_HZ
+) -> np.ndarray:
   """The pulse as facial skin shows it, from the (finger) reference PPG.
 
   Camera rPPG waveforms are smoother than contact finger PPG: the dicrotic notch
@@ -270,7 +335,8 @@ def skin_blood_volume(ppg: np.ndarray, fps: float, *, cutoff_hz: float = SKIN_LO
   sos = scipy_signal.butter(2, cutoff, btype="low", fs=fps, output="sos")
   padlen = min(len(ppg) - 1, 3 * (2 * len(sos) + 1))
   return scipy_signal.sosfiltfilt(sos, np.asarray(ppg, np.float64), padlen=padlen).astype(
-      np.float32)
+      np.float32
+  )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -280,13 +346,14 @@ class SyntheticSubject:
   ``frames()`` returns a fresh frame iterator each call (same frames every
   time); ``source()`` wraps it as a :class:`~codephys_jax.video.FrameSource`.
   """
+
   seed: int
   fps: float
   width: int
   height: int
-  ppg: np.ndarray          # float32 [N], one sample per frame
-  timestamps: np.ndarray   # float64 [N], seconds
-  mean_hr: float           # bpm
+  ppg: np.ndarray  # float32 [N], one sample per frame
+  timestamps: np.ndarray  # float64 [N], seconds
+  mean_hr: float  # bpm
   frames: Callable[[], Iterator[np.ndarray]]
 
   @property
@@ -294,13 +361,25 @@ class SyntheticSubject:
     return len(self.ppg)
 
   def source(self) -> FrameIterSource:
-    return FrameIterSource(self.frames, self.fps, size=(self.width, self.height),
-                           num_frames=self.num_frames, name=f"synthetic-subject-{self.seed}")
+    return FrameIterSource(
+        self.frames,
+        self.fps,
+        size=(self.width, self.height),
+        num_frames=self.num_frames,
+        name=f"synthetic-subject-{self.seed}",
+    )
 
 
-def make_subject(seed: int, *, duration_s: float, fps: float = 30.0, width: int = 320,
-                 height: int = 240, hr_range_bpm: tuple[float, float] = (55.0, 120.0),
-                 **render_kwargs) -> SyntheticSubject:
+def make_subject(
+    seed: int,
+    *,
+    duration_s: float,
+    fps: float = 30.0,
+    width: int = 320,
+    height: int = 240,
+    hr_range_bpm: tuple[float, float] = (55.0, 120.0),
+    **render_kwargs,
+) -> SyntheticSubject:
   """Draws one synthetic subject (heart rate, PPG, appearance) from ``seed``.
 
   ``render_kwargs`` go to :func:`render_video` (``pulse_amplitude``, ``motion``,
@@ -319,9 +398,22 @@ def make_subject(seed: int, *, duration_s: float, fps: float = 30.0, width: int 
   skin_pulse = skin_blood_volume(ppg, fps)
 
   def frames() -> Iterator[np.ndarray]:
-    return render_video(skin_pulse, fps, rng=np.random.default_rng(video_seed), width=width,
-                        height=height, **render_kwargs)
+    return render_video(
+        skin_pulse,
+        fps,
+        rng=np.random.default_rng(video_seed),
+        width=width,
+        height=height,
+        **render_kwargs,
+    )
 
-  return SyntheticSubject(seed=seed, fps=float(fps), width=width, height=height, ppg=ppg,
-                          timestamps=np.arange(n, dtype=np.float64) / fps,
-                          mean_hr=float(sample.mean_hr), frames=frames)
+  return SyntheticSubject(
+      seed=seed,
+      fps=float(fps),
+      width=width,
+      height=height,
+      ppg=ppg,
+      timestamps=np.arange(n, dtype=np.float64) / fps,
+      mean_hr=float(sample.mean_hr),
+      frames=frames,
+  )

@@ -38,11 +38,18 @@ class MetricWriter:
       `{"step": s, name: value, ...}` to this file (read by `curves.plot_run`).
   """
 
-  def __init__(self, logdir: str, *, just_logging: bool = False, flush_secs: int = 30,
-               jsonl_path: str | None = None):
+  def __init__(
+      self,
+      logdir: str,
+      *,
+      just_logging: bool = False,
+      flush_secs: int = 30,
+      jsonl_path: str | None = None,
+  ):
     self.logdir = logdir
-    self._events = (None if just_logging
-                    else tensorboardX.SummaryWriter(logdir=logdir, flush_secs=flush_secs))
+    self._events = (
+        None if just_logging else tensorboardX.SummaryWriter(logdir=logdir, flush_secs=flush_secs)
+    )
     self._jsonl_path = None if just_logging else jsonl_path
 
   def write_scalars(self, step: int, scalars: Mapping[str, Any]) -> None:
@@ -55,8 +62,10 @@ class MetricWriter:
     for tag, value in scalars.items():
       arr = np.asarray(value)
       if arr.size != 1 or not np.issubdtype(arr.dtype, np.number):
-        raise ValueError(f"write_scalars: {tag!r} is not a scalar number "
-                         f"(shape {arr.shape}, dtype {arr.dtype})")
+        raise ValueError(
+            f"write_scalars: {tag!r} is not a scalar number "
+            f"(shape {arr.shape}, dtype {arr.dtype})"
+        )
       values[tag] = float(arr.reshape(()))
     logging.info("[%d] %s", step, ", ".join(f"{k}={v:.6g}" for k, v in values.items()))
     if self._events is not None:
@@ -110,9 +119,15 @@ class ProgressReport:
     clock: Seconds, monotonic; injectable so that tests need no real time.
   """
 
-  def __init__(self, *, num_train_steps: int, writer: MetricWriter | None = None,
-               every_secs: float = 60.0, name: str = "",
-               clock: Callable[[], float] = time.monotonic):
+  def __init__(
+      self,
+      *,
+      num_train_steps: int,
+      writer: MetricWriter | None = None,
+      every_secs: float = 60.0,
+      name: str = "",
+      clock: Callable[[], float] = time.monotonic,
+  ):
     self.num_train_steps = int(num_train_steps)
     self._writer = writer
     self._every_secs = float(every_secs)
@@ -134,9 +149,11 @@ class ProgressReport:
       return
     rate = (step - prev_step) / max(now - prev_time, 1e-9)
     eta = (self.num_train_steps - step) / rate
-    message = (f"{self._name + ': ' if self._name else ''}{rate:.1f} steps/s, "
-               f"{100 * step / self.num_train_steps:.1f}% ({step}/{self.num_train_steps}), "
-               f"ETA {format_duration(eta)}")
+    message = (
+        f"{self._name + ': ' if self._name else ''}{rate:.1f} steps/s, "
+        f"{100 * step / self.num_train_steps:.1f}% ({step}/{self.num_train_steps}), "
+        f"ETA {format_duration(eta)}"
+    )
     logging.info("%s", message)
     self.last_message = message
     if self._writer is not None:

@@ -73,8 +73,10 @@ class SpillBucket:
         (size,) = _SIZE.unpack(f.read(_SIZE.size))
         data = f.read(size)
         if len(data) != size:
-          raise OSError(f"shuffle bucket {os.fspath(self._path)} is truncated "
-                        f"({len(data)} of {size} bytes in a record)")
+          raise OSError(
+              f"shuffle bucket {os.fspath(self._path)} is truncated "
+              f"({len(data)} of {size} bytes in a record)"
+          )
         yield hkey, data
 
   def del_file(self) -> None:

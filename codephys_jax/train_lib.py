@@ -51,17 +51,25 @@ def _builder(config: ml_collections.ConfigDict):
 def _writer(workdir: str) -> tb_writer.MetricWriter:
   # One set of event files per run: the other processes of a multi-process run only log.
   # A plain-JSON copy of every scalar feeds workdir/curves.png (curves.plot_run).
-  return tb_writer.MetricWriter(workdir, just_logging=jax.process_index() > 0,
-                                jsonl_path=os.path.join(workdir, curves.SCALARS_FILE))
+  return tb_writer.MetricWriter(
+      workdir,
+      just_logging=jax.process_index() > 0,
+      jsonl_path=os.path.join(workdir, curves.SCALARS_FILE),
+  )
 
 
 def _meta(config: ml_collections.ConfigDict, stage: str, **extra: Any) -> dict[str, Any]:
   return {"stage": stage, "config": json.loads(config.to_json_best_effort()), **extra}
 
 
-def setup_stage(config: ml_collections.ConfigDict, builder, mesh, stage: str, *,
-                stage1: tuple[Mapping[str, Any], Mapping[str, Any]] | None = None
-                ) -> stages_lib.StageSetup:
+def setup_stage(
+    config: ml_collections.ConfigDict,
+    builder,
+    mesh,
+    stage: str,
+    *,
+    stage1: tuple[Mapping[str, Any], Mapping[str, Any]] | None = None,
+) -> stages_lib.StageSetup:
   """Model, initial state, loss and data iterator of one stage.
 
   `stage1` = (Stage I subtrees, Stage I config), required for 'codephys'
@@ -78,8 +86,9 @@ def _video_eval(model, videos, config, *, batch_size: int):
 
   def on_eval(state, step):
     del step
-    predict = inference.frames_predictor(apply, trainer.fetch(state.variables), config,
-                                         batch_size=batch_size)
+    predict = inference.frames_predictor(
+        apply, trainer.fetch(state.variables), config, batch_size=batch_size
+    )
     results = eval_lib.run_method(
         videos, lambda v: predict(v["frames"]), progress=False, total=len(videos)
     )
@@ -93,8 +102,7 @@ def _video_eval(model, videos, config, *, batch_size: int):
   return on_eval
 
 
-def train_stage(config: ml_collections.ConfigDict, workdir: str, *,
-                stage: str) -> dict[str, float]:
+def train_stage(config: ml_collections.ConfigDict, workdir: str, *, stage: str) -> dict[str, float]:
   """Train one stage into `workdir`; returns its final evaluation metrics."""
   spec = stages_lib.get_stage(stage)
   cfg = config[stage]
@@ -108,8 +116,17 @@ def train_stage(config: ml_collections.ConfigDict, workdir: str, *,
     # Held-out training subjects (config.eval_split = "val"); never test.
     _, eval_videos = data_lib.train_val_videos(builder, config)
     on_eval = _video_eval(setup.model, eval_videos, config, batch_size=cfg.batch_size)
-  metrics = _fit(config, cfg, workdir, setup=setup, mesh=mesh, on_eval=on_eval,
-                 best_metric=spec.best_metric, stage=stage, extra_meta=extra_meta)
+  metrics = _fit(
+      config,
+      cfg,
+      workdir,
+      setup=setup,
+      mesh=mesh,
+      on_eval=on_eval,
+      best_metric=spec.best_metric,
+      stage=stage,
+      extra_meta=extra_meta,
+  )
   if spec.video_model and config.get("export", True):
     export_lib.export_model(workdir)
   return metrics
@@ -118,32 +135,57 @@ def train_stage(config: ml_collections.ConfigDict, workdir: str, *,
 # ---------------------------------------------------------------------- shared loop
 
 
-def _fit(config, cfg, workdir, *, setup: stages_lib.StageSetup, mesh, on_eval,
-         best_metric: str, stage: str,
-         extra_meta: Mapping[str, Any] | None = None) -> dict[str, float]:
+def _fit(
+    config,
+    cfg,
+    workdir,
+    *,
+    setup: stages_lib.StageSetup,
+    mesh,
+    on_eval,
+    best_metric: str,
+    stage: str,
+    extra_meta: Mapping[str, Any] | None = None,
+) -> dict[str, float]:
   state = setup.state
   os.makedirs(workdir, exist_ok=True)
   writer = _writer(workdir)
-  logging.info("%s: %d parameters\n%s", stage, trainer.num_params(state.params),
-               trainer.parameter_overview(state.params, include_stats=False))
+  logging.info(
+      "%s: %d parameters\n%s",
+      stage,
+      trainer.num_params(state.params),
+      trainer.parameter_overview(state.params, include_stats=False),
+  )
   ckpt = checkpointing.Checkpointer(
-      os.path.join(workdir, "checkpoints"), max_to_keep=cfg.get("max_to_keep", 2),
-      best_metric=best_metric, best_mode="min", meta=_meta(config, stage, **(extra_meta or {})),
+      os.path.join(workdir, "checkpoints"),
+      max_to_keep=cfg.get("max_to_keep", 2),
+      best_metric=best_metric,
+      best_mode="min",
+      meta=_meta(config, stage, **(extra_meta or {})),
   )
   restored = ckpt.restore_latest(trainer.abstract_state(state))
   if restored is not None:
     logging.info("%s: resuming from step %d", stage, int(trainer.fetch(restored.step)))
     state = restored
-  train_step = trainer.make_train_step(setup.loss_fn, mesh=mesh,
-                                       post_update=setup.post_update)
-  hooks = [tb_writer.ProgressReport(num_train_steps=cfg.num_steps, writer=writer,
-                                    every_secs=30, name=stage)]
+  train_step = trainer.make_train_step(setup.loss_fn, mesh=mesh, post_update=setup.post_update)
+  hooks = [
+      tb_writer.ProgressReport(
+          num_train_steps=cfg.num_steps, writer=writer, every_secs=30, name=stage
+      )
+  ]
   try:
     state = trainer.train_loop(
-        state, train_step=train_step, make_iterator=setup.make_iterator,
+        state,
+        train_step=train_step,
+        make_iterator=setup.make_iterator,
         num_steps=cfg.num_steps,
-        mesh=mesh, checkpointer=ckpt, writer=writer, log_every=cfg.log_every,
-        checkpoint_every=cfg.checkpoint_every, eval_every=cfg.eval_every, on_eval=on_eval,
+        mesh=mesh,
+        checkpointer=ckpt,
+        writer=writer,
+        log_every=cfg.log_every,
+        checkpoint_every=cfg.checkpoint_every,
+        eval_every=cfg.eval_every,
+        on_eval=on_eval,
         hooks=hooks,
     )
   except BaseException:

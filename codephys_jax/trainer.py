@@ -37,8 +37,10 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 PyTree = Any
 Metrics = dict[str, jax.Array]
-LossFn = Callable[[PyTree, PyTree, PyTree, jax.Array, jax.Array],
-                  tuple[jax.Array, tuple[PyTree, Mapping[str, jax.Array]]]]
+LossFn = Callable[
+    [PyTree, PyTree, PyTree, jax.Array, jax.Array],
+    tuple[jax.Array, tuple[PyTree, Mapping[str, jax.Array]]],
+]
 PostUpdateFn = Callable[["TrainState", PyTree, jax.Array], "TrainState"]
 
 
@@ -92,7 +94,8 @@ def local_batch_size(global_batch_size: int, mesh: Mesh) -> int:
   if global_batch_size % mesh.devices.size:
     raise ValueError(
         f"Global batch {global_batch_size} is not divisible by the {mesh.devices.size} "
-        "devices of the mesh.")
+        "devices of the mesh."
+    )
   _, count = process_shard(global_batch_size)
   return global_batch_size // count
 
@@ -109,8 +112,9 @@ def shard_batch(mesh: Mesh, local_batch: PyTree) -> PyTree:
   """
   sharding = batch_sharding(mesh)
   leaves = jax.tree.leaves(local_batch)
-  if leaves and all(isinstance(x, jax.Array) and x.sharding.is_equivalent_to(sharding, x.ndim)
-                    for x in leaves):
+  if leaves and all(
+      isinstance(x, jax.Array) and x.sharding.is_equivalent_to(sharding, x.ndim) for x in leaves
+  ):
     # Already a global batch on the mesh (device input path): no host round trip.
     return local_batch
   sizes = {np.shape(x)[0] if np.ndim(x) else None for x in jax.tree.leaves(local_batch)}
@@ -121,7 +125,8 @@ def shard_batch(mesh: Mesh, local_batch: PyTree) -> PyTree:
   if size % n_local:
     raise ValueError(f"Local batch size {size} is not divisible by the {n_local} local devices.")
   return jax.tree.map(
-      lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), local_batch)
+      lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), local_batch
+  )
 
 
 def fetch(tree: PyTree) -> PyTree:
@@ -130,12 +135,14 @@ def fetch(tree: PyTree) -> PyTree:
   `np.asarray` refuses arrays that span other processes' devices, but every process
   holds a full copy of a replicated array, so its first local shard is the value.
   """
+
   def one(x):
     if isinstance(x, jax.Array) and not x.is_fully_addressable:
       if not x.sharding.is_fully_replicated:
         raise ValueError("fetch() needs replicated arrays; got a sharded multi-process array.")
       return np.asarray(x.addressable_data(0))
     return np.asarray(x)
+
   return jax.tree.map(one, tree)
 
 
@@ -210,9 +217,15 @@ def create_train_state(
     if "params" not in variables:
       raise ValueError(f"init_fn returned collections {sorted(variables)}, no 'params'.")
     params = variables.pop("params")
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params),
-                      model_state=variables, rng=jnp.asarray(state_rng),
-                      apply_fn=apply_fn, tx=tx)
+    return TrainState(
+        step=jnp.zeros((), jnp.int32),
+        params=params,
+        opt_state=tx.init(params),
+        model_state=variables,
+        rng=jnp.asarray(state_rng),
+        apply_fn=apply_fn,
+        tx=tx,
+    )
 
   abstract = jax.eval_shape(init)
   shardings = jax.tree.map(lambda _: replicated(mesh), abstract)
@@ -222,8 +235,8 @@ def create_train_state(
 def abstract_state(state: TrainState) -> TrainState:
   """ShapeDtypeStructs (with shardings) of a state: a restore target that holds no memory."""
   return jax.tree.map(
-      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=getattr(x, "sharding", None)),
-      state)
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=getattr(x, "sharding", None)), state
+  )
 
 
 # ------------------------------------------------------------------------- steps
@@ -246,22 +259,28 @@ def make_train_step(
   independent of the loss's (e.g. VQ dead-code restart). Metrics: the loss_fn's,
   plus loss, grad_norm, param_norm, update_norm (global L2 norms).
   """
+
   def train_step(state: TrainState, batch: PyTree) -> tuple[TrainState, Metrics]:
     step_rng = jax.random.fold_in(state.rng, state.step)
     loss_rng, post_rng = jax.random.split(step_rng)
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
     (loss, (new_model_state, aux)), grads = grad_fn(
-        state.params, state.model_state, batch, loss_rng, state.step)
+        state.params, state.model_state, batch, loss_rng, state.step
+    )
     updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state,
-                              model_state=new_model_state)
+    new_state = state.replace(
+        step=state.step + 1, params=params, opt_state=opt_state, model_state=new_model_state
+    )
     if post_update is not None:
       new_state = post_update(new_state, batch, post_rng)
     metrics = dict(aux)
-    metrics.update(loss=loss, grad_norm=optax.global_norm(grads),
-                   param_norm=optax.global_norm(params),
-                   update_norm=optax.global_norm(updates))
+    metrics.update(
+        loss=loss,
+        grad_norm=optax.global_norm(grads),
+        param_norm=optax.global_norm(params),
+        update_norm=optax.global_norm(updates),
+    )
     return new_state, metrics
 
   return jax.jit(
@@ -285,8 +304,7 @@ def make_eval_step(
   (per-example predictions, e.g. for whole-video HR metrics collected on the host).
   """
   out = batch_sharding(mesh) if batch_sharded_output else replicated(mesh)
-  return jax.jit(eval_fn, in_shardings=(replicated(mesh), batch_sharding(mesh)),
-                 out_shardings=out)
+  return jax.jit(eval_fn, in_shardings=(replicated(mesh), batch_sharding(mesh)), out_shardings=out)
 
 
 def check_finite(metrics: Mapping[str, Any], step: int) -> None:
@@ -299,8 +317,7 @@ def check_finite(metrics: Mapping[str, Any], step: int) -> None:
 
 def parameter_overview(params: PyTree, *, include_stats: bool = True) -> str:
   """Table of parameter names, shapes, sizes (and mean/std) via clu."""
-  return clu_parameter_overview.get_parameter_overview(
-      fetch(params), include_stats=include_stats)
+  return clu_parameter_overview.get_parameter_overview(fetch(params), include_stats=include_stats)
 
 
 # -------------------------------------------------------------------------- loop
@@ -309,7 +326,8 @@ def parameter_overview(params: PyTree, *, include_stats: bool = True) -> str:
 def average_collection(metrics: Mapping[str, Any]) -> type[clu_metrics.Collection]:
   """A clu Collection averaging each named scalar metric over the steps it sees."""
   return clu_metrics.Collection.create(
-      **{name: clu_metrics.Average.from_output(name) for name in metrics})
+      **{name: clu_metrics.Average.from_output(name) for name in metrics}
+  )
 
 
 def _every(step: int, period: int | None, last_step: int) -> bool:
@@ -353,8 +371,9 @@ def train_loop(
   """
   start = int(fetch(state.step))
   if start >= num_steps:
-    logging.info("train_loop: state is at step %d >= num_steps %d, nothing to do.",
-                 start, num_steps)
+    logging.info(
+        "train_loop: state is at step %d >= num_steps %d, nothing to do.", start, num_steps
+    )
     return state
   batches: Iterator[PyTree] = iter(make_iterator(start))
   t_last, step_last = time.perf_counter(), start
@@ -390,8 +409,9 @@ def train_loop(
       save_metrics = eval_metrics
       if writer is not None:
         writer.write_scalars(done, {f"eval/{k}": v for k, v in eval_metrics.items()})
-    if checkpointer is not None and (save_metrics is not None
-                                     or _every(done, checkpoint_every, num_steps)):
+    if checkpointer is not None and (
+        save_metrics is not None or _every(done, checkpoint_every, num_steps)
+    ):
       checkpointer.save(done, state, metrics=save_metrics, force=True)
   if writer is not None:
     writer.flush()

@@ -29,6 +29,7 @@ is linearly interpolated over them from the valid frames (held constant before
 the first / after the last valid frame). A trace with fewer than two valid
 frames raises ValueError.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -138,15 +139,22 @@ def fastica(x: np.ndarray, *, max_iter: int = 200, tol: float = 1e-6, seed: int 
 def _normalised_peak(x: np.ndarray, fs: float, low_hz: float, high_hz: float) -> np.ndarray:
   """Max of the sum-normalised power spectrum inside the band, per column of x [N, K]."""
   nfft = sig.next_pow2(x.shape[0])
-  power = np.abs(np.fft.rfft(x - x.mean(axis=0), n=nfft, axis=0))**2
+  power = np.abs(np.fft.rfft(x - x.mean(axis=0), n=nfft, axis=0)) ** 2
   power /= np.maximum(power.sum(axis=0, keepdims=True), _EPS)
   freqs = np.fft.rfftfreq(nfft, 1.0 / fs)
   band = (freqs >= low_hz) & (freqs <= high_hz)
   return power[band].max(axis=0)
 
 
-def ica(rgb: np.ndarray, fs: float, *, low_hz: float = HR_BAND_HZ[0], high_hz: float = HR_BAND_HZ[1],
-        detrend_lambda: float = 100.0, seed: int = 0) -> np.ndarray:
+def ica(
+    rgb: np.ndarray,
+    fs: float,
+    *,
+    low_hz: float = HR_BAND_HZ[0],
+    high_hz: float = HR_BAND_HZ[1],
+    detrend_lambda: float = 100.0,
+    seed: int = 0,
+) -> np.ndarray:
   """Poh 2010: detrend and z-score the traces, ICA, keep the most periodic component in the HR band."""
   c = prepare_rgb(rgb)
   c = sig.detrend(c, lam=detrend_lambda, axis=0)
@@ -160,8 +168,14 @@ def ica(rgb: np.ndarray, fs: float, *, low_hz: float = HR_BAND_HZ[0], high_hz: f
   return _finish(best)
 
 
-def chrom(rgb: np.ndarray, fs: float, *, low_hz: float = HR_BAND_HZ[0], high_hz: float = HR_BAND_HZ[1],
-          order: int = 3) -> np.ndarray:
+def chrom(
+    rgb: np.ndarray,
+    fs: float,
+    *,
+    low_hz: float = HR_BAND_HZ[0],
+    high_hz: float = HR_BAND_HZ[1],
+    order: int = 3,
+) -> np.ndarray:
   """de Haan 2013 (CHROM), windowed with Hann overlap-add.
 
   The RGB traces are normalised by their mean in a centred 1.6 s window, the
@@ -192,7 +206,7 @@ def chrom(rgb: np.ndarray, fs: float, *, low_hz: float = HR_BAND_HZ[0], high_hz:
   s -= s.mean(axis=1, keepdims=True)
   # Sine window evaluated at sample centres: a Hann window that never reaches
   # zero, so normalising by the summed weights is safe at the trace ends.
-  taper = np.sin(np.pi * (np.arange(win) + 0.5) / win)**2
+  taper = np.sin(np.pi * (np.arange(win) + 0.5) / win) ** 2
   return _finish(_overlap_add(s, starts, n, taper))
 
 
@@ -236,8 +250,15 @@ def lgi(rgb: np.ndarray, fs: float) -> np.ndarray:
   return _finish(_orthogonal_complement_green(c, u[:, 0]))
 
 
-def pbv(rgb: np.ndarray, fs: float, *, signature: np.ndarray | None = None, low_hz: float = HR_BAND_HZ[0],
-        high_hz: float = HR_BAND_HZ[1], order: int = 3) -> np.ndarray:
+def pbv(
+    rgb: np.ndarray,
+    fs: float,
+    *,
+    signature: np.ndarray | None = None,
+    low_hz: float = HR_BAND_HZ[0],
+    high_hz: float = HR_BAND_HZ[1],
+    order: int = 3,
+) -> np.ndarray:
   """de Haan 2014 (PBV): P = Pbv^T Q^{-1} Cn / (Pbv^T Q^{-1} Pbv), Q = Cn Cn^T.
 
   Cn are the mean-normalised, zero-mean traces band-passed to the HR band (the

@@ -13,6 +13,7 @@ memory. Sources:
 
 :func:`write_video` writes lossless FFV1 ``.avi`` files for tests and dummy data.
 """
+
 from __future__ import annotations
 
 import math
@@ -68,8 +69,10 @@ class FrameSource:
     self.close()
 
   def __repr__(self) -> str:
-    return (f"{type(self).__name__}(path={self.path!r}, fps={self.fps:.3f}, "
-            f"num_frames={self.num_frames}, size={self.size})")
+    return (
+        f"{type(self).__name__}(path={self.path!r}, fps={self.fps:.3f}, "
+        f"num_frames={self.num_frames}, size={self.size})"
+    )
 
 
 def _check_fps(path: str, fps: float | None, what: str) -> float:
@@ -144,16 +147,20 @@ class VideoFileSource(FrameSource):
         if use_decoder_times:
           t_ms = cap.get(cv2.CAP_PROP_POS_MSEC)
           cand = t_ms / 1000.0 if math.isfinite(t_ms) else -1.0
-          sane = cand >= 0.0 and (last_t is None or
-                                  0.0 < cand - last_t <= _MAX_TIMESTAMP_STEP_FRAMES * period)
+          sane = cand >= 0.0 and (
+              last_t is None or 0.0 < cand - last_t <= _MAX_TIMESTAMP_STEP_FRAMES * period
+          )
           if sane:
             t = cand
             last_good_index, last_good_t = index, cand
           else:
             use_decoder_times = False
         if t is None:
-          t = last_good_t + (index - max(last_good_index, 0)) * period if last_good_index >= 0 \
+          t = (
+              last_good_t + (index - max(last_good_index, 0)) * period
+              if last_good_index >= 0
               else index * period
+          )
         last_t = t
         yield t, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         index += 1
@@ -187,16 +194,27 @@ def open_video(path: str | os.PathLike, *, fps: float | None = None) -> VideoFil
 class ImageSequenceSource(FrameSource):
   """One image file per frame (e.g. PURE PNGs), read lazily, with explicit timestamps."""
 
-  def __init__(self, paths: Sequence[str | os.PathLike], timestamps_s: Sequence[float] | np.ndarray,
-               *, fps: float | None = None, name: str | None = None):
+  def __init__(
+      self,
+      paths: Sequence[str | os.PathLike],
+      timestamps_s: Sequence[float] | np.ndarray,
+      *,
+      fps: float | None = None,
+      name: str | None = None,
+  ):
     self.paths = [str(p) for p in paths]
     ts = np.asarray(timestamps_s, dtype=np.float64)
-    self.path = name if name is not None else (
-        os.path.dirname(self.paths[0]) if self.paths else "<empty image sequence>")
+    self.path = (
+        name
+        if name is not None
+        else (os.path.dirname(self.paths[0]) if self.paths else "<empty image sequence>")
+    )
     if not self.paths:
       raise VideoError(self.path, "image sequence has no frames")
     if ts.shape != (len(self.paths),):
-      raise VideoError(self.path, f"{len(self.paths)} frame files but timestamps of shape {ts.shape}")
+      raise VideoError(
+          self.path, f"{len(self.paths)} frame files but timestamps of shape {ts.shape}"
+      )
     if not np.all(np.isfinite(ts)):
       raise VideoError(self.path, "non-finite frame timestamps")
     if len(ts) > 1 and not np.all(np.diff(ts) > 0):
@@ -230,8 +248,11 @@ class ImageSequenceSource(FrameSource):
       if self._size is None:
         self._size = (frame.shape[1], frame.shape[0])
       elif (frame.shape[1], frame.shape[0]) != self._size:
-        raise VideoError(p, f"frame size {frame.shape[1]}x{frame.shape[0]} differs from "
-                         f"the sequence's {self._size[0]}x{self._size[1]}")
+        raise VideoError(
+            p,
+            f"frame size {frame.shape[1]}x{frame.shape[0]} differs from "
+            f"the sequence's {self._size[0]}x{self._size[1]}",
+        )
       yield float(t), frame
 
 
@@ -242,8 +263,15 @@ class FrameIterSource(FrameSource):
   every call) so the source can be iterated more than once.
   """
 
-  def __init__(self, factory: Callable[[], Iterable[np.ndarray]], fps: float, *,
-               size: tuple[int, int], num_frames: int | None = None, name: str = "<frames>"):
+  def __init__(
+      self,
+      factory: Callable[[], Iterable[np.ndarray]],
+      fps: float,
+      *,
+      size: tuple[int, int],
+      num_frames: int | None = None,
+      name: str = "<frames>",
+  ):
     self.path = name
     self.fps = _check_fps(name, fps, "FrameIterSource")
     self.num_frames = num_frames
@@ -257,16 +285,20 @@ class FrameIterSource(FrameSource):
   def __iter__(self) -> Iterator[tuple[float, np.ndarray]]:
     for i, frame in enumerate(self._factory()):
       if frame.dtype != np.uint8 or frame.shape != (self._size[1], self._size[0], 3):
-        raise VideoError(self.path, f"frame {i} has shape {frame.shape} dtype {frame.dtype}, "
-                         f"expected uint8 {(self._size[1], self._size[0], 3)}")
+        raise VideoError(
+            self.path,
+            f"frame {i} has shape {frame.shape} dtype {frame.dtype}, "
+            f"expected uint8 {(self._size[1], self._size[0], 3)}",
+        )
       yield i / self.fps, frame
 
 
 _FALLBACK_CODEC = "png "
 
 
-def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: float, *,
-                codec: str = "FFV1") -> str:
+def write_video(
+    path: str | os.PathLike, frames: Iterable[np.ndarray], fps: float, *, codec: str = "FFV1"
+) -> str:
   """Writes uint8 RGB frames to a video file; returns the fourcc actually used.
 
   FFV1 in ``.avi`` is lossless, so a round trip returns identical frames. If
@@ -283,8 +315,9 @@ def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: floa
     for frame in frames:
       frame = np.asarray(frame)
       if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
-        raise VideoError(path, f"frame {count}: expected uint8 [H, W, 3], got "
-                         f"{frame.dtype} {frame.shape}")
+        raise VideoError(
+            path, f"frame {count}: expected uint8 [H, W, 3], got " f"{frame.dtype} {frame.shape}"
+        )
       if writer is None:
         shape = frame.shape
         size = (frame.shape[1], frame.shape[0])
@@ -295,8 +328,9 @@ def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: floa
           writer.release()
           writer = None
         if writer is None:
-          raise VideoError(path, f"cannot open a video writer with codec {codec!r} "
-                           f"or {_FALLBACK_CODEC!r}")
+          raise VideoError(
+              path, f"cannot open a video writer with codec {codec!r} " f"or {_FALLBACK_CODEC!r}"
+          )
       elif frame.shape != shape:
         raise VideoError(path, f"frame {count} has shape {frame.shape}, first frame {shape}")
       writer.write(cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2BGR))

@@ -31,6 +31,12 @@ from configs import paper
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   _, is_smoke = paper.parse_arg(arg, choices=("intra",), default="intra")
-  c = paper.paper_config("cohface", train_split="train", eval_split="dev",
-                         compare_splits={"clean": "test"}, num_steps=4000, eval_every=400)
+  c = paper.paper_config(
+      "cohface",
+      train_split="train",
+      eval_split="dev",
+      compare_splits={"clean": "test"},
+      num_steps=4000,
+      eval_every=400,
+  )
   return paper.smoke(c) if is_smoke else c

@@ -8,52 +8,82 @@ from ml_collections import config_dict
 
 def eval_settings() -> ml_collections.ConfigDict:
   """The evaluation convention (docs/EVALUATION.md), `config.eval` of every config."""
-  return ml_collections.ConfigDict(dict(
-      hr_method="fft",  # the standard estimator, reported at the top level
-      extra_hr_methods=("peak", "hann_dft", "robust"),  # also reported, by name
-      low_hz=0.75,
-      high_hz=2.5,
-      detrend_lambda=100.0,
-      window_seconds=config_dict.placeholder(float),  # None = whole video
-      window_stride_seconds=config_dict.placeholder(float),  # None = no overlap
-  ))
+  return ml_collections.ConfigDict(
+      dict(
+          hr_method="fft",  # the standard estimator, reported at the top level
+          extra_hr_methods=("peak", "hann_dft", "robust"),  # also reported, by name
+          low_hz=0.75,
+          high_hz=2.5,
+          detrend_lambda=100.0,
+          window_seconds=config_dict.placeholder(float),  # None = whole video
+          window_stride_seconds=config_dict.placeholder(float),  # None = no overlap
+      )
+  )
 
 
 def preprocess(size: int) -> ml_collections.ConfigDict:
   """The face pipeline (`config.preprocess`); part of the prepared data's identity."""
-  return ml_collections.ConfigDict(dict(
-      size=size, target_fps=30.0, detect_every=10, box_scale=1.5, roi="face", skin_mask=False,
-      detector="blazeface", rgb_roi="landmarks",
-  ))
+  return ml_collections.ConfigDict(
+      dict(
+          size=size,
+          target_fps=30.0,
+          detect_every=10,
+          box_scale=1.5,
+          roi="face",
+          skin_mask=False,
+          detector="blazeface",
+          rgb_roi="landmarks",
+      )
+  )
 
 
 def augment(enabled: bool = False) -> ml_collections.ConfigDict:
   """Paper augmentations + camera degradations (codephys_jax.augment)."""
-  return ml_collections.ConfigDict(dict(
-      enabled=enabled,
-      flip_prob=0.5,
-      illumination_std=10.0,
-      noise_std=2.0,
-      speed_range=(0.6, 1.4),
-      crop_scale=(0.5, 1.0),
-      degradations=("sensor_noise", "defocus", "motion_blur", "jpeg"),
-      degradation_prob=0.5,
-      severity_range=(1.0, 4.0),
-  ))
-
-
-def optim(*, batch_size: int, num_steps: int, learning_rate: float, weight_decay: float,
-          warmup_steps: int, log_every: int, eval_every: int, clip_stride: int):
-  return dict(
-      batch_size=batch_size, num_steps=num_steps, learning_rate=learning_rate,
-      weight_decay=weight_decay, warmup_steps=warmup_steps, log_every=log_every,
-      eval_every=eval_every, checkpoint_every=eval_every, clip_stride=clip_stride,
-      grad_clip=1.0, final_lr_fraction=0.1, max_to_keep=2,
+  return ml_collections.ConfigDict(
+      dict(
+          enabled=enabled,
+          flip_prob=0.5,
+          illumination_std=10.0,
+          noise_std=2.0,
+          speed_range=(0.6, 1.4),
+          crop_scale=(0.5, 1.0),
+          degradations=("sensor_noise", "defocus", "motion_blur", "jpeg"),
+          degradation_prob=0.5,
+          severity_range=(1.0, 4.0),
+      )
   )
 
 
-def base(*, dataset: str = "synthetic_rppg", size: int = 128,
-         clip_length: int = 160) -> ml_collections.ConfigDict:
+def optim(
+    *,
+    batch_size: int,
+    num_steps: int,
+    learning_rate: float,
+    weight_decay: float,
+    warmup_steps: int,
+    log_every: int,
+    eval_every: int,
+    clip_stride: int
+):
+  return dict(
+      batch_size=batch_size,
+      num_steps=num_steps,
+      learning_rate=learning_rate,
+      weight_decay=weight_decay,
+      warmup_steps=warmup_steps,
+      log_every=log_every,
+      eval_every=eval_every,
+      checkpoint_every=eval_every,
+      clip_stride=clip_stride,
+      grad_clip=1.0,
+      final_lr_fraction=0.1,
+      max_to_keep=2,
+  )
+
+
+def base(
+    *, dataset: str = "synthetic_rppg", size: int = 128, clip_length: int = 160
+) -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.seed = 0
   c.dataset = dataset
@@ -65,11 +95,13 @@ def base(*, dataset: str = "synthetic_rppg", size: int = 128,
   # Checkpoint selection: "val" = subjects held out of train_split (never test;
   # codephys_jax.data.train_val_videos). Test splits are read once, by `compare`.
   c.eval_split = "val"
-  c.val = ml_collections.ConfigDict(dict(
-      fraction=0.2,  # of the training subjects, picked by a seeded hash of the subject id
-      subjects=(),  # or explicit subject ids (overrides fraction)
-      seed=0,
-  ))
+  c.val = ml_collections.ConfigDict(
+      dict(
+          fraction=0.2,  # of the training subjects, picked by a seeded hash of the subject id
+          subjects=(),  # or explicit subject ids (overrides fraction)
+          seed=0,
+      )
+  )
   c.clip_length = clip_length
   # "standardized", "temporal" or "diff_normalized" (codephys_jax.representations)
   c.input_norm = "standardized"
@@ -82,21 +114,42 @@ def base(*, dataset: str = "synthetic_rppg", size: int = 128,
   c.export = True
   c.eval = eval_settings()
   c.augment = augment(False)
-  c.compare = ml_collections.ConfigDict(dict(
-      enabled=True, splits={"clean": "test"}, unsupervised=("pos", "chrom", "green"),
-  ))
+  c.compare = ml_collections.ConfigDict(
+      dict(
+          enabled=True,
+          splits={"clean": "test"},
+          unsupervised=("pos", "chrom", "green"),
+      )
+  )
   return c
 
 
 def codebook_model(*, hidden: int, code_dim: int, num_codes: int) -> dict:
-  return dict(hidden=hidden, code_dim=code_dim, num_codes=num_codes, num_res_blocks=2,
-              update="ema", ema_decay=0.95, beta=0.25, dead_code_threshold=0.1)
+  return dict(
+      hidden=hidden,
+      code_dim=code_dim,
+      num_codes=num_codes,
+      num_res_blocks=2,
+      update="ema",
+      ema_decay=0.95,
+      beta=0.25,
+      dead_code_threshold=0.1,
+  )
 
 
 def codephys_model(backbone_kwargs: dict, *, query_mode: str = "nearest") -> dict:
-  return dict(backbone="physnet", backbone_kwargs=backbone_kwargs, query_mode=query_mode,
-              temperature=1.0, freeze_stage1=True, freeze_teacher=True, attention_kernel=7,
-              transformer_depth=2, transformer_heads=4, transformer_dim=64)
+  return dict(
+      backbone="physnet",
+      backbone_kwargs=backbone_kwargs,
+      query_mode=query_mode,
+      temperature=1.0,
+      freeze_stage1=True,
+      freeze_teacher=True,
+      attention_kernel=7,
+      transformer_depth=2,
+      transformer_heads=4,
+      transformer_dim=64,
+  )
 
 
 def codephys_losses() -> dict:
@@ -104,8 +157,15 @@ def codephys_losses() -> dict:
   # 0.2: its initial value (~8-10 nats with untrained queries) must not drown the
   # neg-Pearson term that teaches the backbone the pulse in the first place.
   # usage_entropy (maximised batch code entropy) is available, off by default.
-  return dict(neg_pearson=1.0, feature=1.0, distill=0.5, freq_ce=0.1, freq_kl=0.1,
-              code_ce=0.2, usage_entropy=0.0)
+  return dict(
+      neg_pearson=1.0,
+      feature=1.0,
+      distill=0.5,
+      freq_ce=0.1,
+      freq_kl=0.1,
+      code_ce=0.2,
+      usage_entropy=0.0,
+  )
 
 
 def tiny(c: ml_collections.ConfigDict, *, steps: int = 2) -> ml_collections.ConfigDict:
@@ -116,8 +176,16 @@ def tiny(c: ml_collections.ConfigDict, *, steps: int = 2) -> ml_collections.Conf
   c.preprocess.size = 16
   c.clip_length = 32
   for stage in ("codebook", "codephys", "physnet"):
-    c[stage].update(num_steps=steps, batch_size=8, warmup_steps=1, eval_every=2,
-                    log_every=1, checkpoint_every=2, clip_stride=8, learning_rate=1e-3)
+    c[stage].update(
+        num_steps=steps,
+        batch_size=8,
+        warmup_steps=1,
+        eval_every=2,
+        log_every=1,
+        checkpoint_every=2,
+        clip_stride=8,
+        learning_rate=1e-3,
+    )
   c.codebook.model.update(hidden=16, code_dim=8, num_codes=16)
   for stage in ("codephys", "physnet"):
     c[stage].model.backbone_kwargs.update(base_width=4, output_channels=8, spatial_out=1)

@@ -58,8 +58,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   pair, is_smoke = paper.parse_arg(arg, choices=PAIRS, default=None)
   train, test = pair.split("-")
   steps = TRAINING[train]
-  c = paper.paper_config(train, train_split="full",
-                         compare_splits=None, num_steps=steps,
-                         eval_every=max(250, steps // 10))
+  c = paper.paper_config(
+      train,
+      train_split="full",
+      compare_splits=None,
+      num_steps=steps,
+      eval_every=max(250, steps // 10),
+  )
   c.test_dataset = test  # for the record (results.json / checkpoint meta); eval.py tests
   return paper.smoke(c) if is_smoke else c

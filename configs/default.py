@@ -27,16 +27,31 @@ def get_config():
   c.codebook = dict(
       model=common.codebook_model(hidden=64, code_dim=32, num_codes=64),
       loss_weights=dict(mse=1.0, neg_pearson=1.0, vq=1.0),
-      **common.optim(batch_size=32, num_steps=300, learning_rate=2e-3, weight_decay=0.0,
-                     warmup_steps=30, log_every=50, eval_every=150, clip_stride=8),
+      **common.optim(
+          batch_size=32,
+          num_steps=300,
+          learning_rate=2e-3,
+          weight_decay=0.0,
+          warmup_steps=30,
+          log_every=50,
+          eval_every=150,
+          clip_stride=8,
+      ),
   )
   backbone = dict(base_width=8, output_channels=32, spatial_out=2)
   # Both video stages: Adam at 1e-3 (3e-3 only started to fit once the cosine had
   # decayed it), 300 steps of 4 clips (1.5x the old 200, to stay within 10 minutes
   # with the extra evaluations), the checkpoint picked on held-out subjects.
-  video_optim = common.optim(batch_size=4, num_steps=300, learning_rate=1e-3,
-                             weight_decay=5e-5, warmup_steps=20, log_every=25,
-                             eval_every=75, clip_stride=16)
+  video_optim = common.optim(
+      batch_size=4,
+      num_steps=300,
+      learning_rate=1e-3,
+      weight_decay=5e-5,
+      warmup_steps=20,
+      log_every=25,
+      eval_every=75,
+      clip_stride=16,
+  )
   c.codephys = dict(
       model=common.codephys_model(backbone),
       stage1_workdir="",  # empty: the sibling codebook/ of this run

@@ -17,8 +17,14 @@ from configs import paper
 
 
 def get_config():
-  c = paper.paper_config("synthetic_rppg", train_split="train", eval_split="val",
-                         compare_splits={"clean": "test"}, num_steps=400, eval_every=200)
+  c = paper.paper_config(
+      "synthetic_rppg",
+      train_split="train",
+      eval_split="val",
+      compare_splits={"clean": "test"},
+      num_steps=400,
+      eval_every=200,
+  )
   c.dataset_options = dict(num_train=16, num_test=4, duration_s=30.0)
   c.input_pipeline = "device"  # fits: 16 videos x 900 frames x 128 x 128 x 3 = 0.7 GB
   c.codebook.learning_rate = 1e-3  # Stage I converges in a few hundred steps only this way

@@ -75,9 +75,16 @@ def paper_config(
   # per Stage II step at 72 px where PyTorch takes 23 ms). 'auto' uses the device
   # path where the split fits the device budget, else the host path.
   c.input_pipeline = "auto"
-  optim = dict(batch_size=BATCH_SIZE, num_steps=num_steps, learning_rate=LEARNING_RATE,
-               weight_decay=WEIGHT_DECAY, warmup_steps=min(100, num_steps // 10),
-               log_every=50, eval_every=eval_every, clip_stride=CLIP_LENGTH)
+  optim = dict(
+      batch_size=BATCH_SIZE,
+      num_steps=num_steps,
+      learning_rate=LEARNING_RATE,
+      weight_decay=WEIGHT_DECAY,
+      warmup_steps=min(100, num_steps // 10),
+      log_every=50,
+      eval_every=eval_every,
+      clip_stride=CLIP_LENGTH,
+  )
   # Stage I sees only PPG clips; the paper states one optimiser setting, used here too.
   c.codebook = dict(
       model=common.codebook_model(**CODEBOOK),
@@ -109,19 +116,24 @@ def smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   return common.tiny(c)
 
 
-def parse_arg(arg: str | None, *, choices: tuple[str, ...], default: str | None
-              ) -> tuple[str, bool]:
+def parse_arg(
+    arg: str | None, *, choices: tuple[str, ...], default: str | None
+) -> tuple[str, bool]:
   """`file.py:ARG` with ARG = '<choice>', '<choice>,smoke' or 'smoke' -> (choice, smoke)."""
   tokens = [t.strip() for t in (arg or "").split(",") if t.strip()]
   is_smoke = "smoke" in tokens
   rest = [t for t in tokens if t != "smoke"]
   if len(rest) > 1:
-    raise ValueError(f"config argument {arg!r}: expected one of {list(choices)} "
-                     "optionally followed by ',smoke'")
+    raise ValueError(
+        f"config argument {arg!r}: expected one of {list(choices)} "
+        "optionally followed by ',smoke'"
+    )
   choice = rest[0] if rest else default
   if choice is None:
-    raise ValueError(f"this config needs an argument, one of {list(choices)} "
-                     "(e.g. --config=configs/cross_dataset.py:ubfc_rppg-pure)")
+    raise ValueError(
+        f"this config needs an argument, one of {list(choices)} "
+        "(e.g. --config=configs/cross_dataset.py:ubfc_rppg-pure)"
+    )
   if choice not in choices:
     raise ValueError(f"config argument {choice!r} is not one of {list(choices)}")
   return choice, is_smoke

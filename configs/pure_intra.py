@@ -31,6 +31,7 @@ from configs import paper
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   _, is_smoke = paper.parse_arg(arg, choices=("intra",), default="intra")
-  c = paper.paper_config("pure", train_split="train",
-                         compare_splits={"clean": "test"}, num_steps=3500, eval_every=350)
+  c = paper.paper_config(
+      "pure", train_split="train", compare_splits={"clean": "test"}, num_steps=3500, eval_every=350
+  )
   return paper.smoke(c) if is_smoke else c

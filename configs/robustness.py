@@ -35,18 +35,21 @@ from configs import eval as eval_config
 def get_config() -> ml_collections.ConfigDict:
   c = eval_config.get_config()
   c.preprocess.size = 72  # one prepared set for every method (checkpoints must match it)
-  c.dataset_options = ml_collections.ConfigDict(dict(num_train=1, num_test=4, duration_s=12.0,
-                                                     skip_bad_items=False))
-  c.robustness = ml_collections.ConfigDict(dict(
-      enabled=True,
-      methods=("pos", "chrom"),
-      # method -> training workdir, for codephys / physnet ('' = not used).
-      checkpoints=ml_collections.ConfigDict(dict(codephys="", physnet="")),
-      degradations=tuple(degradations.DEGRADATIONS),
-      severities=(1, 3, 5),
-      seed=0,
-      # Raw frames of a video stay in memory between conditions up to this size.
-      raw_cache_mb=1024,
-      max_videos=0,  # 0 = every video of the split
-  ))
+  c.dataset_options = ml_collections.ConfigDict(
+      dict(num_train=1, num_test=4, duration_s=12.0, skip_bad_items=False)
+  )
+  c.robustness = ml_collections.ConfigDict(
+      dict(
+          enabled=True,
+          methods=("pos", "chrom"),
+          # method -> training workdir, for codephys / physnet ('' = not used).
+          checkpoints=ml_collections.ConfigDict(dict(codephys="", physnet="")),
+          degradations=tuple(degradations.DEGRADATIONS),
+          severities=(1, 3, 5),
+          seed=0,
+          # Raw frames of a video stay in memory between conditions up to this size.
+          raw_cache_mb=1024,
+          max_videos=0,  # 0 = every video of the split
+      )
+  )
   return c

@@ -33,6 +33,11 @@ from configs import paper
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   _, is_smoke = paper.parse_arg(arg, choices=("intra",), default="intra")
-  c = paper.paper_config("ubfc_rppg", train_split="train",
-                         compare_splits={"clean": "test"}, num_steps=2500, eval_every=250)
+  c = paper.paper_config(
+      "ubfc_rppg",
+      train_split="train",
+      compare_splits={"clean": "test"},
+      num_steps=2500,
+      eval_every=250,
+  )
   return paper.smoke(c) if is_smoke else c

@@ -37,6 +37,11 @@ FOLDS = tuple(f"fold{k}" for k in range(1, 6))
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   fold, is_smoke = paper.parse_arg(arg, choices=FOLDS, default="fold1")
-  c = paper.paper_config("vipl_hr", train_split=f"train_{fold}",
-                         compare_splits={"clean": fold}, num_steps=24000, eval_every=2000)
+  c = paper.paper_config(
+      "vipl_hr",
+      train_split=f"train_{fold}",
+      compare_splits={"clean": fold},
+      num_steps=24000,
+      eval_every=2000,
+  )
   return paper.smoke(c) if is_smoke else c

@@ -59,8 +59,9 @@ def assert_bad_item_fails(
   corrupt(tree, how)
   data_dir = tmp_path / "tfds"
   with pytest.raises(rppg_builder.PreparationError) as err:
-    data_lib.load_builder(name, data_dir=str(data_dir), manual_dir=str(tree),
-                          preprocess={"size": 16})
+    data_lib.load_builder(
+        name, data_dir=str(data_dir), manual_dir=str(tree), preprocess={"size": 16}
+    )
   assert key in str(err.value) and message in str(err.value)
   written = [os.path.join(r, f) for r, _, fs in os.walk(data_dir) for f in fs]
   assert written == [], written
@@ -98,8 +99,9 @@ def marker_landing(
   labels = dataclasses.replace(labels, ppg=ppg)
   source, _ = read_item(item)
   with source:
-    ex = rppg_builder.build_example(item.key, item.subject_id, source, labels,
-                                    preprocess_lib.PreprocessConfig(size=size))
+    ex = rppg_builder.build_example(
+        item.key, item.subject_id, source, labels, preprocess_lib.PreprocessConfig(size=size)
+    )
   position = (t_k - ex["timestamps"][0]) * float(ex["fps"])
   return int(np.argmax(ex["ppg"])), float(position), ex
 
@@ -133,7 +135,8 @@ class BuilderTestCase(unittest.TestCase):
       with self.subTest(config=config.name), tempfile.TemporaryDirectory() as data_dir:
         builder = rppg_builder.prepare(
             cls(config=config, data_dir=data_dir, file_format="array_record"),
-            manual_dir=self.EXAMPLE_DIR)
+            manual_dir=self.EXAMPLE_DIR,
+        )
         self._check_prepared(builder)
         reloaded = cls(config=config, data_dir=data_dir, file_format="array_record")
         self.assertTrue(reloaded.is_prepared())

@@ -1,4 +1,5 @@
 """Shared pytest set-up: 8 virtual CPU devices so sharding tests run anywhere."""
+
 import os
 
 # Must happen before JAX initialises its backends (any test may import jax).

@@ -28,6 +28,7 @@ GLOBAL_BATCH, T, C, STEPS = 8, 8, 2, 3
 
 
 class TinyNet(nn.Module):
+
   @nn.compact
   def __call__(self, x, *, train: bool):
     x = nn.Conv(3, (3,), use_bias=False)(x)
@@ -40,28 +41,39 @@ MODEL = TinyNet()
 
 
 def loss_fn(params, model_state, batch, rng, step):
-  pred, updates = MODEL.apply({"params": params, **model_state}, batch["x"], train=True,
-                              rngs={"dropout": rng}, mutable=["batch_stats"])
+  pred, updates = MODEL.apply(
+      {"params": params, **model_state},
+      batch["x"],
+      train=True,
+      rngs={"dropout": rng},
+      mutable=["batch_stats"],
+  )
   return jnp.mean((pred - batch["y"]) ** 2), (dict(updates), {})
 
 
 def global_batch(step):
   rs = np.random.RandomState(step)
-  return {"x": rs.randn(GLOBAL_BATCH, T, C).astype(np.float32),
-          "y": rs.randn(GLOBAL_BATCH).astype(np.float32)}
+  return {
+      "x": rs.randn(GLOBAL_BATCH, T, C).astype(np.float32),
+      "y": rs.randn(GLOBAL_BATCH).astype(np.float32),
+  }
 
 
 def local_batch(step):
   index, count = trainer.process_shard(GLOBAL_BATCH)
   n = GLOBAL_BATCH // count
-  return jax.tree.map(lambda a: a[index * n:(index + 1) * n], global_batch(step))
+  return jax.tree.map(lambda a: a[index * n : (index + 1) * n], global_batch(step))
 
 
 def main(out_path, ckpt_dir):
   mesh = trainer.make_mesh()
   state = trainer.create_train_state(
-      init_fn=lambda r, b: MODEL.init(r, b["x"], train=False), tx=optax.adam(1e-2),
-      rng=jax.random.key(0), mesh=mesh, example_batch=local_batch(0))
+      init_fn=lambda r, b: MODEL.init(r, b["x"], train=False),
+      tx=optax.adam(1e-2),
+      rng=jax.random.key(0),
+      mesh=mesh,
+      example_batch=local_batch(0),
+  )
   step_fn = trainer.make_train_step(loss_fn, mesh=mesh)
   losses = []
   for s in range(STEPS):
@@ -74,8 +86,10 @@ def main(out_path, ckpt_dir):
   ckpt.wait()
   restored = ckpt.restore_latest(trainer.abstract_state(state))
   ckpt.close()
-  same = all(np.array_equal(a, b) for a, b in zip(
-      jax.tree.leaves(trainer.fetch(restored.params)), jax.tree.leaves(params)))
+  same = all(
+      np.array_equal(a, b)
+      for a, b in zip(jax.tree.leaves(trainer.fetch(restored.params)), jax.tree.leaves(params))
+  )
   if jax.process_index() == 0:
     summary = {
         "mode": LAUNCH.mode,
@@ -83,8 +97,10 @@ def main(out_path, ckpt_dir):
         "device_count": jax.device_count(),
         "local_device_count": jax.local_device_count(),
         "losses": losses,
-        "params": {jax.tree_util.keystr(k): np.asarray(v).ravel().tolist()
-                   for k, v in jax.tree_util.tree_leaves_with_path(params)},
+        "params": {
+            jax.tree_util.keystr(k): np.asarray(v).ravel().tolist()
+            for k, v in jax.tree_util.tree_leaves_with_path(params)
+        },
         "restored_equal": bool(same),
     }
     with open(out_path, "w") as f:

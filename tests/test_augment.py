@@ -20,8 +20,13 @@ def only(**kw) -> augment.AugmentConfig:
 def clip_of(frames, ppg=None):
   n = len(frames)
   ppg = np.sin(np.arange(n) / 5.0) if ppg is None else ppg
-  return {"frames": np.asarray(frames, np.uint8), "ppg": data_lib.normalize_ppg(ppg),
-          "fps": np.float32(FPS), "video_index": np.int32(3), "start": np.int32(7)}
+  return {
+      "frames": np.asarray(frames, np.uint8),
+      "ppg": data_lib.normalize_ppg(ppg),
+      "fps": np.float32(FPS),
+      "video_index": np.int32(3),
+      "start": np.int32(7),
+  }
 
 
 def random_clip(n=8, s=12, seed=0):
@@ -96,8 +101,14 @@ def test_speed_resampling_scales_frequency_and_keeps_frames_in_sync(speed):
     # The label is the closed-form sinusoid at some integer start offset, up to
     # the linear-interpolation error bound h^2 / 8 * max|f''| (h = 2 pi f0 / FPS).
     k = np.arange(t_out)
-    fits = [np.max(np.abs(out["ppg"] - data_lib.normalize_ppg(
-        np.sin(2 * np.pi * f0 * (o + speed * k) / FPS)))) for o in range(n)]
+    fits = [
+        np.max(
+            np.abs(
+                out["ppg"] - data_lib.normalize_ppg(np.sin(2 * np.pi * f0 * (o + speed * k) / FPS))
+            )
+        )
+        for o in range(n)
+    ]
     bound = (2 * np.pi * f0 / FPS) ** 2 / 8 if speed != int(speed) else 1e-5
     assert min(fits) < 1.05 * bound + 1e-5
     brightness = out["frames"].reshape(t_out, -1).mean(axis=1)
@@ -156,12 +167,17 @@ def test_deterministic_given_rng_and_full_recipe():
 
 def test_from_config_and_validation():
   cfg = augment.AugmentConfig.from_config(
-      {"enabled": True, "flip_prob": 0.2, "speed_range": [0.8, 1.2], "degradations": ["jpeg"]})
+      {"enabled": True, "flip_prob": 0.2, "speed_range": [0.8, 1.2], "degradations": ["jpeg"]}
+  )
   assert cfg.flip_prob == 0.2 and cfg.speed_range == (0.8, 1.2) and cfg.degradations == ("jpeg",)
   with pytest.raises(ValueError, match="unknown augmentation"):
     augment.AugmentConfig.from_config({"flip": 0.5})
-  for bad in (dict(speed_range=(1.4, 0.6)), dict(crop_scale=(0.0, 1.0)),
-              dict(degradations=("nope",)), dict(flip_prob=2.0)):
+  for bad in (
+      dict(speed_range=(1.4, 0.6)),
+      dict(crop_scale=(0.0, 1.0)),
+      dict(degradations=("nope",)),
+      dict(flip_prob=2.0),
+  ):
     with pytest.raises(ValueError):
       augment.AugmentConfig(**bad)
 
@@ -173,9 +189,14 @@ class _FakeVideos:
 
   def __init__(self, lengths, size=8):
     rng = np.random.default_rng(1)
-    self.videos = [{"frames": rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8),
-                    "ppg": np.sin(np.arange(n) / 4.0).astype(np.float32),
-                    "fps": np.float32(FPS)} for n in lengths]
+    self.videos = [
+        {
+            "frames": rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8),
+            "ppg": np.sin(np.arange(n) / 4.0).astype(np.float32),
+            "fps": np.float32(FPS),
+        }
+        for n in lengths
+    ]
 
   def __len__(self):
     return len(self.videos)
@@ -203,8 +224,9 @@ def test_clip_source_source_length():
 def test_train_pipeline_with_augment():
   t = 16
   cfg = augment.AugmentConfig(degradations=("sensor_noise",), degradation_prob=0.5)
-  clips = data_lib.ClipSource(_FakeVideos([60, 45]), clip_length=t,
-                              source_length=augment.required_source_length(cfg, t))
+  clips = data_lib.ClipSource(
+      _FakeVideos([60, 45]), clip_length=t, source_length=augment.required_source_length(cfg, t)
+  )
   spec = data_lib.PipelineSpec(batch_size=4, seed=0, num_threads=1, prefetch=1)
   fn = augment.make_augment(cfg, t)
   it = data_lib.train_pipeline(clips, spec, augment=fn)

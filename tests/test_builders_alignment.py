@@ -36,11 +36,14 @@ def test_repair_keeps_the_first_of_a_repeat_and_drops_backward_steps():
   assert np.all(np.diff(t[keep]) > 0)
 
 
-@pytest.mark.parametrize("times, message", [
-    ([0.0, 1.0, np.nan, 3.0], "non-finite"),
-    (list(range(20)) + [5.0] * 5, "cannot be repaired: 5 of 25"),
-    ([1.0, 1.0], "cannot be repaired"),
-])
+@pytest.mark.parametrize(
+    "times, message",
+    [
+        ([0.0, 1.0, np.nan, 3.0], "non-finite"),
+        (list(range(20)) + [5.0] * 5, "cannot be repaired: 5 of 25"),
+        ([1.0, 1.0], "cannot be repaired"),
+    ],
+)
 def test_unrepairable_clocks_are_errors_naming_the_file(times, message):
   with pytest.raises(rppg_builder.PreparationError, match="x.json.*" + re.escape(message)):
     rppg_builder.repair_timestamps("x.json", np.array(times))
@@ -49,22 +52,31 @@ def test_unrepairable_clocks_are_errors_naming_the_file(times, message):
 def test_validate_labels_repairs_timestamped_labels_only():
   times = np.array([0.0, 0.1, 0.1, 0.2, 0.3] + [0.3 + 0.1 * i for i in range(1, 40)])
   ppg = np.sin(np.arange(times.size))
-  fixed, repaired = rppg_builder.validate_labels(
-      "v", rppg_builder.RawLabels(times=times, ppg=ppg))
+  fixed, repaired = rppg_builder.validate_labels("v", rppg_builder.RawLabels(times=times, ppg=ppg))
   assert repaired == 1 and fixed.times.size == times.size - 1
   np.testing.assert_array_equal(fixed.ppg, np.delete(ppg, 2))
   # Per-frame labels: the (logging) clock is not needed, so not checked or changed.
   same, none = rppg_builder.validate_labels(
-      "v", rppg_builder.RawLabels(times=times[::-1], ppg=ppg, per_frame=True))
+      "v", rppg_builder.RawLabels(times=times[::-1], ppg=ppg, per_frame=True)
+  )
   assert none == 0 and same.times is not None and same.ppg is ppg
 
 
 def test_synthetic_pulse_marker_at_frame_k_lands_at_frame_k():
   cls = data_lib.builder_class("synthetic_rppg")
-  builder = cls(config=cls.make_config(options={"num_train": 1, "num_test": 1,
-                                                "duration_s": 4.0, "width": 160,
-                                                "height": 120, "degraded_types": ()}),
-                data_dir="/nonexistent")
+  builder = cls(
+      config=cls.make_config(
+          options={
+              "num_train": 1,
+              "num_test": 1,
+              "duration_s": 4.0,
+              "width": 160,
+              "height": 120,
+              "degraded_types": (),
+          }
+      ),
+      data_dir="/nonexistent",
+  )
   item = builder.list_items(None)[0]
   got, position, ex = builder_test_utils.marker_landing(item, cls.read_item, frame=57)
   assert position == pytest.approx(57) and got == 57
@@ -116,8 +128,13 @@ print("ok", item.key, len(ex["ppg"]))
 def test_builders_load_and_work_when_another_datasets_module_is_imported(tmp_path):
   env = dict(os.environ, PYTHONPATH=str(ROOT))
   dummy = ROOT / "datasets" / "ubfc_rppg" / "dummy_data"
-  done = subprocess.run([sys.executable, "-c", _WITH_FOREIGN_DATASETS, str(dummy),
-                         str(tmp_path)], cwd=tmp_path, env=env, capture_output=True,
-                        text=True, timeout=300)
+  done = subprocess.run(
+      [sys.executable, "-c", _WITH_FOREIGN_DATASETS, str(dummy), str(tmp_path)],
+      cwd=tmp_path,
+      env=env,
+      capture_output=True,
+      text=True,
+      timeout=300,
+  )
   assert done.returncode == 0, done.stderr[-3000:]
   assert done.stdout.split() == ["ok", "subject1", "120"]

@@ -17,6 +17,7 @@ T, C, B = 8, 2, 8
 
 
 class TinyNet(nn.Module):
+
   @nn.compact
   def __call__(self, x, *, train: bool):
     x = nn.Conv(3, (3,), use_bias=False)(x)
@@ -35,8 +36,13 @@ def init_fn(rng, batch):
 
 
 def loss_fn(params, model_state, batch, rng, step):
-  pred, updates = MODEL.apply({"params": params, **model_state}, batch["x"], train=True,
-                              rngs={"dropout": rng}, mutable=["batch_stats"])
+  pred, updates = MODEL.apply(
+      {"params": params, **model_state},
+      batch["x"],
+      train=True,
+      rngs={"dropout": rng},
+      mutable=["batch_stats"],
+  )
   return jnp.mean((pred - batch["y"]) ** 2), (dict(updates), {})
 
 
@@ -50,8 +56,9 @@ def make_iterator(start):
 
 
 def fresh_state(mesh, seed):
-  return trainer.create_train_state(init_fn=init_fn, tx=TX, rng=jax.random.key(seed), mesh=mesh,
-                                    example_batch=batch_for_step(0))
+  return trainer.create_train_state(
+      init_fn=init_fn, tx=TX, rng=jax.random.key(seed), mesh=mesh, example_batch=batch_for_step(0)
+  )
 
 
 def run(workdir, *, seed, num_steps, mesh, checkpoint_every):
@@ -61,9 +68,16 @@ def run(workdir, *, seed, num_steps, mesh, checkpoint_every):
   restored = ckpt.restore_latest(state)
   state = state if restored is None else restored
   step_fn = trainer.make_train_step(loss_fn, mesh=mesh)
-  state = trainer.train_loop(state, train_step=step_fn, make_iterator=make_iterator,
-                             num_steps=num_steps, mesh=mesh, checkpointer=ckpt,
-                             checkpoint_every=checkpoint_every, log_every=100)
+  state = trainer.train_loop(
+      state,
+      train_step=step_fn,
+      make_iterator=make_iterator,
+      num_steps=num_steps,
+      mesh=mesh,
+      checkpointer=ckpt,
+      checkpoint_every=checkpoint_every,
+      log_every=100,
+  )
   out = trainer.fetch(state)
   ckpt.close()
   return out
@@ -104,19 +118,24 @@ def test_kill_and_resume_is_bitwise_identical(tmp_path):
 
 def _marked_state(state, value):
   """A state whose parameters all equal `value`: identifies the checkpoint it came from."""
-  return state.replace(step=jnp.int32(value), params=jax.tree.map(lambda p: jnp.full_like(p, value),
-                                                                  state.params))
+  return state.replace(
+      step=jnp.int32(value), params=jax.tree.map(lambda p: jnp.full_like(p, value), state.params)
+  )
 
 
-@pytest.mark.parametrize("mode,values,best", [
-    ("min", [5.0, 1.0, 4.0, 3.0, 2.5, 2.6], 2),
-    ("max", [0.1, 0.9, 0.2, 0.3, 0.5, 0.4], 2),
-])
+@pytest.mark.parametrize(
+    "mode,values,best",
+    [
+        ("min", [5.0, 1.0, 4.0, 3.0, 2.5, 2.6], 2),
+        ("max", [0.1, 0.9, 0.2, 0.3, 0.5, 0.4], 2),
+    ],
+)
 def test_best_and_latest_are_kept(tmp_path, mode, values, best):
   mesh = trainer.make_mesh()
   state = fresh_state(mesh, 0)
-  ckpt = checkpointing.Checkpointer(tmp_path, max_to_keep=2, best_metric="mae", best_mode=mode,
-                                    meta=CONFIG)
+  ckpt = checkpointing.Checkpointer(
+      tmp_path, max_to_keep=2, best_metric="mae", best_mode=mode, meta=CONFIG
+  )
   for step, v in enumerate(values, start=1):
     assert ckpt.save(step, _marked_state(state, step), metrics={"mae": v, "other": -v})
   # A checkpoint without metrics (e.g. a periodic one) only takes a "latest" slot.
@@ -171,8 +190,9 @@ def test_load_params_other_mesh_and_stateless_optimizer(tmp_path):
     return nn.Dense(2).init(rng, batch["x"])
 
   example = {"x": np.zeros((8, 3), np.float32)}
-  state = trainer.create_train_state(init_fn=init_dense, tx=optax.sgd(0.1), rng=jax.random.key(1),
-                                     mesh=mesh, example_batch=example)
+  state = trainer.create_train_state(
+      init_fn=init_dense, tx=optax.sgd(0.1), rng=jax.random.key(1), mesh=mesh, example_batch=example
+  )
   assert jax.tree.leaves(state.opt_state) == [] and state.model_state == {}
   ckpt = checkpointing.Checkpointer(tmp_path / "ck", meta={"name": "teacher"})
   assert ckpt.save(1, state)

@@ -43,17 +43,29 @@ def _flag_load(spec: str, *overrides: str):
   argv = ["prog", f"--config={os.path.join(REPO, spec)}", *overrides]
   fv = flags.FlagValues()
   # Overrides are found by scanning argv (sys.argv in train.py).
-  config_flags.DEFINE_config_file("config", None, "", flag_values=fv, lock_config=True,
-                                  sys_argv=argv)
+  config_flags.DEFINE_config_file(
+      "config", None, "", flag_values=fv, lock_config=True, sys_argv=argv
+  )
   fv(argv)
   return fv.config
 
 
 def test_every_config_file_loads_through_config_flags():
-  names = sorted(f[:-3] for f in os.listdir(os.path.join(REPO, "configs"))
-                 if f.endswith(".py") and f not in ("__init__.py", "common.py", "paper.py"))
-  assert {"default", "eval", "robustness", "ubfc_intra", "pure_intra", "vipl_hr",
-          "cohface_intra", "cross_dataset"} <= set(names)
+  names = sorted(
+      f[:-3]
+      for f in os.listdir(os.path.join(REPO, "configs"))
+      if f.endswith(".py") and f not in ("__init__.py", "common.py", "paper.py")
+  )
+  assert {
+      "default",
+      "eval",
+      "robustness",
+      "ubfc_intra",
+      "pure_intra",
+      "vipl_hr",
+      "cohface_intra",
+      "cross_dataset",
+  } <= set(names)
   args = {"cross_dataset": "pure-cohface", "vipl_hr": "fold4"}
   for name in names:
     spec = f"configs/{name}.py" + (f":{args[name]}" if name in args else "")
@@ -62,8 +74,11 @@ def test_every_config_file_loads_through_config_flags():
   cfg = _flag_load("configs/vipl_hr.py:fold3,smoke", "--config.data_dir=/tmp/x")
   assert (cfg.train_split, cfg.eval_split, cfg.data_dir) == ("train_fold3", "val", "/tmp/x")
   assert cfg.manual_dir == paper.dummy_dir("vipl_hr")
-  cfg = _flag_load("configs/ubfc_intra.py", "--config.dataset_options.skip_bad_items=True",
-                   "--config.manual_dir=/data/DATASET_2")
+  cfg = _flag_load(
+      "configs/ubfc_intra.py",
+      "--config.dataset_options.skip_bad_items=True",
+      "--config.manual_dir=/data/DATASET_2",
+  )
   assert cfg.dataset_options.skip_bad_items is True and cfg.manual_dir == "/data/DATASET_2"
 
 
@@ -81,7 +96,8 @@ def test_benchmark_configs_have_the_paper_settings(module, arg):
     assert s.clip_stride == 160 and 0 < s.eval_every <= s.num_steps
   for stage in ("codephys", "physnet"):
     assert dict(c[stage].model.backbone_kwargs) == dict(
-        base_width=16, output_channels=64, spatial_out=8)
+        base_width=16, output_channels=64, spatial_out=8
+    )
   m = c.codebook.model
   assert (m.hidden, m.code_dim, m.num_codes) == (512, 64, 64)
   a = c.augment
@@ -93,8 +109,9 @@ def test_benchmark_configs_have_the_paper_settings(module, arg):
 @pytest.mark.parametrize("module, arg", BENCHMARKS)
 def test_benchmark_splits_exist_in_the_dataset_protocol(module, arg):
   c = _load(module, arg)
-  builder = data_lib.make_builder(c.dataset, manual_dir=paper.dummy_dir(c.dataset),
-                                  preprocess=dict(c.preprocess))
+  builder = data_lib.make_builder(
+      c.dataset, manual_dir=paper.dummy_dir(c.dataset), preprocess=dict(c.preprocess)
+  )
   dummy = paper.dummy_dir(c.dataset)
   splits = builder.split_keys(builder.list_items(dummy), dummy)
   used = {c.train_split} | ({c.eval_split} - {data_lib.VAL_SPLIT})
@@ -108,7 +125,10 @@ def test_benchmark_splits_exist_in_the_dataset_protocol(module, arg):
     assert c.eval_split == data_lib.VAL_SPLIT
   elif module == "vipl_hr":
     assert (c.train_split, c.eval_split, dict(c.compare.splits)) == (
-        f"train_{arg}", data_lib.VAL_SPLIT, {"clean": arg})
+        f"train_{arg}",
+        data_lib.VAL_SPLIT,
+        {"clean": arg},
+    )
 
 
 @pytest.mark.parametrize("module", sorted(EXPECTED_IN_DOCSTRING))
@@ -129,18 +149,27 @@ def test_config_arguments_are_checked():
     vipl_config.get_config("fold6")
 
 
-@pytest.mark.parametrize("module, arg", [
-    ("pure_intra", "smoke"), ("cohface_intra", "smoke"), ("vipl_hr", "fold2,smoke"),
-    ("cross_dataset", "cohface-ubfc_rppg,smoke"),
-])
+@pytest.mark.parametrize(
+    "module, arg",
+    [
+        ("pure_intra", "smoke"),
+        ("cohface_intra", "smoke"),
+        ("vipl_hr", "fold2,smoke"),
+        ("cross_dataset", "cohface-ubfc_rppg,smoke"),
+    ],
+)
 def test_smoke_configs_make_builders_on_the_dummy_trees(module, arg, tmp_path):
   c = _load(module, arg)
   assert os.path.isdir(c.manual_dir) and c.manual_dir == paper.dummy_dir(c.dataset)
   assert c.preprocess.size == 16 and c.clip_length == 32
   assert all(c[s].batch_size == 8 and c[s].num_steps == 2 for s in c.stages)
   builder = data_lib.make_builder(
-      c.dataset, data_dir=str(tmp_path), manual_dir=c.manual_dir,
-      preprocess=dict(c.preprocess), options=dict(c.dataset_options))
+      c.dataset,
+      data_dir=str(tmp_path),
+      manual_dir=c.manual_dir,
+      preprocess=dict(c.preprocess),
+      options=dict(c.dataset_options),
+  )
   assert not builder.is_prepared()
   assert builder.builder_config.source_id == os.path.realpath(c.manual_dir)
   assert builder.builder_config.preprocess.size == 16
@@ -150,11 +179,16 @@ def test_prepare_one_liner_reaches_the_training_configs_directory(tmp_path):
   # docs/DATASETS.md prepares with preprocess={"size": 128}: same identity as training.
   c = _load("ubfc_intra", None)
   dummy = paper.dummy_dir("ubfc_rppg")
-  from_config = data_lib.make_builder(c.dataset, data_dir=str(tmp_path), manual_dir=dummy,
-                                      preprocess=dict(c.preprocess),
-                                      options=dict(c.dataset_options))
-  one_liner = data_lib.make_builder("ubfc_rppg", data_dir=str(tmp_path), manual_dir=dummy,
-                                    preprocess={"size": 128})
+  from_config = data_lib.make_builder(
+      c.dataset,
+      data_dir=str(tmp_path),
+      manual_dir=dummy,
+      preprocess=dict(c.preprocess),
+      options=dict(c.dataset_options),
+  )
+  one_liner = data_lib.make_builder(
+      "ubfc_rppg", data_dir=str(tmp_path), manual_dir=dummy, preprocess={"size": 128}
+  )
   assert from_config.data_path == one_liner.data_path
 
 
@@ -200,7 +234,8 @@ def _training_configs():
 def test_no_config_selects_checkpoints_on_test():
   configs = _training_configs()
   assert {"default:None", "ubfc_intra:smoke", "cross_dataset:ubfc_rppg-pure"} <= {
-      n for n, _ in configs}
+      n for n, _ in configs
+  }
   for name, c in configs:
     compare = set(dict(c.compare.splits).values()) if c.compare.enabled else set()
     assert "test" not in c.eval_split and c.eval_split not in compare, name
@@ -212,7 +247,8 @@ def test_no_config_selects_checkpoints_on_test():
 def test_train_val_videos_refuses_a_test_split(tmp_path):
   c = _load("ubfc_intra", "smoke")
   c.eval_split = "test"
-  builder = data_lib.make_builder(c.dataset, manual_dir=paper.dummy_dir(c.dataset),
-                                  preprocess=dict(c.preprocess))
+  builder = data_lib.make_builder(
+      c.dataset, manual_dir=paper.dummy_dir(c.dataset), preprocess=dict(c.preprocess)
+  )
   with pytest.raises(ValueError, match="must not read test data"):
     data_lib.train_val_videos(builder, c)

@@ -1,4 +1,5 @@
 """Tests for the video degradation library (small 64x64 frames)."""
+
 import cv2
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ def _frame(seed=0, size=64):
   yy, xx = np.mgrid[:size, :size]
   texture = cv2.GaussianBlur(rng.uniform(0, 1, (size, size, 3)).astype(np.float32), (0, 0), 1.0)
   base = 60 + 80 * xx[..., None] / size + 90 * texture
-  blob = np.exp(-((xx - 0.55 * size)**2 + (yy - 0.45 * size)**2) / (2 * (0.12 * size)**2))
+  blob = np.exp(-((xx - 0.55 * size) ** 2 + (yy - 0.45 * size) ** 2) / (2 * (0.12 * size) ** 2))
   return np.clip(base + 60 * blob[..., None], 0, 255).astype(np.uint8)
 
 
@@ -22,13 +23,13 @@ def _clip(t=6):
 
 
 def _psnr(a, b):
-  mse = np.mean((a.astype(np.float64) - b.astype(np.float64))**2)
+  mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
   return np.inf if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
 def _high_freq_energy(img):
   g = img.astype(np.float64).mean(axis=2)
-  return np.sum(np.diff(g, axis=0)**2) + np.sum(np.diff(g, axis=1)**2)
+  return np.sum(np.diff(g, axis=0) ** 2) + np.sum(np.diff(g, axis=1) ** 2)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -45,11 +46,15 @@ def test_deterministic_and_chunking_independent(name):
   clip = _clip(6)
   deg = dg.make_degradation(name, 4, seed=7)
   whole = deg.apply_clip(clip, start_index=100)
-  chunked = np.concatenate([deg.apply_clip(clip[:2], start_index=100), deg.apply_clip(clip[2:], start_index=102)])
+  chunked = np.concatenate(
+      [deg.apply_clip(clip[:2], start_index=100), deg.apply_clip(clip[2:], start_index=102)]
+  )
   reversed_order = np.stack([deg(clip[t], 100 + t) for t in reversed(range(6))])[::-1]
   np.testing.assert_array_equal(whole, chunked)
   np.testing.assert_array_equal(whole, reversed_order)
-  np.testing.assert_array_equal(whole, dg.make_degradation(name, 4, seed=7).apply_clip(clip, start_index=100))
+  np.testing.assert_array_equal(
+      whole, dg.make_degradation(name, 4, seed=7).apply_clip(clip, start_index=100)
+  )
 
 
 @pytest.mark.parametrize("name", ["sensor_noise", "motion_blur", "illumination", "head_motion"])
@@ -60,11 +65,15 @@ def test_seeds_differ(name):
   assert not np.array_equal(a, b)
 
 
-@pytest.mark.parametrize("name", ["sensor_noise", "gaussian_blur", "defocus", "motion_blur", "jpeg", "video_codec"])
+@pytest.mark.parametrize(
+    "name", ["sensor_noise", "gaussian_blur", "defocus", "motion_blur", "jpeg", "video_codec"]
+)
 def test_psnr_decreases_with_severity(name):
   frame = _frame(3)
-  psnrs = [np.mean([_psnr(frame, dg.make_degradation(name, s, seed=0)(frame, i)) for i in (0, 17)])
-           for s in range(6)]
+  psnrs = [
+      np.mean([_psnr(frame, dg.make_degradation(name, s, seed=0)(frame, i)) for i in (0, 17)])
+      for s in range(6)
+  ]
   assert psnrs[0] == np.inf
   assert all(a > b for a, b in zip(psnrs[1:], psnrs[2:])), psnrs
 
@@ -109,14 +118,14 @@ def test_motion_blur_direction_varies_over_time():
 def _centroid(img):
   g = img.astype(np.float64).mean(axis=2)
   g = np.clip(g - 40, 0, None)
-  yy, xx = np.mgrid[:g.shape[0], :g.shape[1]]
+  yy, xx = np.mgrid[: g.shape[0], : g.shape[1]]
   return np.array([(g * xx).sum() / g.sum(), (g * yy).sum() / g.sum()])
 
 
 def test_head_motion_moves_the_centroid_as_its_affine():
   size = 64
   yy, xx = np.mgrid[:size, :size]
-  blob = 200 * np.exp(-((xx - 30)**2 + (yy - 34)**2) / (2 * 5.0**2))
+  blob = 200 * np.exp(-((xx - 30) ** 2 + (yy - 34) ** 2) / (2 * 5.0**2))
   frame = np.repeat(np.clip(40 + blob, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
   c0 = _centroid(frame)
   deg = dg.make_degradation("head_motion", 5, seed=2)
@@ -156,7 +165,9 @@ def test_compose_and_random_degradation():
   a = dg.make_degradation("gaussian_blur", 2, seed=0)
   b = dg.make_degradation("sensor_noise", 2, seed=1)
   composed = dg.Compose((a, b)).apply_clip(clip, start_index=5)
-  np.testing.assert_array_equal(composed, b.apply_clip(a.apply_clip(clip, start_index=5), start_index=5))
+  np.testing.assert_array_equal(
+      composed, b.apply_clip(a.apply_clip(clip, start_index=5), start_index=5)
+  )
   np.testing.assert_array_equal(dg.Compose(()).apply_clip(clip), clip)
 
   rng = np.random.default_rng(0)

@@ -22,9 +22,14 @@ class _FakeVideos:
 
   def __init__(self, lengths, size=8):
     rng = np.random.default_rng(1)
-    self.videos = [{"frames": rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8),
-                    "ppg": (np.sin(np.arange(n) / (3.0 + i)) + 0.1 * i).astype(np.float32),
-                    "fps": np.float32(FPS)} for i, n in enumerate(lengths)]
+    self.videos = [
+        {
+            "frames": rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8),
+            "ppg": (np.sin(np.arange(n) / (3.0 + i)) + 0.1 * i).astype(np.float32),
+            "fps": np.float32(FPS),
+        }
+        for i, n in enumerate(lengths)
+    ]
 
   def __len__(self):
     return len(self.videos)
@@ -57,16 +62,17 @@ def test_plain_batches_are_clip_source_clips_in_a_per_epoch_permutation():
       np.testing.assert_allclose(ppg, clips[hits[0]]["ppg"], rtol=1e-5, atol=1e-6)
       seen.append(hits[0])
   # Each epoch visits every clip once, in a different order.
-  assert sorted(seen[:n]) == list(range(n)) and sorted(seen[n:2 * n]) == list(range(n))
-  assert seen[:n] != seen[n:2 * n]
+  assert sorted(seen[:n]) == list(range(n)) and sorted(seen[n : 2 * n]) == list(range(n))
+  assert seen[:n] != seen[n : 2 * n]
 
 
 def test_same_seed_same_batches_resume_matches_and_seed_changes_them():
   # Same videos, recipe and batch as the 8-device test below: one compilation.
   cfg = augment.AugmentConfig()
   t = 16
-  clips = data_lib.ClipSource(_FakeVideos([80, 60, 40]), clip_length=t,
-                              source_length=augment.required_source_length(cfg, t))
+  clips = data_lib.ClipSource(
+      _FakeVideos([80, 60, 40]), clip_length=t, source_length=augment.required_source_length(cfg, t)
+  )
   data = device_input.ResidentClips(clips, _mesh(1))
   make = device_input.iterator_factory(data, batch_size=8, seed=0, augment=cfg)
   it = make(0)
@@ -81,8 +87,7 @@ def test_same_seed_same_batches_resume_matches_and_seed_changes_them():
     b = _host(next(resumed))
     np.testing.assert_array_equal(b["frames"], run[k]["frames"])
     np.testing.assert_array_equal(b["ppg"], run[k]["ppg"])
-  other = _host(next(device_input.iterator_factory(data, batch_size=8, seed=1,
-                                                   augment=cfg)(0)))
+  other = _host(next(device_input.iterator_factory(data, batch_size=8, seed=1, augment=cfg)(0)))
   assert not np.array_equal(other["frames"], run[0]["frames"])
   b = run[0]
   assert b["frames"].shape == (8, t, 8, 8, 3) and b["frames"].dtype == np.uint8
@@ -93,8 +98,9 @@ def test_same_seed_same_batches_resume_matches_and_seed_changes_them():
 def test_eight_devices_give_the_batches_of_one_device_split_along_the_batch():
   cfg = augment.AugmentConfig()
   t = 16
-  clips = data_lib.ClipSource(_FakeVideos([80, 60, 40]), clip_length=t,
-                              source_length=augment.required_source_length(cfg, t))
+  clips = data_lib.ClipSource(
+      _FakeVideos([80, 60, 40]), clip_length=t, source_length=augment.required_source_length(cfg, t)
+  )
   out = []
   for n in (1, 8):
     mesh = _mesh(n)
@@ -108,16 +114,20 @@ def test_eight_devices_give_the_batches_of_one_device_split_along_the_batch():
   np.testing.assert_array_equal(out[0]["frames"], out[1]["frames"])
   np.testing.assert_array_equal(out[0]["ppg"], out[1]["ppg"])
   with pytest.raises(ValueError, match="not divisible"):
-    device_input.iterator_factory(device_input.ResidentClips(clips, _mesh(8)), batch_size=4,
-                                  seed=0)
+    device_input.iterator_factory(device_input.ResidentClips(clips, _mesh(8)), batch_size=4, seed=0)
 
 
 def test_identity_augmentation_is_the_plain_clip():
   clips = data_lib.ClipSource(_FakeVideos([64, 48]), clip_length=16)
   data = device_input.ResidentClips(clips, _mesh(1))
   plain = _host(next(device_input.iterator_factory(data, batch_size=4, seed=0)(1)))
-  ident = _host(next(device_input.iterator_factory(
-      data, batch_size=4, seed=0, augment=augment.AugmentConfig.identity())(1)))
+  ident = _host(
+      next(
+          device_input.iterator_factory(
+              data, batch_size=4, seed=0, augment=augment.AugmentConfig.identity()
+          )(1)
+      )
+  )
   np.testing.assert_array_equal(plain["frames"], ident["frames"])
   np.testing.assert_allclose(plain["ppg"], ident["ppg"], atol=1e-6)
 
@@ -129,15 +139,21 @@ def test_speed_resampling_moves_frames_and_label_together():
   videos = _FakeVideos([n])
   ramp = np.arange(n, dtype=np.float32)
   videos.videos[0]["frames"] = np.broadcast_to(
-      np.arange(n, dtype=np.uint8)[:, None, None, None], (n, 8, 8, 3)).copy()
+      np.arange(n, dtype=np.uint8)[:, None, None, None], (n, 8, 8, 3)
+  ).copy()
   videos.videos[0]["ppg"] = ramp
-  cfg = augment.AugmentConfig(flip_prob=0.0, illumination_std=0.0, noise_std=0.0,
-                              speed_range=(0.6, 1.4), crop_scale=(1.0, 1.0))
-  clips = data_lib.ClipSource(videos, clip_length=t,
-                              source_length=augment.required_source_length(cfg, t))
+  cfg = augment.AugmentConfig(
+      flip_prob=0.0,
+      illumination_std=0.0,
+      noise_std=0.0,
+      speed_range=(0.6, 1.4),
+      crop_scale=(1.0, 1.0),
+  )
+  clips = data_lib.ClipSource(
+      videos, clip_length=t, source_length=augment.required_source_length(cfg, t)
+  )
   data = device_input.ResidentClips(clips, _mesh(1))
-  batch = _host(next(device_input.iterator_factory(data, batch_size=8, seed=0,
-                                                   augment=cfg)(0)))
+  batch = _host(next(device_input.iterator_factory(data, batch_size=8, seed=0, augment=cfg)(0)))
   speeds = []
   for frames, ppg in zip(batch["frames"], batch["ppg"]):
     grey = frames[:, 0, 0, 0].astype(np.float64)
@@ -158,10 +174,10 @@ def test_resize_matrix_matches_opencv_crop_and_flip():
     for flip in (False, False, True):
       my = device_input.resize_matrix(12, jnp.int32(top), jnp.int32(side), jnp.asarray(False))
       mx = device_input.resize_matrix(12, jnp.int32(left), jnp.int32(side), jnp.asarray(flip))
-      got = np.einsum("ih,hwc,jw->ijc", np.asarray(my), img.astype(np.float32),
-                      np.asarray(mx))
-      want = cv2.resize(img[top:top + side, left:left + side], (12, 12),
-                        interpolation=cv2.INTER_LINEAR).astype(np.float32)
+      got = np.einsum("ih,hwc,jw->ijc", np.asarray(my), img.astype(np.float32), np.asarray(mx))
+      want = cv2.resize(
+          img[top : top + side, left : left + side], (12, 12), interpolation=cv2.INTER_LINEAR
+      ).astype(np.float32)
       if flip:
         want = want[:, ::-1]
       assert np.abs(got - want).max() <= 1.0
@@ -172,11 +188,15 @@ def test_augmented_frames_have_the_configured_noise_and_offset():
   n = 16
   flat = np.full((64, n, n, 3), 128, np.uint8)
   clips._videos.videos[0]["frames"] = flat  # noqa: SLF001 - constant grey video
-  cfg = augment.AugmentConfig(flip_prob=0.5, illumination_std=10.0, noise_std=2.0,
-                              speed_range=(1.0, 1.0), crop_scale=(0.5, 1.0))
+  cfg = augment.AugmentConfig(
+      flip_prob=0.5,
+      illumination_std=10.0,
+      noise_std=2.0,
+      speed_range=(1.0, 1.0),
+      crop_scale=(0.5, 1.0),
+  )
   data = device_input.ResidentClips(clips, _mesh(1))
-  batch = _host(next(device_input.iterator_factory(data, batch_size=32, seed=0,
-                                                   augment=cfg)(0)))
+  batch = _host(next(device_input.iterator_factory(data, batch_size=32, seed=0, augment=cfg)(0)))
   x = batch["frames"].astype(np.float64)
   offsets = x.mean(axis=(1, 2, 3, 4)) - 128
   assert 5 < offsets.std() < 16  # N(0, 10) over 32 clips
@@ -187,8 +207,7 @@ def test_augmented_frames_have_the_configured_noise_and_offset():
 def test_degradations_and_budget_are_refused_with_a_clear_error():
   clips = data_lib.ClipSource(_FakeVideos([64]), clip_length=16)
   data = device_input.ResidentClips(clips, _mesh(1))
-  cfg = augment.AugmentConfig(speed_range=(1.0, 1.0), degradations=("jpeg",),
-                              degradation_prob=0.5)
+  cfg = augment.AugmentConfig(speed_range=(1.0, 1.0), degradations=("jpeg",), degradation_prob=0.5)
   with pytest.raises(device_input.DoesNotFit, match="input_pipeline=.host."):
     device_input.iterator_factory(data, batch_size=4, seed=0, augment=cfg)
   with pytest.raises(ValueError, match="budget"):
@@ -206,9 +225,15 @@ def test_ppg_only_stage_keeps_no_frames():
 def test_from_config_refuses_what_only_the_host_path_does():
   clips = data_lib.ClipSource(_FakeVideos([64]), clip_length=16)
   with pytest.raises(device_input.DoesNotFit, match="degradations"):
-    device_input.from_config(clips, _mesh(1), keys=("frames", "ppg"), batch_size=4, seed=0,
-                             augment_cfg={"enabled": True, "degradations": ("jpeg",),
-                                          "degradation_prob": 0.5})
+    device_input.from_config(
+        clips,
+        _mesh(1),
+        keys=("frames", "ppg"),
+        batch_size=4,
+        seed=0,
+        augment_cfg={"enabled": True, "degradations": ("jpeg",), "degradation_prob": 0.5},
+    )
   with pytest.raises(device_input.DoesNotFit, match="budget"):
-    device_input.from_config(clips, _mesh(1), keys=("frames", "ppg"), batch_size=4, seed=0,
-                             budget_bytes=1000)
+    device_input.from_config(
+        clips, _mesh(1), keys=("frames", "ppg"), batch_size=4, seed=0, budget_bytes=1000
+    )

@@ -20,9 +20,15 @@ from codephys_jax import distributed
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKER = os.path.join(ROOT, "tests", "distributed_worker.py")
 TIMEOUT_S = 150
-_CLUSTER_VARS = ("CODEPHYS_COORDINATOR", "CODEPHYS_NUM_PROCESSES", "CODEPHYS_PROCESS_ID",
-                 "JAX_COORDINATOR_ADDRESS", "SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE",
-                 "TPU_WORKER_HOSTNAMES")
+_CLUSTER_VARS = (
+    "CODEPHYS_COORDINATOR",
+    "CODEPHYS_NUM_PROCESSES",
+    "CODEPHYS_PROCESS_ID",
+    "JAX_COORDINATOR_ADDRESS",
+    "SLURM_NTASKS",
+    "OMPI_COMM_WORLD_SIZE",
+    "TPU_WORKER_HOSTNAMES",
+)
 
 
 def _free_port():
@@ -45,8 +51,18 @@ def _launch(tmp_path, name, envs):
   procs = []
   for i, env in enumerate(envs):
     log = open(tmp_path / f"{name}_{i}.log", "w")
-    procs.append((subprocess.Popen([sys.executable, WORKER, str(out), str(tmp_path / f"{name}_ckpt")],
-                                   env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT), log))
+    procs.append(
+        (
+            subprocess.Popen(
+                [sys.executable, WORKER, str(out), str(tmp_path / f"{name}_ckpt")],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+            ),
+            log,
+        )
+    )
   deadline = time.monotonic() + TIMEOUT_S
   try:
     for p, _ in procs:
@@ -59,9 +75,11 @@ def _launch(tmp_path, name, envs):
         p.kill()
         p.wait()
       log.close()
-  logs = "\n".join(f"--- {name} process {i} (rc={p.returncode}) ---\n"
-                   + (tmp_path / f"{name}_{i}.log").read_text()[-4000:]
-                   for i, (p, _) in enumerate(procs))
+  logs = "\n".join(
+      f"--- {name} process {i} (rc={p.returncode}) ---\n"
+      + (tmp_path / f"{name}_{i}.log").read_text()[-4000:]
+      for i, (p, _) in enumerate(procs)
+  )
   if any(p.returncode != 0 for p, _ in procs) or not out.exists():
     pytest.fail(f"{name} workers failed or timed out after {TIMEOUT_S}s:\n{logs}")
   return json.loads(out.read_text())
@@ -75,8 +93,11 @@ def test_two_processes_match_one_process(tmp_path):
   envs = []
   for pid in range(2):
     env = _base_env(2)
-    env.update(CODEPHYS_COORDINATOR=f"127.0.0.1:{port}", CODEPHYS_NUM_PROCESSES="2",
-               CODEPHYS_PROCESS_ID=str(pid))
+    env.update(
+        CODEPHYS_COORDINATOR=f"127.0.0.1:{port}",
+        CODEPHYS_NUM_PROCESSES="2",
+        CODEPHYS_PROCESS_ID=str(pid),
+    )
     envs.append(env)
   multi = _launch(tmp_path, "multi", envs)
   assert multi["mode"] == "explicit" and multi["process_count"] == 2
@@ -85,8 +106,9 @@ def test_two_processes_match_one_process(tmp_path):
   assert multi["losses"][0] != multi["losses"][-1]
   assert multi["params"].keys() == single["params"].keys()
   for k in single["params"]:
-    np.testing.assert_allclose(multi["params"][k], single["params"][k], rtol=1e-5, atol=1e-6,
-                               err_msg=k)
+    np.testing.assert_allclose(
+        multi["params"][k], single["params"][k], rtol=1e-5, atol=1e-6, err_msg=k
+    )
   assert single["restored_equal"] and multi["restored_equal"]
 
 
@@ -104,16 +126,29 @@ def test_single_process_is_a_no_op(monkeypatch):
   monkeypatch.setenv("SLURM_NTASKS", "1")
   assert distributed.maybe_initialize().mode == "single"
   import jax
+
   assert not jax.distributed.is_initialized()
 
 
-@pytest.mark.parametrize("env,match", [
-    ({"CODEPHYS_NUM_PROCESSES": "2", "CODEPHYS_PROCESS_ID": "0"}, "CODEPHYS_COORDINATOR not set"),
-    ({"CODEPHYS_NUM_PROCESSES": "2", "CODEPHYS_COORDINATOR": "h:1"}, "CODEPHYS_PROCESS_ID"),
-    ({"CODEPHYS_NUM_PROCESSES": "two"}, "is not an integer"),
-    ({"CODEPHYS_NUM_PROCESSES": "2", "CODEPHYS_PROCESS_ID": "2", "CODEPHYS_COORDINATOR": "h:1"},
-     r"outside \[0, 2\)"),
-])
+@pytest.mark.parametrize(
+    "env,match",
+    [
+        (
+            {"CODEPHYS_NUM_PROCESSES": "2", "CODEPHYS_PROCESS_ID": "0"},
+            "CODEPHYS_COORDINATOR not set",
+        ),
+        ({"CODEPHYS_NUM_PROCESSES": "2", "CODEPHYS_COORDINATOR": "h:1"}, "CODEPHYS_PROCESS_ID"),
+        ({"CODEPHYS_NUM_PROCESSES": "two"}, "is not an integer"),
+        (
+            {
+                "CODEPHYS_NUM_PROCESSES": "2",
+                "CODEPHYS_PROCESS_ID": "2",
+                "CODEPHYS_COORDINATOR": "h:1",
+            },
+            r"outside \[0, 2\)",
+        ),
+    ],
+)
 def test_bad_explicit_launch_is_rejected(monkeypatch, env, match):
   _clean_env(monkeypatch)
   for k, v in env.items():

@@ -17,6 +17,7 @@ T, C = 12, 3
 
 
 class TinyNet(nn.Module):
+
   @nn.compact
   def __call__(self, x, *, train: bool):
     x = nn.Conv(4, (3,), use_bias=False)(x)
@@ -43,8 +44,9 @@ def test_round_trip_two_batch_sizes(tmp_path):
   # Replicated over 8 devices, as after training; the artefact must not care.
   variables = jax.device_put(_variables(), trainer.replicated(mesh))
   path = tmp_path / "model.jaxexport"
-  meta = export.export_inference(_infer, variables, (T, C), np.float32, path, fs=30.0,
-                                 description="tiny test model")
+  meta = export.export_inference(
+      _infer, variables, (T, C), np.float32, path, fs=30.0, description="tiny test model"
+  )
   assert meta["input_shape"] == ["b", T, C] and meta["output_shapes"] == [["b", str(T), "2"]]
   assert json.loads((tmp_path / "model.jaxexport.json").read_text()) == meta
   assert export.load_sidecar(path)["fs"] == 30.0
@@ -64,8 +66,9 @@ def test_artefact_runs_in_a_process_without_model_code(tmp_path):
   variables = _variables()
   path = tmp_path / "m.bin"
   # Lowered for CPU and CUDA at once (works without a GPU); the child runs the CPU one.
-  meta = export.export_inference(_infer, variables, (T, C), np.float32, path,
-                                 platforms=("cpu", "cuda"))
+  meta = export.export_inference(
+      _infer, variables, (T, C), np.float32, path, platforms=("cpu", "cuda")
+  )
   assert meta["platforms"] == ["cpu", "cuda"]
   x = np.random.RandomState(0).randn(3, T, C).astype(np.float32)
   np.save(tmp_path / "x.npy", x)
@@ -78,11 +81,18 @@ def test_artefact_runs_in_a_process_without_model_code(tmp_path):
       "assert 'flax' not in sys.modules and 'codephys_jax' not in sys.modules\n"
   )
   env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "XLA_FLAGS")}
-  proc = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path,
-                        capture_output=True, text=True, timeout=120)
+  proc = subprocess.run(
+      [sys.executable, "-c", code],
+      env=env,
+      cwd=tmp_path,
+      capture_output=True,
+      text=True,
+      timeout=120,
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
-  np.testing.assert_allclose(np.load(tmp_path / "y.npy"), np.asarray(_infer(variables, x)),
-                             rtol=1e-6, atol=1e-6)
+  np.testing.assert_allclose(
+      np.load(tmp_path / "y.npy"), np.asarray(_infer(variables, x)), rtol=1e-6, atol=1e-6
+  )
 
 
 def test_load_errors(tmp_path):

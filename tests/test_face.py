@@ -8,8 +8,17 @@ import numpy as np
 import pytest
 
 from codephys_jax import face
-from codephys_jax.face import (Box, DetectorUnavailableError, FaceTracker, available_detectors,
-                               crop_square, detect_faces, get_detector, skin_mask, skin_mean_rgb)
+from codephys_jax.face import (
+    Box,
+    DetectorUnavailableError,
+    FaceTracker,
+    available_detectors,
+    crop_square,
+    detect_faces,
+    get_detector,
+    skin_mask,
+    skin_mean_rgb,
+)
 from codephys_jax.synthetic_video import make_subject
 from codephys_jax.video import VideoError
 
@@ -38,8 +47,8 @@ def test_crop_square_outside_pads_by_edge_replication():
 def test_skin_mask_separates_skin_from_background():
   rng = np.random.default_rng(0)
   img = np.empty((64, 64, 3), np.float32)
-  img[:, :40] = (205, 150, 125)   # skin in the centre-left
-  img[:, 40:] = (60, 90, 200)     # blue background
+  img[:, :40] = (205, 150, 125)  # skin in the centre-left
+  img[:, 40:] = (60, 90, 200)  # blue background
   img[28:34, 10:30] = (30, 25, 25)  # a dark "eyebrow"
   img = np.clip(img + rng.normal(0, 3, img.shape), 0, 255).astype(np.uint8)
   for adaptive in (False, True):
@@ -136,10 +145,10 @@ def test_skin_mask_on_synthetic_face_crop(face_frames):
   crop = crop_square(face_frames[0], box)
   m = skin_mask(crop)
   n = m.shape[0]
-  centre = m[int(0.4 * n):int(0.6 * n), int(0.3 * n):int(0.7 * n)]
+  centre = m[int(0.4 * n) : int(0.6 * n), int(0.3 * n) : int(0.7 * n)]
   # The cheek/nose band is mostly skin; the 1.5x crop's corners are background.
   assert centre.mean() > 0.6
-  corners = np.concatenate([m[:n // 10, :n // 10].ravel(), m[:n // 10, -n // 10:].ravel()])
+  corners = np.concatenate([m[: n // 10, : n // 10].ravel(), m[: n // 10, -n // 10 :].ravel()])
   assert corners.mean() < 0.2
   assert 0.15 < m.mean() < 0.7
 
@@ -174,8 +183,10 @@ def test_vendored_model_hash_is_checked(tmp_path, monkeypatch):
   assert face.BLAZEFACE_FILE in str(err.value)
   # A Git LFS pointer (what a checkout without LFS holds) is refused by hash.
   (tmp_path / face.BLAZEFACE_FILE).write_text(
-      "version https://git-lfs.github.com/spec/v1\noid sha256:" + face.BLAZEFACE_SHA256 +
-      "\nsize 229032\n")
+      "version https://git-lfs.github.com/spec/v1\noid sha256:"
+      + face.BLAZEFACE_SHA256
+      + "\nsize 229032\n"
+  )
   with pytest.raises(VideoError, match="sha256 .* differs"):
     face.BlazeFaceDetector()
 
@@ -212,15 +223,23 @@ def _keypoints(mid=(100.0, 80.0), iod=40.0, down=50.0, angle=0.0):
   c, s = math.cos(angle), math.sin(angle)
   ex, ey = np.array([c, s]), np.array([-s, c])
   m = np.asarray(mid)
-  return np.array([m - ex * iod / 2, m + ex * iod / 2, m + ey * 0.6 * down, m + ey * down,
-                   m - ex * iod, m + ex * iod])
+  return np.array(
+      [
+          m - ex * iod / 2,
+          m + ex * iod / 2,
+          m + ey * 0.6 * down,
+          m + ey * down,
+          m - ex * iod,
+          m + ex * iod,
+      ]
+  )
 
 
 def test_landmark_polygons_placement_and_equivariance():
   kp = _keypoints()
   forehead, right_cheek, left_cheek = face.landmark_polygons(kp)
   eye_y, mouth_y = 80.0, 130.0
-  assert np.all(forehead[:, 1] < eye_y - 0.4 * 50)   # above the brows
+  assert np.all(forehead[:, 1] < eye_y - 0.4 * 50)  # above the brows
   assert np.all(forehead[:, 1] > eye_y - 0.75 * 50)  # below the hairline
   for cheek in (right_cheek, left_cheek):
     assert np.all(cheek[:, 1] > eye_y + 0.25 * 50) and np.all(cheek[:, 1] < mouth_y - 0.2 * 50)
@@ -228,8 +247,7 @@ def test_landmark_polygons_placement_and_equivariance():
   # Rotating and scaling the keypoints rotates and scales the patches with them.
   angle, scale = 0.4, 1.5
   rot = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
-  moved = [(p - (100, 80)) @ rot.T * scale + (100, 80)
-           for p in face.landmark_polygons(kp)]
+  moved = [(p - (100, 80)) @ rot.T * scale + (100, 80) for p in face.landmark_polygons(kp)]
   turned = face.landmark_polygons((kp - (100, 80)) @ rot.T * scale + (100, 80))
   for a, b in zip(moved, turned):
     np.testing.assert_allclose(a, b, atol=1e-9)

@@ -44,17 +44,38 @@ def test_memory_builder_feeds_the_training_clip_source():
   assert config.preprocess.size == 72 and config.clip_length == 160
   assert config.codephys.batch_size == 4 and config.input_pipeline == "device"
   assert dict(config.physnet.model.backbone_kwargs) == dict(
-      base_width=16, output_channels=64, spatial_out=8)
+      base_width=16, output_channels=64, spatial_out=8
+  )
 
 
 def test_table_with_and_without_the_torch_column():
-  jax_row = {"size": 72, "model": "PhysNet baseline", "framework": "jax", "precision": "float32",
-             "input": "device", "params": 5e5, "resident_ms": 30.0, "e2e_ms": 31.0,
-             "busy": 0.97, "ratio": None, "first_step_s": 9.0, "peak_bytes": None}
+  jax_row = {
+      "size": 72,
+      "model": "PhysNet baseline",
+      "framework": "jax",
+      "precision": "float32",
+      "input": "device",
+      "params": 5e5,
+      "resident_ms": 30.0,
+      "e2e_ms": 31.0,
+      "busy": 0.97,
+      "ratio": None,
+      "first_step_s": 9.0,
+      "peak_bytes": None,
+  }
   table = gpu_step.format_table([jax_row])
-  assert "| 72 | PhysNet baseline | jax | float32 | device | 0.50M | 30.0 | 31.0 | 97% | - |" \
-      in table
-  torch_row = dict(jax_row, framework="torch", input="-", e2e_ms=None, busy=None, ratio=1.0,
-                   resident_ms=25.0, peak_bytes=2**30)
+  assert (
+      "| 72 | PhysNet baseline | jax | float32 | device | 0.50M | 30.0 | 31.0 | 97% | - |" in table
+  )
+  torch_row = dict(
+      jax_row,
+      framework="torch",
+      input="-",
+      e2e_ms=None,
+      busy=None,
+      ratio=1.0,
+      resident_ms=25.0,
+      peak_bytes=2**30,
+  )
   table = gpu_step.format_table([torch_row, dict(jax_row, ratio=1.2)])
   assert "| 1.20x |" in table and "| 1024 |" in table

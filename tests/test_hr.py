@@ -1,4 +1,5 @@
 """Tests for codephys_jax.hr on sinusoids, realistic pulses and hard cases."""
+
 import numpy as np
 import pytest
 import scipy.signal
@@ -42,9 +43,12 @@ def test_fft_is_periodogram_argmax_in_band():
 
 
 def test_band_edges_restrict_fft():
-  x = sig.bandpass(np.sin(2 * np.pi * 3.0 * _t(30)) +
-                   0.3 * np.sin(2 * np.pi * 1.5 * _t(30)), FS, low_hz=0.5,
-                   high_hz=5.0)
+  x = sig.bandpass(
+      np.sin(2 * np.pi * 3.0 * _t(30)) + 0.3 * np.sin(2 * np.pi * 1.5 * _t(30)),
+      FS,
+      low_hz=0.5,
+      high_hz=5.0,
+  )
   assert abs(hr.hr_fft(x, FS, high_hz=4.0) - 180.0) < 2.0
   assert abs(hr.hr_fft(x, FS) - 90.0) < 2.0
 
@@ -56,8 +60,10 @@ def test_hann_dft_grid_and_spectrum():
   # Independent reference: windowed DFT sum at one frequency.
   w = np.hanning(x.size + 1)[:-1]
   k = 47
-  ref = abs(np.sum((x - x.mean()) * w *
-                   np.exp(-2j * np.pi * bpm[k] / 60.0 * np.arange(x.size) / FS))) ** 2
+  ref = (
+      abs(np.sum((x - x.mean()) * w * np.exp(-2j * np.pi * bpm[k] / 60.0 * np.arange(x.size) / FS)))
+      ** 2
+  )
   assert power[k] == pytest.approx(ref, rel=1e-9)
   assert hr.hr_hann_dft(x, FS) == 87.0
 
@@ -77,28 +83,30 @@ def test_robust_beats_fft_with_motion_bursts():
   x = _pulse(t, 72.0) + 0.3 * rng.standard_normal(t.size)
   for b0 in (12.0, 37.0):  # two 6-s motion bursts: random walk + 108 bpm sway
     m = (t >= b0) & (t < b0 + 6)
-    x[m] += 8 * np.cumsum(rng.standard_normal(m.sum())) / 3 + \
-        6 * np.sin(2 * np.pi * 1.8 * t[m])
+    x[m] += 8 * np.cumsum(rng.standard_normal(m.sum())) / 3 + 6 * np.sin(2 * np.pi * 1.8 * t[m])
   p = sig.postprocess(x, FS)
   plain = hr.hr_fft(p, FS)
   res = hr.robust_hr(p, FS)
   assert abs(plain - 72.0) > 20.0  # the plain periodogram locks onto the bursts
   assert abs(res.hr - 72.0) < 2.0
   # Windows overlapping a burst get a low SQI, clean ones a high SQI.
-  burst = np.array([any(s < b + 6 and s + 10 > b for b in (12.0, 37.0))
-                    for s in res.window_start_s])
+  burst = np.array(
+      [any(s < b + 6 and s + 10 > b for b in (12.0, 37.0)) for s in res.window_start_s]
+  )
   assert res.window_sqi[~burst].min() > 0.8
   assert res.window_sqi[burst].max() < 0.7
   assert res.reliable
 
 
-@pytest.mark.parametrize("bpm,a2", [(55.0, 1.6), (60.0, 2.0), (66.0, 1.6),
-                                    (72.0, 2.0)])
+@pytest.mark.parametrize("bpm,a2", [(55.0, 1.6), (60.0, 2.0), (66.0, 1.6), (72.0, 2.0)])
 def test_robust_fixes_strong_second_harmonic_with_drift(bpm, a2):
   t = _t(60)
   rng = np.random.default_rng(0)
-  x = _pulse(t, bpm, a2=a2, a3=0.3) + 3 * np.sin(2 * np.pi * 0.05 * t) + \
-      0.3 * rng.standard_normal(t.size)
+  x = (
+      _pulse(t, bpm, a2=a2, a3=0.3)
+      + 3 * np.sin(2 * np.pi * 0.05 * t)
+      + 0.3 * rng.standard_normal(t.size)
+  )
   p = sig.postprocess(x, FS)
   assert abs(hr.hr_fft(p, FS) - 2 * bpm) < 2.0  # plain picks the harmonic
   assert abs(hr.estimate_hr(p, FS, method="robust") - bpm) < 2.0
@@ -108,16 +116,14 @@ def test_robust_fixes_strong_second_harmonic_with_drift(bpm, a2):
 @pytest.mark.parametrize("seed", [0, 1])
 def test_robust_does_not_halve_genuine_fast_rates(bpm, seed):
   t = _t(60)
-  x = np.sin(2 * np.pi * bpm / 60 * t) + \
-      1.5 * np.random.default_rng(seed).standard_normal(t.size)
+  x = np.sin(2 * np.pi * bpm / 60 * t) + 1.5 * np.random.default_rng(seed).standard_normal(t.size)
   assert abs(hr.robust_hr(sig.postprocess(x, FS), FS).hr - bpm) < 2.0
 
 
 def test_robust_quality_separates_pulse_from_noise():
   t = _t(30)
   clean = hr.robust_hr(sig.postprocess(_pulse(t, 80.0), FS), FS)
-  noise = hr.robust_hr(
-      sig.postprocess(np.random.default_rng(0).standard_normal(t.size), FS), FS)
+  noise = hr.robust_hr(sig.postprocess(np.random.default_rng(0).standard_normal(t.size), FS), FS)
   assert clean.quality > 0.8 and clean.reliable
   assert noise.quality < 0.35 and not noise.reliable
   assert clean.window_hr.shape == clean.window_sqi.shape == (5,)

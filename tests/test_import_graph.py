@@ -12,8 +12,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Layers, top to bottom; a module may import its own layer or those below it.
 # Everything not named here is the bottom layer (models, data, signal, ...).
-CORE = {"train_lib", "eval_lib", "robustness", "comparison", "export", "inference",
-        "predict_lib"}
+CORE = {"train_lib", "eval_lib", "robustness", "comparison", "export", "inference", "predict_lib"}
 
 
 def _module_names() -> dict[str, str]:
@@ -45,8 +44,7 @@ def _imports(path: str, name: str, modules: set[str]) -> set[str]:
         anchor = anchor[: len(anchor) - (node.level - 1)]
         base = ".".join(anchor + ([base] if base else []))
       # `from pkg import sub` imports the submodule pkg.sub when there is one.
-      targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base
-                 for a in node.names]
+      targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names]
     else:
       continue
     for t in targets:
@@ -73,7 +71,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     path.append(node)
     for nxt in sorted(graph.get(node, ())):
       if state.get(nxt) == 1:
-        return path[path.index(nxt):] + [nxt]
+        return path[path.index(nxt) :] + [nxt]
       if nxt not in state:
         cycle = visit(nxt)
         if cycle:
@@ -107,8 +105,7 @@ def test_no_import_cycles():
 
 
 def test_layers_only_import_downwards():
-  upward = [(m, d) for m, deps in import_graph().items() for d in deps
-            if _layer(d) > _layer(m)]
+  upward = [(m, d) for m, deps in import_graph().items() for d in deps if _layer(d) > _layer(m)]
   assert not upward, upward
 
 
@@ -120,10 +117,15 @@ def test_cycle_finder_sees_function_level_imports(tmp_path):
   (pkg / "a.py").write_text("from pkg import b\n")
   (pkg / "b.py").write_text("def f():\n  from pkg import a\n  return a\n")
   modules = {"pkg", "pkg.a", "pkg.b"}
-  graph = {m: _imports(str(pkg / (m.split(".")[-1] + ".py")) if m != "pkg"
-                       else str(pkg / "__init__.py"), m, modules) for m in modules}
+  graph = {
+      m: _imports(
+          str(pkg / (m.split(".")[-1] + ".py")) if m != "pkg" else str(pkg / "__init__.py"),
+          m,
+          modules,
+      )
+      for m in modules
+  }
   assert graph["pkg.b"] == {"pkg.a"}
   assert find_cycle(graph) in (["pkg.a", "pkg.b", "pkg.a"], ["pkg.b", "pkg.a", "pkg.b"])
   graph["pkg.b"] = set()
   assert find_cycle(graph) is None
-

@@ -54,7 +54,7 @@ def _clip_rate_power(x):
 def _naive(frames, clip_fn):
   outs = []
   for s in range(0, len(frames) - CLIP + 1, CLIP):
-    o = clip_fn(frames[None, s:s + CLIP])[0]
+    o = clip_fn(frames[None, s : s + CLIP])[0]
     outs.append((o - o.mean()) / o.std())
   return np.concatenate(outs)
 
@@ -69,8 +69,9 @@ def test_clip_starts_cover_the_video():
 def test_overlap_add_has_no_clip_rate_peaks():
   n = CLIP * 12  # 64 s
   frames = _frames(n)
-  blended = inference.predict_video(frames, _clip_model(0), clip_length=CLIP, hop=CLIP // 2,
-                                    batch_size=3)
+  blended = inference.predict_video(
+      frames, _clip_model(0), clip_length=CLIP, hop=CLIP // 2, batch_size=3
+  )
   assert blended.shape == (n,)
   naive = _naive(frames, _clip_model(0))
   # Per-clip normalisation + concatenation puts power on lines every 11.25 bpm;

@@ -1,4 +1,5 @@
 """Tests for codephys_jax.metrics against hand-computed NumPy values."""
+
 import math
 
 import numpy as np
@@ -16,7 +17,7 @@ def test_hr_metrics_hand_computed():
   assert m["mae"] == pytest.approx(15 / 4)
   assert m["mae_se"] == pytest.approx(np.std(np.abs(e)) / 2)
   assert m["rmse"] == pytest.approx(math.sqrt((4 + 4 + 25 + 36) / 4))
-  assert m["rmse_se"] == pytest.approx(math.sqrt(np.std(e ** 2) / 2))
+  assert m["rmse_se"] == pytest.approx(math.sqrt(np.std(e**2) / 2))
   rel = np.abs(e) / ref * 100
   assert m["mape"] == pytest.approx(rel.mean())
   assert m["mape_se"] == pytest.approx(rel.std() / 2)
@@ -44,6 +45,7 @@ def test_hr_metrics_small_and_nonfinite():
 
 def test_snr_matches_manual_periodogram():
   import scipy.signal
+
   fs = 30.0
   t = np.arange(600) / fs
   x = np.sin(2 * np.pi * 1.2 * t) + 0.5 * np.random.default_rng(0).standard_normal(600)

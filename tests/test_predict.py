@@ -1,4 +1,5 @@
 """Tests for predict.py / codephys_jax.predict_lib on synthetic videos written to disk."""
+
 import csv
 import json
 
@@ -70,10 +71,12 @@ def test_predict_with_an_exported_model_file(face_video, tmp_path):
     return -params["w"] * x[:, :, 13:22, 6:26, 1].astype(jnp.float32).mean(axis=(2, 3))
 
   model = tmp_path / "export" / "model.bin"
-  export.export_inference(green_mean, {"w": jnp.float32(2.0)}, (clip, size, size, 3), np.uint8,
-                          model, fs=FPS)
-  pred = predict_lib.predict(predict_lib.open_input(str(path)), str(model), window_s=6.0,
-                             progress=False)
+  export.export_inference(
+      green_mean, {"w": jnp.float32(2.0)}, (clip, size, size, 3), np.uint8, model, fs=FPS
+  )
+  pred = predict_lib.predict(
+      predict_lib.open_input(str(path)), str(model), window_s=6.0, progress=False
+  )
   assert pred.method == f"exported model {model}"
   # The same model in NumPy on the same crops, through the same overlap-add.
   with predict_lib.open_input(str(path)) as src:
@@ -87,9 +90,13 @@ def test_predict_with_an_exported_model_file(face_video, tmp_path):
 @pytest.mark.parametrize("roi", ["box", "landmarks"])
 def test_predict_roi_option(face_video, tmp_path, roi):
   path, ref_hr, _ = face_video
-  pred = predict_lib.predict(predict_lib.open_input(str(path)), "chrom", window_s=6.0,
-                             preprocess_overrides={"rgb_roi": roi, "skin_mask": roi == "box"},
-                             progress=False)
+  pred = predict_lib.predict(
+      predict_lib.open_input(str(path)),
+      "chrom",
+      window_s=6.0,
+      preprocess_overrides={"rgb_roi": roi, "skin_mask": roi == "box"},
+      progress=False,
+  )
   assert abs(pred.hr_bpm - ref_hr) < 3.0
 
 
@@ -125,10 +132,18 @@ def test_error_too_short_and_bad_method(tmp_path, capsys):
   path = tmp_path / "short.avi"
   write_video(path, subject.frames(), FPS)
   _fails([f"--video={path}", f"--out={tmp_path / 'o'}"], capsys, str(path), "2.0 s long")
-  _fails([f"--video={path}", "--method=notamethod", f"--out={tmp_path / 'o'}"], capsys,
-         "notamethod", "pos")
-  _fails([f"--video={tmp_path}", f"--out={tmp_path / 'o'}"], capsys, str(tmp_path),
-         "not a regular file")
+  _fails(
+      [f"--video={path}", "--method=notamethod", f"--out={tmp_path / 'o'}"],
+      capsys,
+      "notamethod",
+      "pos",
+  )
+  _fails(
+      [f"--video={tmp_path}", f"--out={tmp_path / 'o'}"],
+      capsys,
+      str(tmp_path),
+      "not a regular file",
+  )
 
 
 def test_error_workdir_without_checkpoints(tmp_path, capsys):
@@ -136,8 +151,12 @@ def test_error_workdir_without_checkpoints(tmp_path, capsys):
   wd.mkdir()
   vid = tmp_path / "v.avi"
   write_video(vid, [np.zeros((32, 32, 3), np.uint8)] * 3, FPS)
-  _fails([f"--video={vid}", f"--method={wd}", f"--out={tmp_path / 'o'}"], capsys, str(wd),
-         "not a training workdir")
+  _fails(
+      [f"--video={vid}", f"--method={wd}", f"--out={tmp_path / 'o'}"],
+      capsys,
+      str(wd),
+      "not a training workdir",
+  )
 
 
 def test_error_camera_that_does_not_exist(tmp_path, capsys):

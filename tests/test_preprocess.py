@@ -1,4 +1,5 @@
 """Tests for codephys_jax.preprocess: shapes, fps resampling, labels, no-face errors, pulse."""
+
 import numpy as np
 import pytest
 from scipy import signal as sps
@@ -34,8 +35,9 @@ def test_full_frame_resampling_25_to_30_fps(tmp_path):
   idx = np.searchsorted(t_src, out.timestamps + 1e-9, side="right") - 1
   np.testing.assert_array_equal(out.frames[:, 0, 0, 0], 5 * idx)
   # RGB: linear interpolation of per-frame means.
-  np.testing.assert_allclose(out.rgb[:, 1], np.interp(out.timestamps, t_src, 5.0 * np.arange(50)),
-                             atol=1e-3)
+  np.testing.assert_allclose(
+      out.rgb[:, 1], np.interp(out.timestamps, t_src, 5.0 * np.arange(50)), atol=1e-3
+  )
 
 
 def test_downsampling_60_to_30_keeps_every_other_frame():
@@ -70,8 +72,7 @@ def test_config_fingerprint_and_validation():
 def test_no_face_is_an_error_naming_the_file(tmp_path):
   rng = np.random.default_rng(0)
   bg = rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
-  frames = [np.clip(bg + rng.integers(-5, 6, bg.shape), 0, 255).astype(np.uint8)
-            for _ in range(12)]
+  frames = [np.clip(bg + rng.integers(-5, 6, bg.shape), 0, 255).astype(np.uint8) for _ in range(12)]
   path = tmp_path / "subject9" / "vid.avi"
   path.parent.mkdir()
   write_video(path, frames, 30.0)

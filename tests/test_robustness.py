@@ -24,7 +24,8 @@ def tiny_config(**rob) -> ml_collections.ConfigDict:
   c = robustness_config.get_config()
   with c.unlocked():
     c.dataset_options = ml_collections.ConfigDict(
-        dict(num_train=1, num_test=2, duration_s=6.0, width=160, height=120))
+        dict(num_train=1, num_test=2, duration_s=6.0, width=160, height=120)
+    )
     c.preprocess.size = 16
     c.robustness.methods = METHODS
     c.robustness.degradations = DEGS
@@ -68,11 +69,12 @@ def test_deterministic_and_degradation_matters(run_dir):
   _, rows = run_dir
   again = robustness.evaluate(tiny_config(), progress=False)
   keys = ("mae", "rmse", "pearson", "snr")
-  np.testing.assert_array_equal([[r[k] for k in keys] for r in rows],
-                                [[r[k] for k in keys] for r in again])
+  np.testing.assert_array_equal(
+      [[r[k] for k in keys] for r in rows], [[r[k] for k in keys] for r in again]
+  )
   heavy = robustness.evaluate(
-      tiny_config(degradations=("sensor_noise",), severities=(5,), methods=("pos",)),
-      progress=False)
+      tiny_config(degradations=("sensor_noise",), severities=(5,), methods=("pos",)), progress=False
+  )
   clean = [r for r in rows if r["method"] == "pos" and r["degradation"] == "none"][0]
   assert heavy[0]["snr"] == clean["snr"]  # the shared clean condition is the same
   assert heavy[1]["degradation"] == "sensor_noise" and heavy[1]["severity"] == 5
@@ -101,9 +103,11 @@ def test_checkpoint_methods_use_make_predictor(monkeypatch):
   def fake_make_predictor(cfg):
     seen_configs.append((cfg.method, cfg.checkpoint))
     if cfg.method == "codephys":
+
       def predict(video):
         videos_seen.append(video["video_id"])
         return np.asarray(video["ppg"], np.float64)  # a perfect model
+
       return predict
     return eval_lib.unsupervised_predictor(cfg.method)
 
@@ -158,7 +162,12 @@ def test_degraded_source_keeps_timestamps_and_indexes_frames():
 def test_conditions_validation_and_seeds():
   conds = robustness.conditions(["jpeg", "defocus"], [1, 2.5])
   assert [(c.degradation, c.severity) for c in conds] == [
-      ("none", 0.0), ("jpeg", 1.0), ("jpeg", 2.5), ("defocus", 1.0), ("defocus", 2.5)]
+      ("none", 0.0),
+      ("jpeg", 1.0),
+      ("jpeg", 2.5),
+      ("defocus", 1.0),
+      ("defocus", 2.5),
+  ]
   for bad in (([], [0, 1]), (["jpeg"], [3, 1]), (["nope"], [1]), (["jpeg", "jpeg"], [1])):
     with pytest.raises(ValueError):
       robustness.conditions(*bad)

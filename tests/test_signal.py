@@ -1,4 +1,5 @@
 """Tests for codephys_jax.signal against dense / SciPy references."""
+
 import time
 
 import numpy as np
@@ -13,8 +14,8 @@ def _dense_detrend(z, lam):
   n = z.shape[0]
   d2 = np.zeros((n - 2, n))
   for i in range(n - 2):
-    d2[i, i:i + 3] = [1.0, -2.0, 1.0]
-  return z - np.linalg.inv(np.eye(n) + lam ** 2 * d2.T @ d2) @ z
+    d2[i, i : i + 3] = [1.0, -2.0, 1.0]
+  return z - np.linalg.inv(np.eye(n) + lam**2 * d2.T @ d2) @ z
 
 
 @pytest.mark.parametrize("n", [0, 1, 2, 3, 4, 5, 9, 10, 17])
@@ -25,12 +26,12 @@ def test_next_pow2(n):
   assert sig.next_pow2(n) == expected
 
 
-@pytest.mark.parametrize("n,lam", [(3, 100.0), (4, 100.0), (5, 10.0), (12, 100.0),
-                                   (40, 100.0), (40, 3.0)])
+@pytest.mark.parametrize(
+    "n,lam", [(3, 100.0), (4, 100.0), (5, 10.0), (12, 100.0), (40, 100.0), (40, 3.0)]
+)
 def test_detrend_matches_dense_formula(n, lam):
   z = np.random.default_rng(n).standard_normal(n) + np.linspace(0, 5, n)
-  np.testing.assert_allclose(sig.detrend(z, lam=lam), _dense_detrend(z, lam),
-                             atol=1e-9)
+  np.testing.assert_allclose(sig.detrend(z, lam=lam), _dense_detrend(z, lam), atol=1e-9)
 
 
 def test_detrend_columns_and_short_inputs():
@@ -72,15 +73,17 @@ def test_bandpass_zero_phase_and_attenuation():
   xc = [np.dot(x[mid], np.roll(y, -k)[mid]) for k in lags]
   assert lags[int(np.argmax(xc))] == 0
   # Far out of band (0.1 Hz, 8 Hz) is strongly attenuated; in band is not.
-  gain = lambda f: np.std(sig.bandpass(np.cos(2 * np.pi * f * t), fs)[mid]) / \
-      np.std(np.cos(2 * np.pi * f * t)[mid])
+  gain = lambda f: np.std(sig.bandpass(np.cos(2 * np.pi * f * t), fs)[mid]) / np.std(
+      np.cos(2 * np.pi * f * t)[mid]
+  )
   assert gain(1.3) > 0.9
   assert gain(0.1) < 0.1
   assert gain(8.0) < 0.2
 
 
-@pytest.mark.parametrize("low,high,fs", [(0.0, 2.5, 30.0), (2.5, 0.75, 30.0),
-                                         (0.75, 15.0, 30.0), (0.75, 2.5, 0.0)])
+@pytest.mark.parametrize(
+    "low,high,fs", [(0.0, 2.5, 30.0), (2.5, 0.75, 30.0), (0.75, 15.0, 30.0), (0.75, 2.5, 0.0)]
+)
 def test_bandpass_rejects_bad_edges(low, high, fs):
   with pytest.raises(ValueError, match="band edges|fs"):
     sig.bandpass(np.ones(50), fs, low_hz=low, high_hz=high)
@@ -109,8 +112,7 @@ def test_diff_normalize_formula_video_and_label():
   np.testing.assert_allclose(out, d / d.std(), rtol=1e-4, atol=1e-5)
   y = np.array([0.0, 1.0, -1.0, 2.0])
   dd = np.diff(y)
-  np.testing.assert_allclose(sig.normalize(y, "diff_normalized", label=True),
-                             dd / dd.std())
+  np.testing.assert_allclose(sig.normalize(y, "diff_normalized", label=True), dd / dd.std())
 
 
 def test_diff_normalize_then_integrate_recovers_hr():
@@ -129,8 +131,9 @@ def test_resample_by_timestamps_nonuniform():
   t_src = np.cumsum(rng.uniform(0.01, 0.03, 200))
   x = np.sin(3 * t_src)
   t_dst = sig.uniform_times(t_src[0], t_src[-1], 30.0)
-  np.testing.assert_allclose(sig.resample_by_timestamps(t_src, x, t_dst),
-                             np.interp(t_dst, t_src, x), atol=1e-12)
+  np.testing.assert_allclose(
+      sig.resample_by_timestamps(t_src, x, t_dst), np.interp(t_dst, t_src, x), atol=1e-12
+  )
   multi = np.stack([x, 2 * x], axis=1)
   out = sig.resample_by_timestamps(t_src, multi, t_dst)
   np.testing.assert_allclose(out[:, 1], 2 * np.interp(t_dst, t_src, x), atol=1e-12)

@@ -11,8 +11,11 @@ from configs import default as default_config
 
 def test_one_table_from_method_to_stage_to_model():
   table = {name: (s.model, s.video_model) for name, s in stages.STAGES.items()}
-  assert table == {"codebook": ("ppg_autoencoder", False), "codephys": ("codephys", True),
-                   "physnet": ("physnet_regression", True)}
+  assert table == {
+      "codebook": ("ppg_autoencoder", False),
+      "codephys": ("codephys", True),
+      "physnet": ("physnet_regression", True),
+  }
   assert stages.METHODS == ("codephys", "physnet")
   assert all(s.model in models.MODELS for s in stages.STAGES.values())
   # The default run trains every stage, each from its own config block.
@@ -22,8 +25,9 @@ def test_one_table_from_method_to_stage_to_model():
 
 
 def test_eval_methods_need_checkpoints_exactly_for_trained_models():
-  assert [m for m in ("pos", "chrom", "codephys", "physnet", "PhysNet")
-          if eval_lib.needs_checkpoint(m)] == ["codephys", "physnet", "PhysNet"]
+  assert [
+      m for m in ("pos", "chrom", "codephys", "physnet", "PhysNet") if eval_lib.needs_checkpoint(m)
+  ] == ["codephys", "physnet", "PhysNet"]
   with pytest.raises(ValueError, match="unknown method 'baseline'"):
     eval_lib.make_predictor(ml_collections.ConfigDict(dict(method="baseline")))
   with pytest.raises(ValueError, match="needs --config.checkpoint"):
@@ -39,8 +43,7 @@ def test_unknown_and_renamed_stage_names():
 
 def test_runs_saved_under_the_old_baseline_name_still_load():
   model_block = {"model": {"backbone": "physnet", "backbone_kwargs": {"base_width": 4}}}
-  stage, config = stages.stage_of_run({"stage": "baseline",
-                                       "config": {"baseline": model_block}})
+  stage, config = stages.stage_of_run({"stage": "baseline", "config": {"baseline": model_block}})
   assert stage.name == "physnet"
   model = stage.build_model(config, {})
   assert isinstance(model, models.PhysNetRegression)

@@ -1,4 +1,5 @@
 """Tests for the synthetic PPG generator."""
+
 import numpy as np
 import pytest
 import scipy.signal
@@ -69,8 +70,17 @@ def test_heart_rate_variability():
 
 
 def test_respiratory_amplitude_modulation():
-  sample = synthetic_ppg.synth_ppg(1800, FS, mean_hr_bpm=72.0, rng=1, hrv_std_bpm=0.0, resp_am=0.3, resp_bm=0.0,
-                                   drift_std=0.0, resp_rate_hz=0.2)
+  sample = synthetic_ppg.synth_ppg(
+      1800,
+      FS,
+      mean_hr_bpm=72.0,
+      rng=1,
+      hrv_std_bpm=0.0,
+      resp_am=0.3,
+      resp_bm=0.0,
+      drift_std=0.0,
+      resp_rate_hz=0.2,
+  )
   peaks, _ = scipy.signal.find_peaks(sample.ppg, distance=int(FS * 0.5))
   heights = sample.ppg[peaks]
   # Beat heights swing by about +-30% with breathing.
@@ -81,12 +91,18 @@ def test_noise_and_rgb_trace():
   clean = synthetic_ppg.synth_ppg(900, FS, mean_hr_bpm=80.0, rng=2)
   noisy = synthetic_ppg.synth_ppg(900, FS, mean_hr_bpm=80.0, rng=2, noise_std=0.2)
   assert np.std(noisy.ppg - clean.ppg) == pytest.approx(0.2, rel=0.1)
-  rgb = synthetic_ppg.synth_rgb_trace(clean.ppg, FS, rng=5, noise_std=0.0, illum_drift=0.0, illum_wave=0.0)
+  rgb = synthetic_ppg.synth_rgb_trace(
+      clean.ppg, FS, rng=5, noise_std=0.0, illum_drift=0.0, illum_wave=0.0
+  )
   assert rgb.shape == (900, 3)
   # Without illumination changes the normalised AC amplitudes are the PBV signature.
   rel = rgb / rgb.mean(axis=0) - 1.0
-  np.testing.assert_allclose(rel.std(axis=0), 0.01 * np.asarray(synthetic_ppg.DEFAULT_PBV), rtol=1e-3)
-  np.testing.assert_allclose(rgb.mean(axis=0), 200.0 * np.asarray(synthetic_ppg.DEFAULT_SKIN_RGB), rtol=1e-3)
+  np.testing.assert_allclose(
+      rel.std(axis=0), 0.01 * np.asarray(synthetic_ppg.DEFAULT_PBV), rtol=1e-3
+  )
+  np.testing.assert_allclose(
+      rgb.mean(axis=0), 200.0 * np.asarray(synthetic_ppg.DEFAULT_SKIN_RGB), rtol=1e-3
+  )
 
 
 def test_invalid_arguments():

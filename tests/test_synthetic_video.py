@@ -1,4 +1,5 @@
 """Tests for codephys_jax.synthetic_video: detectability, determinism, pulse signature."""
+
 import itertools
 
 import numpy as np
@@ -44,8 +45,17 @@ def test_make_subject_is_deterministic_and_consistent():
 
 def test_pulse_modulates_skin_with_rgb_signature():
   # Still head, constant light, no noise: frame differences are the pulse only.
-  frames = list(render_video(np.array([0.0, 1.0]), 30.0, rng=np.random.default_rng(4),
-                             pulse_amplitude=0.05, motion=0.0, lighting=0.0, noise_std=0.0))
+  frames = list(
+      render_video(
+          np.array([0.0, 1.0]),
+          30.0,
+          rng=np.random.default_rng(4),
+          pulse_amplitude=0.05,
+          motion=0.0,
+          lighting=0.0,
+          noise_std=0.0,
+      )
+  )
   lo, hi = (f.astype(np.float64) for f in frames)
   d = hi - lo
   changed = np.abs(d).sum(axis=-1) > 0

@@ -29,8 +29,9 @@ from configs import default as default_config
 def tiny_config(data_dir: str) -> ml_collections.ConfigDict:
   c = common.tiny(default_config.get_config())
   c.data_dir = data_dir
-  c.dataset_options = dict(num_train=2, num_test=1, duration_s=4.0, width=160, height=120,
-                           degraded_types=("jpeg",))
+  c.dataset_options = dict(
+      num_train=2, num_test=1, duration_s=4.0, width=160, height=120, degraded_types=("jpeg",)
+  )
   c.codebook.num_steps = 4
   return c
 
@@ -75,8 +76,15 @@ def test_curves_and_scalars_are_written(run):
   _, workdir, _ = run
   assert os.path.getsize(os.path.join(workdir, "curves.png")) > 0
   series = curves.read_scalars(os.path.join(workdir, "codephys", curves.SCALARS_FILE))
-  for name in ("train/loss", "train/perplexity", "train/usage", "train/target_perplexity",
-               "train/code_ce", "train/freq_ce", "eval/mae"):
+  for name in (
+      "train/loss",
+      "train/perplexity",
+      "train/usage",
+      "train/target_perplexity",
+      "train/code_ce",
+      "train/freq_ce",
+      "eval/mae",
+  ):
     assert name in series and np.all(np.isfinite(series[name][1])), name
 
 
@@ -87,8 +95,9 @@ def test_same_config_on_the_same_machine_gives_identical_results(run, tmp_path):
   config, workdir, _ = run
   again = str(tmp_path / "again")
   train_lib.train_and_evaluate(ml_collections.ConfigDict(config.to_dict()), again)
-  with open(os.path.join(workdir, "results.json")) as f, \
-      open(os.path.join(again, "results.json")) as g:
+  with open(os.path.join(workdir, "results.json")) as f, open(
+      os.path.join(again, "results.json")
+  ) as g:
     assert json.load(f) == json.load(g)
   for stage in ("codephys", "physnet"):
     a, _, _ = checkpointing.load_params(os.path.join(workdir, stage, "checkpoints"), which="latest")
@@ -100,12 +109,17 @@ def test_same_config_on_the_same_machine_gives_identical_results(run, tmp_path):
 def test_codephys_uses_the_frozen_stage1_codebook(run):
   _, workdir, _ = run
   s1, s1_state, _ = checkpointing.load_params(os.path.join(workdir, "codebook", "checkpoints"))
-  s2, _, meta = checkpointing.load_params(os.path.join(workdir, "codephys", "checkpoints"),
-                                          which="latest")
-  np.testing.assert_array_equal(np.asarray(s2["stage1_codebook"]["codebook"]),
-                                np.asarray(s1_state["vq_state"]["quantizer"]["codebook"]))
-  for a, b in zip(jax.tree.leaves((s2["stage1_decoder"], s2["stage1_encoder"])),
-                  jax.tree.leaves((s1["decoder"], s1["encoder"]))):
+  s2, _, meta = checkpointing.load_params(
+      os.path.join(workdir, "codephys", "checkpoints"), which="latest"
+  )
+  np.testing.assert_array_equal(
+      np.asarray(s2["stage1_codebook"]["codebook"]),
+      np.asarray(s1_state["vq_state"]["quantizer"]["codebook"]),
+  )
+  for a, b in zip(
+      jax.tree.leaves((s2["stage1_decoder"], s2["stage1_encoder"])),
+      jax.tree.leaves((s1["decoder"], s1["encoder"])),
+  ):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
   assert meta["stage"] == "codephys" and meta["stage1_workdir"].endswith("codebook")
 
@@ -128,8 +142,12 @@ def test_training_freezes_exactly_the_models_frozen_subtrees(run):
   for name in models.FROZEN:
     for a, b in zip(jax.tree.leaves(before[name]), jax.tree.leaves(after[name])):
       np.testing.assert_array_equal(a, b, err_msg=name)
-  assert any(np.any(a != b) for a, b in zip(jax.tree.leaves(before["video_backbone"]),
-                                             jax.tree.leaves(after["video_backbone"])))
+  assert any(
+      np.any(a != b)
+      for a, b in zip(
+          jax.tree.leaves(before["video_backbone"]), jax.tree.leaves(after["video_backbone"])
+      )
+  )
 
 
 def test_export_round_trip_equals_direct_call(run):
@@ -140,32 +158,51 @@ def test_export_round_trip_equals_direct_call(run):
   rng = np.random.default_rng(0)
   for batch in (1, 3):
     clips = rng.integers(0, 255, (batch, config.clip_length, 16, 16, 3), dtype=np.uint8)
-    direct = model.apply(variables, stage_base.normalize_frames(clips, config.input_norm),
-                         train=False)["rppg"]
+    direct = model.apply(
+        variables, stage_base.normalize_frames(clips, config.input_norm), train=False
+    )["rppg"]
     np.testing.assert_allclose(np.asarray(exported(clips)), np.asarray(direct), atol=1e-5)
 
 
 def test_eval_py_accepts_each_checkpoint(run, tmp_path):
   config, workdir, _ = run
   for method in stages.METHODS:
-    cfg = ml_collections.ConfigDict(dict(
-        method=method, dataset="synthetic_rppg", split="test", manual_dir="",
-        data_dir=config.data_dir, checkpoint=os.path.join(workdir, method), batch_size=2,
-        preprocess=dict(config.preprocess), dataset_options=dict(config.dataset_options),
-        eval=config.eval, num_waveform_plots=1,
-    ))
+    cfg = ml_collections.ConfigDict(
+        dict(
+            method=method,
+            dataset="synthetic_rppg",
+            split="test",
+            manual_dir="",
+            data_dir=config.data_dir,
+            checkpoint=os.path.join(workdir, method),
+            batch_size=2,
+            preprocess=dict(config.preprocess),
+            dataset_options=dict(config.dataset_options),
+            eval=config.eval,
+            num_waveform_plots=1,
+        )
+    )
     out = str(tmp_path / method)
     metrics = eval_lib.evaluate(cfg, out)
     assert metrics["num_videos"] == 1
     for name in ("metrics.json", "per_video.csv", "bland_altman.png"):
       assert os.path.exists(os.path.join(out, name))
   # Crop size unset: taken from the checkpoint (16 here, eval.py's default would be 72).
-  cfg = ml_collections.ConfigDict(dict(
-      method="codephys", dataset="synthetic_rppg", split="test", manual_dir="",
-      data_dir=config.data_dir, checkpoint=os.path.join(workdir, "codephys"), batch_size=2,
-      preprocess={**dict(config.preprocess), "size": None},
-      dataset_options=dict(config.dataset_options), eval=config.eval, num_waveform_plots=1,
-  ))
+  cfg = ml_collections.ConfigDict(
+      dict(
+          method="codephys",
+          dataset="synthetic_rppg",
+          split="test",
+          manual_dir="",
+          data_dir=config.data_dir,
+          checkpoint=os.path.join(workdir, "codephys"),
+          batch_size=2,
+          preprocess={**dict(config.preprocess), "size": None},
+          dataset_options=dict(config.dataset_options),
+          eval=config.eval,
+          num_waveform_plots=1,
+      )
+  )
   resolved = eval_lib.resolve_preprocess(cfg, eval_lib.make_predictor(cfg))
   assert resolved.preprocess.size == config.preprocess.size and cfg.preprocess.size is None
   assert eval_lib.evaluate(cfg, str(tmp_path / "from_ckpt"))["num_videos"] == 1
@@ -176,7 +213,8 @@ def test_eval_py_accepts_each_checkpoint(run, tmp_path):
 
 def _codebook_params(workdir):
   params, state, _ = checkpointing.load_params(
-      os.path.join(workdir, "codebook", "checkpoints"), which="latest")
+      os.path.join(workdir, "codebook", "checkpoints"), which="latest"
+  )
   return jax.tree.leaves((params, state))
 
 
@@ -212,8 +250,9 @@ def test_killed_run_resumes_to_identical_parameters(run, tmp_path, monkeypatch):
   config.compare.enabled = False
   resumed = str(tmp_path / "resumed")
   _run_killed_at_step_3(config, resumed, monkeypatch)
-  steps = sorted(int(d) for d in os.listdir(os.path.join(resumed, "codebook", "checkpoints"))
-                 if d.isdigit())
+  steps = sorted(
+      int(d) for d in os.listdir(os.path.join(resumed, "codebook", "checkpoints")) if d.isdigit()
+  )
   assert steps == [2]
   train_lib.train_and_evaluate(config, resumed)
   # Same config and seed, killed and resumed == the module fixture's uninterrupted
@@ -228,8 +267,10 @@ def test_eight_devices_match_one_device_with_the_real_losses(stage):
   the same parameters on 8 data-parallel devices as on 1."""
   config = common.tiny(default_config.get_config())
   rng = np.random.default_rng(0)
-  batch = {"ppg": rng.standard_normal((8, config.clip_length)).astype(np.float32),
-           "frames": rng.integers(0, 255, (8, config.clip_length, 16, 16, 3), dtype=np.uint8)}
+  batch = {
+      "ppg": rng.standard_normal((8, config.clip_length)).astype(np.float32),
+      "frames": rng.integers(0, 255, (8, config.clip_length, 16, 16, 3), dtype=np.uint8),
+  }
   cfg = config[stage]
   if stage == "codebook":
     model = codebook_stage.make_model(config)
@@ -241,17 +282,28 @@ def test_eight_devices_match_one_device_with_the_real_losses(stage):
     loss_fn = physnet_stage.make_loss(model, config)
     post = None
     init_fn = lambda r, b: model.init(  # noqa: E731
-        r, stage_base.normalize_frames(b["frames"], config.input_norm), train=False)
+        r, stage_base.normalize_frames(b["frames"], config.input_norm), train=False
+    )
   results = []
   for devices in (jax.devices()[:1], jax.devices()[:8]):
     mesh = trainer.make_mesh(devices=devices)
-    state = trainer.create_train_state(init_fn=init_fn, tx=stage_base.optimizer(cfg),
-                                       rng=jax.random.key(0), mesh=mesh, example_batch=batch)
+    state = trainer.create_train_state(
+        init_fn=init_fn,
+        tx=stage_base.optimizer(cfg),
+        rng=jax.random.key(0),
+        mesh=mesh,
+        example_batch=batch,
+    )
     step = trainer.make_train_step(loss_fn, mesh=mesh, post_update=post)
     for _ in range(3):
       state, metrics = step(state, trainer.shard_batch(mesh, batch))
-    results.append((trainer.fetch(state.params), trainer.fetch(state.model_state),
-                    float(trainer.fetch(metrics["loss"]))))
+    results.append(
+        (
+            trainer.fetch(state.params),
+            trainer.fetch(state.model_state),
+            float(trainer.fetch(metrics["loss"])),
+        )
+    )
   (p1, s1, l1), (p8, s8, l8) = results
   assert l1 == pytest.approx(l8, rel=1e-5)
   for a, b in zip(jax.tree.leaves((p1, s1)), jax.tree.leaves((p8, s8))):
@@ -278,7 +330,9 @@ def test_device_input_pipeline_trains_and_resumes_bit_for_bit(data_dir, tmp_path
   train_lib.train_and_evaluate(config, resumed)
   for a, b in zip(_codebook_params(resumed), _codebook_params(straight)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-  base = [checkpointing.load_params(os.path.join(w, "physnet", "checkpoints"),
-                                    which="latest")[0] for w in (resumed, straight)]
+  base = [
+      checkpointing.load_params(os.path.join(w, "physnet", "checkpoints"), which="latest")[0]
+      for w in (resumed, straight)
+  ]
   for a, b in zip(jax.tree.leaves(base[0]), jax.tree.leaves(base[1])):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

@@ -35,8 +35,13 @@ def init_fn(rng, batch):
 
 
 def loss_fn(params, model_state, batch, rng, step):
-  pred, updates = MODEL.apply({"params": params, **model_state}, batch["x"], train=True,
-                              rngs={"dropout": rng}, mutable=["batch_stats"])
+  pred, updates = MODEL.apply(
+      {"params": params, **model_state},
+      batch["x"],
+      train=True,
+      rngs={"dropout": rng},
+      mutable=["batch_stats"],
+  )
   loss = jnp.mean((pred - batch["y"]) ** 2)
   return loss, (dict(updates), {"pred_mean": pred.mean(), "step_seen": step.astype(jnp.float32)})
 
@@ -47,8 +52,9 @@ def make_batch(step, n=B):
 
 
 def _run(mesh, tx, steps, *, donate=True):
-  state = trainer.create_train_state(init_fn=init_fn, tx=tx, rng=jax.random.key(0), mesh=mesh,
-                                     example_batch=make_batch(0))
+  state = trainer.create_train_state(
+      init_fn=init_fn, tx=tx, rng=jax.random.key(0), mesh=mesh, example_batch=make_batch(0)
+  )
   step_fn = trainer.make_train_step(loss_fn, mesh=mesh, donate=donate)
   losses = []
   for s in range(steps):
@@ -83,8 +89,13 @@ def test_shard_batch_rejects_bad_sizes():
 
 def test_state_is_replicated_and_split():
   mesh = trainer.make_mesh()
-  state = trainer.create_train_state(init_fn=init_fn, tx=optax.adam(1e-3), rng=jax.random.key(0),
-                                     mesh=mesh, example_batch=make_batch(0))
+  state = trainer.create_train_state(
+      init_fn=init_fn,
+      tx=optax.adam(1e-3),
+      rng=jax.random.key(0),
+      mesh=mesh,
+      example_batch=make_batch(0),
+  )
   assert set(state.model_state) == {"batch_stats"}
   for leaf in jax.tree.leaves(state):
     assert leaf.sharding.is_fully_replicated and len(leaf.sharding.device_set) == 8
@@ -92,8 +103,9 @@ def test_state_is_replicated_and_split():
   # Same seed, same parameters as a plain model.init with the derived init key.
   init_key = jax.random.split(jax.random.key(0))[0]
   ref = MODEL.init(init_key, jnp.zeros((B, T, C)), train=False)
-  chex_equal = jax.tree.map(lambda a, b: np.array_equal(np.asarray(a), np.asarray(b)),
-                            state.params, ref["params"])
+  chex_equal = jax.tree.map(
+      lambda a, b: np.array_equal(np.asarray(a), np.asarray(b)), state.params, ref["params"]
+  )
   assert all(jax.tree.leaves(chex_equal))
 
 
@@ -102,11 +114,14 @@ def test_eight_devices_match_one_device():
   s8, l8, _ = _run(trainer.make_mesh(), tx, 3)
   s1, l1, _ = _run(trainer.make_mesh(devices=jax.devices()[:1]), tx, 3)
   np.testing.assert_allclose(l8, l1, rtol=1e-5, atol=1e-6)
-  for a, b in zip(jax.tree.leaves(trainer.fetch(s8.params)), jax.tree.leaves(trainer.fetch(s1.params))):
+  for a, b in zip(
+      jax.tree.leaves(trainer.fetch(s8.params)), jax.tree.leaves(trainer.fetch(s1.params))
+  ):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
   # BatchNorm running stats are global-batch statistics on both meshes.
-  for a, b in zip(jax.tree.leaves(trainer.fetch(s8.model_state)),
-                  jax.tree.leaves(trainer.fetch(s1.model_state))):
+  for a, b in zip(
+      jax.tree.leaves(trainer.fetch(s8.model_state)), jax.tree.leaves(trainer.fetch(s1.model_state))
+  ):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
   assert l8[-1] != l8[0]
 
@@ -114,8 +129,13 @@ def test_eight_devices_match_one_device():
 def test_metrics_match_independent_reference():
   mesh = trainer.make_mesh()
   lr = 0.1
-  state = trainer.create_train_state(init_fn=init_fn, tx=optax.sgd(lr), rng=jax.random.key(3),
-                                     mesh=mesh, example_batch=make_batch(0))
+  state = trainer.create_train_state(
+      init_fn=init_fn,
+      tx=optax.sgd(lr),
+      rng=jax.random.key(3),
+      mesh=mesh,
+      example_batch=make_batch(0),
+  )
   params0 = trainer.fetch(state.params)
   ms0, rng0 = trainer.fetch(state.model_state), trainer.fetch(state.rng)
   step_fn = trainer.make_train_step(loss_fn, mesh=mesh, donate=False)
@@ -124,10 +144,13 @@ def test_metrics_match_independent_reference():
   # Reference without any sharding, with the documented rng derivation.
   rng = jax.random.split(jax.random.fold_in(jnp.asarray(rng0), 0))[0]
   (loss, _), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-      params0, ms0, make_batch(0), rng, jnp.int32(0))
+      params0, ms0, make_batch(0), rng, jnp.int32(0)
+  )
   gnorm = np.sqrt(sum(np.sum(np.square(np.asarray(g, np.float64))) for g in jax.tree.leaves(grads)))
   params1 = trainer.fetch(new_state.params)
-  pnorm = np.sqrt(sum(np.sum(np.square(np.asarray(p, np.float64))) for p in jax.tree.leaves(params1)))
+  pnorm = np.sqrt(
+      sum(np.sum(np.square(np.asarray(p, np.float64))) for p in jax.tree.leaves(params1))
+  )
   np.testing.assert_allclose(m["loss"], loss, rtol=1e-5)
   np.testing.assert_allclose(m["grad_norm"], gnorm, rtol=1e-5)
   np.testing.assert_allclose(m["param_norm"], pnorm, rtol=1e-5)
@@ -144,10 +167,17 @@ def test_post_update_hook_and_donation():
   def post_update(state, batch, rng):
     # Replace the Dense bias by a deterministic function of rng and batch.
     bias = jax.random.uniform(rng, (1,)) + batch["y"].sum()
-    return state.replace(params={**state.params, "Dense_0": {**state.params["Dense_0"], "bias": bias}})
+    return state.replace(
+        params={**state.params, "Dense_0": {**state.params["Dense_0"], "bias": bias}}
+    )
 
-  state = trainer.create_train_state(init_fn=init_fn, tx=optax.sgd(0.1), rng=jax.random.key(5),
-                                     mesh=mesh, example_batch=make_batch(0))
+  state = trainer.create_train_state(
+      init_fn=init_fn,
+      tx=optax.sgd(0.1),
+      rng=jax.random.key(5),
+      mesh=mesh,
+      example_batch=make_batch(0),
+  )
   rng0 = trainer.fetch(state.rng)
   old_kernel = state.params["Conv_0"]["kernel"]
   step_fn = trainer.make_train_step(loss_fn, mesh=mesh, post_update=post_update)
@@ -167,6 +197,7 @@ def test_check_finite_names_step_and_metric():
 
 
 class RecordingWriter:
+
   def __init__(self):
     self.scalars = {}
     self.flushed = False
@@ -180,8 +211,13 @@ class RecordingWriter:
 
 def test_train_loop_logs_evaluates_and_stops_on_nan():
   mesh = trainer.make_mesh()
-  state = trainer.create_train_state(init_fn=init_fn, tx=optax.adam(1e-2), rng=jax.random.key(0),
-                                     mesh=mesh, example_batch=make_batch(0))
+  state = trainer.create_train_state(
+      init_fn=init_fn,
+      tx=optax.adam(1e-2),
+      rng=jax.random.key(0),
+      mesh=mesh,
+      example_batch=make_batch(0),
+  )
   step_fn = trainer.make_train_step(loss_fn, mesh=mesh)
   starts, hook_steps, eval_steps = [], [], []
 
@@ -195,11 +231,21 @@ def test_train_loop_logs_evaluates_and_stops_on_nan():
 
   writer = RecordingWriter()
   ticks = iter(range(100))  # one second per hook call: a report at step 4 and the last step
-  progress = tb_writer.ProgressReport(num_train_steps=5, every_secs=2.5, writer=writer,
-                                      clock=lambda: float(next(ticks)))
-  state = trainer.train_loop(state, train_step=step_fn, make_iterator=make_iterator, num_steps=5,
-                             mesh=mesh, writer=writer, log_every=2, eval_every=3, on_eval=on_eval,
-                             hooks=[hook_steps.append, progress])
+  progress = tb_writer.ProgressReport(
+      num_train_steps=5, every_secs=2.5, writer=writer, clock=lambda: float(next(ticks))
+  )
+  state = trainer.train_loop(
+      state,
+      train_step=step_fn,
+      make_iterator=make_iterator,
+      num_steps=5,
+      mesh=mesh,
+      writer=writer,
+      log_every=2,
+      eval_every=3,
+      on_eval=on_eval,
+      hooks=[hook_steps.append, progress],
+  )
   assert int(state.step) == 5 and starts == [0]
   assert hook_steps == [1, 2, 3, 4, 5]
   assert eval_steps == [3, 5]
@@ -208,9 +254,14 @@ def test_train_loop_logs_evaluates_and_stops_on_nan():
   assert writer.scalars[3] == {"eval/mae": pytest.approx(1 / 3)}
   assert "steps_per_sec" in writer.scalars[4]  # written by the ProgressReport hook
   # Resuming past the end is a no-op; the iterator is not even built.
-  assert trainer.train_loop(state, train_step=step_fn, make_iterator=make_iterator,
-                            num_steps=5, mesh=mesh) is state
+  assert (
+      trainer.train_loop(
+          state, train_step=step_fn, make_iterator=make_iterator, num_steps=5, mesh=mesh
+      )
+      is state
+  )
   assert starts == [0]
+
   # A NaN input poisons the loss at step 7; the next log step (8) reports it.
   def nan_iterator(start):
     starts.append(start)
@@ -219,45 +270,69 @@ def test_train_loop_logs_evaluates_and_stops_on_nan():
       if s == 6:
         b["x"][0, 0, 0] = np.nan
       yield b
+
   with pytest.raises(FloatingPointError, match=r"step 8: .*loss=nan"):
-    trainer.train_loop(state, train_step=step_fn, make_iterator=nan_iterator, num_steps=10,
-                       mesh=mesh, log_every=4)
+    trainer.train_loop(
+        state, train_step=step_fn, make_iterator=nan_iterator, num_steps=10, mesh=mesh, log_every=4
+    )
   assert starts[-1] == 5
 
 
 def test_train_loop_reports_short_iterator():
   mesh = trainer.make_mesh()
-  state = trainer.create_train_state(init_fn=init_fn, tx=optax.sgd(0.1), rng=jax.random.key(0),
-                                     mesh=mesh, example_batch=make_batch(0))
+  state = trainer.create_train_state(
+      init_fn=init_fn,
+      tx=optax.sgd(0.1),
+      rng=jax.random.key(0),
+      mesh=mesh,
+      example_batch=make_batch(0),
+  )
   step_fn = trainer.make_train_step(loss_fn, mesh=mesh)
   with pytest.raises(ValueError, match="ran out at step 2"):
-    trainer.train_loop(state, train_step=step_fn, mesh=mesh, num_steps=4,
-                       make_iterator=lambda s: [make_batch(i) for i in range(s, 2)])
+    trainer.train_loop(
+        state,
+        train_step=step_fn,
+        mesh=mesh,
+        num_steps=4,
+        make_iterator=lambda s: [make_batch(i) for i in range(s, 2)],
+    )
 
 
 def test_eval_step_outputs():
   mesh = trainer.make_mesh()
-  state = trainer.create_train_state(init_fn=init_fn, tx=optax.sgd(0.1), rng=jax.random.key(0),
-                                     mesh=mesh, example_batch=make_batch(0))
+  state = trainer.create_train_state(
+      init_fn=init_fn,
+      tx=optax.sgd(0.1),
+      rng=jax.random.key(0),
+      mesh=mesh,
+      example_batch=make_batch(0),
+  )
 
   def predict(state, batch):
     return MODEL.apply(state.variables, batch["x"], train=False)
 
   batch = make_batch(1)
   preds = trainer.make_eval_step(predict, mesh=mesh, batch_sharded_output=True)(
-      state, trainer.shard_batch(mesh, batch))
+      state, trainer.shard_batch(mesh, batch)
+  )
   assert len({s.device for s in preds.addressable_shards}) == 8
   ref = MODEL.apply(trainer.fetch(state.variables), batch["x"], train=False)
   np.testing.assert_allclose(np.asarray(preds), ref, rtol=1e-5, atol=1e-6)
   mse = trainer.make_eval_step(lambda s, b: jnp.mean((predict(s, b) - b["y"]) ** 2), mesh=mesh)(
-      state, trainer.shard_batch(mesh, batch))
+      state, trainer.shard_batch(mesh, batch)
+  )
   np.testing.assert_allclose(float(mse), np.mean((np.asarray(ref) - batch["y"]) ** 2), rtol=1e-5)
 
 
 def test_parameter_overview_and_batch_helpers():
   mesh = trainer.make_mesh()
-  state = trainer.create_train_state(init_fn=init_fn, tx=optax.sgd(0.1), rng=jax.random.key(0),
-                                     mesh=mesh, example_batch=make_batch(0))
+  state = trainer.create_train_state(
+      init_fn=init_fn,
+      tx=optax.sgd(0.1),
+      rng=jax.random.key(0),
+      mesh=mesh,
+      example_batch=make_batch(0),
+  )
   text = trainer.parameter_overview(state.params)
   expected = 3 * 3 * 4 + 4 + 4 + 4 * 1 + 1  # conv k, bn scale+bias, dense k+b
   assert trainer.num_params(state.params) == expected

@@ -1,4 +1,5 @@
 """Tests for the unsupervised rPPG methods on synthetic skin-colour traces with known HR."""
+
 import numpy as np
 import pytest
 
@@ -35,8 +36,16 @@ def test_each_method_recovers_heart_rate_within_1_bpm(name):
     assert abs(err) < 1.0, (name, true_hr, err)
 
 
-@pytest.mark.parametrize("name,kw", [("chrom", {}), ("pos", {}), ("lgi", {}), ("omit", {}),
-                                     ("pbv", {"signature": synthetic_ppg.DEFAULT_PBV})])
+@pytest.mark.parametrize(
+    "name,kw",
+    [
+        ("chrom", {}),
+        ("pos", {}),
+        ("lgi", {}),
+        ("omit", {}),
+        ("pbv", {"signature": synthetic_ppg.DEFAULT_PBV}),
+    ],
+)
 def test_projection_methods_reject_in_band_intensity_flicker(name, kw):
   # Intensity flicker is common to all channels (along the skin tone), inside the
   # HR band and stronger than the pulse: chrominance/projection methods must
@@ -64,26 +73,30 @@ def _pos_reference(rgb, fs):
   count = np.zeros(n)
   proj = np.array([[0, 1, -1], [-2, 1, 1]], dtype=np.float64)
   for m in range(n - win + 1):
-    block = rgb[m:m + win].T
+    block = rgb[m : m + win].T
     cn = block / block.mean(axis=1, keepdims=True)
     s = proj @ cn
     h = s[0] + s[0].std() / s[1].std() * s[1]
-    h_sum[m:m + win] += h - h.mean()
-    count[m:m + win] += 1
+    h_sum[m : m + win] += h - h.mean()
+    count[m : m + win] += 1
   out = h_sum / count
   return out - out.mean()
 
 
 def test_pos_matches_explicit_algorithm_loop():
   _, rgb = _trace(80.0, seed=5, n=300)
-  np.testing.assert_allclose(unsupervised.pos(rgb, FS), _pos_reference(rgb, FS), rtol=1e-9, atol=1e-12)
+  np.testing.assert_allclose(
+      unsupervised.pos(rgb, FS), _pos_reference(rgb, FS), rtol=1e-9, atol=1e-12
+  )
 
 
 def test_chrom_output_has_no_intensity_component():
   # A purely multiplicative intensity change with no pulse gives (numerically) no CHROM output.
   rng = np.random.default_rng(0)
   t = np.arange(600) / FS
-  intensity = 1.0 + 0.05 * np.sin(2 * np.pi * 1.3 * t) + 0.02 * rng.standard_normal(600).cumsum() / 30
+  intensity = (
+      1.0 + 0.05 * np.sin(2 * np.pi * 1.3 * t) + 0.02 * rng.standard_normal(600).cumsum() / 30
+  )
   rgb = 150.0 * np.array([0.7, 0.5, 0.4]) * intensity[:, None]
   out = unsupervised.chrom(rgb, FS)
   assert np.abs(out).max() < 1e-9
@@ -92,8 +105,14 @@ def test_chrom_output_has_no_intensity_component():
 def test_fastica_separates_independent_sources():
   rng = np.random.default_rng(1)
   t = np.arange(3000) / FS
-  sources = np.stack([np.sin(2 * np.pi * 1.1 * t), np.sign(np.sin(2 * np.pi * 0.37 * t)),
-                      rng.uniform(-1, 1, t.size)], axis=1)
+  sources = np.stack(
+      [
+          np.sin(2 * np.pi * 1.1 * t),
+          np.sign(np.sin(2 * np.pi * 0.37 * t)),
+          rng.uniform(-1, 1, t.size),
+      ],
+      axis=1,
+  )
   mixed = sources @ rng.normal(size=(3, 3)).T
   est = unsupervised.fastica(mixed)
   corr = np.abs(np.corrcoef(sources.T, est.T)[:3, 3:])
@@ -135,4 +154,6 @@ def test_registry():
   with pytest.raises(ValueError, match="valid names:.*chrom.*pos"):
     unsupervised.get_method("nope")
   _, rgb = _trace(70.0, seed=2, n=200)
-  np.testing.assert_array_equal(unsupervised.extract_bvp("green", rgb, FS), rgb[:, 1] - rgb[:, 1].mean())
+  np.testing.assert_array_equal(
+      unsupervised.extract_bvp("green", rgb, FS), rgb[:, 1] - rgb[:, 1].mean()
+  )

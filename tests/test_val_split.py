@@ -13,8 +13,11 @@ class FakeVideos:
   split = "train"
 
   def __init__(self, subjects):
-    self._videos = [{"video_id": f"{s}_{k}", "subject_id": s, "ppg": np.zeros(4)}
-                    for s in subjects for k in range(2)]
+    self._videos = [
+        {"video_id": f"{s}_{k}", "subject_id": s, "ppg": np.zeros(4)}
+        for s in subjects
+        for k in range(2)
+    ]
 
   def __len__(self):
     return len(self._videos)
@@ -37,8 +40,7 @@ def test_fraction_is_deterministic_and_seeded():
 
 
 def test_explicit_subjects_and_errors():
-  assert data_lib.val_subjects_of(SUBJECTS, fraction=0.5, explicit=("s03", "s07")) == [
-      "s03", "s07"]
+  assert data_lib.val_subjects_of(SUBJECTS, fraction=0.5, explicit=("s03", "s07")) == ["s03", "s07"]
   with pytest.raises(ValueError, match="not subjects of the training split"):
     data_lib.val_subjects_of(SUBJECTS, fraction=0.2, explicit=("nobody",))
   with pytest.raises(ValueError, match=">= 2 training subjects"):
@@ -50,8 +52,11 @@ def test_explicit_subjects_and_errors():
 def test_train_val_videos_are_subject_disjoint(monkeypatch):
   videos = FakeVideos(SUBJECTS)
   monkeypatch.setattr(data_lib, "VideoSource", lambda builder, split: videos)
-  config = {"train_split": "train", "eval_split": "val",
-            "val": {"fraction": 0.25, "subjects": (), "seed": 0}}
+  config = {
+      "train_split": "train",
+      "eval_split": "val",
+      "val": {"fraction": 0.25, "subjects": (), "seed": 0},
+  }
   builder = type("B", (), {"name": "fake"})()
   train, val = data_lib.train_val_videos(builder, config)
   train_subjects = {v["subject_id"] for v in train}

@@ -1,11 +1,17 @@
 """Tests for codephys_jax.video: round trips, timestamps, error messages."""
+
 import cv2
 import numpy as np
 import pytest
 
 from codephys_jax import video
-from codephys_jax.video import (FrameIterSource, ImageSequenceSource, VideoError, open_video,
-                                write_video)
+from codephys_jax.video import (
+    FrameIterSource,
+    ImageSequenceSource,
+    VideoError,
+    open_video,
+    write_video,
+)
 
 
 def _frames(n=8, h=48, w=64, seed=0):
@@ -61,11 +67,14 @@ def test_mp4_container_decodes(tmp_path):
   np.testing.assert_allclose([f.mean() for f in got], [40, 120, 200], atol=4)
 
 
-@pytest.mark.parametrize("make,problem", [
-    (lambda p: None, "file not found"),
-    (lambda p: p.write_bytes(b""), "empty file"),
-    (lambda p: p.write_bytes(np.random.default_rng(0).bytes(4096)), "cannot open video"),
-])
+@pytest.mark.parametrize(
+    "make,problem",
+    [
+        (lambda p: None, "file not found"),
+        (lambda p: p.write_bytes(b""), "empty file"),
+        (lambda p: p.write_bytes(np.random.default_rng(0).bytes(4096)), "cannot open video"),
+    ],
+)
 def test_bad_files_raise_naming_the_file(tmp_path, make, problem):
   path = tmp_path / "subject7" / "vid.avi"
   path.parent.mkdir()
@@ -105,30 +114,38 @@ class _FakeCapture:
     return True, self.frames[self.i - 1]
 
   def get(self, prop):
-    return {cv2.CAP_PROP_FPS: 20.0, cv2.CAP_PROP_FRAME_COUNT: len(self.frames),
-            cv2.CAP_PROP_FRAME_WIDTH: 64, cv2.CAP_PROP_FRAME_HEIGHT: 48,
-            cv2.CAP_PROP_POS_MSEC: self.msec[self.i - 1] if self.i else 0.0}[prop]
+    return {
+        cv2.CAP_PROP_FPS: 20.0,
+        cv2.CAP_PROP_FRAME_COUNT: len(self.frames),
+        cv2.CAP_PROP_FRAME_WIDTH: 64,
+        cv2.CAP_PROP_FRAME_HEIGHT: 48,
+        cv2.CAP_PROP_POS_MSEC: self.msec[self.i - 1] if self.i else 0.0,
+    }[prop]
 
   def release(self):
     pass
 
 
-@pytest.mark.parametrize("msec,expected", [
-    # Decoder times good: used as they are (non-uniform).
-    ([0.0, 50.0, 110.0, 150.0], [0.0, 0.05, 0.11, 0.15]),
-    # Constant zero times: frame counting at the nominal 20 fps.
-    ([0.0, 0.0, 0.0, 0.0], [0.0, 0.05, 0.10, 0.15]),
-    # Time jumps backwards at frame 2: counting continues from the last good one.
-    ([0.0, 60.0, 10.0, 20.0], [0.0, 0.06, 0.11, 0.16]),
-    # NaN metadata.
-    ([float("nan")] * 4, [0.0, 0.05, 0.10, 0.15]),
-])
+@pytest.mark.parametrize(
+    "msec,expected",
+    [
+        # Decoder times good: used as they are (non-uniform).
+        ([0.0, 50.0, 110.0, 150.0], [0.0, 0.05, 0.11, 0.15]),
+        # Constant zero times: frame counting at the nominal 20 fps.
+        ([0.0, 0.0, 0.0, 0.0], [0.0, 0.05, 0.10, 0.15]),
+        # Time jumps backwards at frame 2: counting continues from the last good one.
+        ([0.0, 60.0, 10.0, 20.0], [0.0, 0.06, 0.11, 0.16]),
+        # NaN metadata.
+        ([float("nan")] * 4, [0.0, 0.05, 0.10, 0.15]),
+    ],
+)
 def test_timestamp_fallback(tmp_path, monkeypatch, msec, expected):
   path = tmp_path / "vid.avi"
   path.write_bytes(b"x")
   frames = _frames(4)
-  monkeypatch.setattr(video.VideoFileSource, "_open_capture",
-                      lambda self: _FakeCapture(frames, msec))
+  monkeypatch.setattr(
+      video.VideoFileSource, "_open_capture", lambda self: _FakeCapture(frames, msec)
+  )
   ts = [t for t, _ in open_video(path)]
   np.testing.assert_allclose(ts, expected, atol=1e-9)
   assert np.all(np.diff(ts) > 0)

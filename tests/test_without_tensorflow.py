@@ -27,27 +27,43 @@ NO_TF = os.path.join(ROOT, "tests", "no_tensorflow")
 def _read_events(logdir):
   """{tag: [(step, value)]} of every event file in `logdir`, via TensorBoard's reader."""
   from tensorboard.backend.event_processing import event_file_loader
+
   out = {}
   for name in sorted(os.listdir(logdir)):
     if not name.startswith("events.out.tfevents."):
       continue
     for event in event_file_loader.EventFileLoader(os.path.join(logdir, name)).Load():
       for value in event.summary.value:
-        number = (value.simple_value if value.WhichOneof("value") == "simple_value"
-                  else float(value.tensor.float_val[0]))
+        number = (
+            value.simple_value
+            if value.WhichOneof("value") == "simple_value"
+            else float(value.tensor.float_val[0])
+        )
         out.setdefault(value.tag, []).append((int(event.step), number))
   return out
 
 
 def test_smoke_path_runs_with_tensorflow_hidden(tmp_path):
   out = tmp_path / "out.json"
-  env = dict(os.environ, PYTHONPATH=os.pathsep.join([NO_TF, ROOT]),
-             # Two spawned preparation workers: the block must hold in them too.
-             CODEPHYS_PREP_WORKERS="2")
+  env = dict(
+      os.environ,
+      PYTHONPATH=os.pathsep.join([NO_TF, ROOT]),
+      # Two spawned preparation workers: the block must hold in them too.
+      CODEPHYS_PREP_WORKERS="2",
+  )
   proc = subprocess.run(
-      [sys.executable, os.path.join(NO_TF, "smoke_run.py"), str(tmp_path / "tfds"),
-       str(tmp_path / "run"), str(out)],
-      cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200,
+      [
+          sys.executable,
+          os.path.join(NO_TF, "smoke_run.py"),
+          str(tmp_path / "tfds"),
+          str(tmp_path / "run"),
+          str(out),
+      ],
+      cwd=ROOT,
+      env=env,
+      capture_output=True,
+      text=True,
+      timeout=1200,
   )
   assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
   seen = json.loads(out.read_text())
@@ -58,8 +74,7 @@ def test_smoke_path_runs_with_tensorflow_hidden(tmp_path):
   rows = {(r["method"], r["condition"]) for r in seen["table"]}
   assert rows == {(m, c) for m in ("codephys", "physnet", "pos") for c in ("clean", "degraded")}
   # One event file per stage, written by tb_writer and read back by TensorBoard.
-  assert sorted(os.path.dirname(p) for p in seen["events"]) == [
-      "codebook", "codephys", "physnet"]
+  assert sorted(os.path.dirname(p) for p in seen["events"]) == ["codebook", "codephys", "physnet"]
   for path, scalars in seen["events"].items():
     assert [s for s, _ in scalars["train/loss"]] == [1, 2], path
     assert all(np.isfinite(v) for _, v in scalars["train/loss"]), path
@@ -82,7 +97,9 @@ def test_metric_writer_round_trip(tmp_path, caplog):
       with pytest.raises(ValueError, match="'bad' is not a scalar"):
         writer.write_scalars(4, {"bad": np.zeros(3)})
   assert _read_events(str(tmp_path)) == {
-      "train/loss": [(1, 0.5), (3, 0.25)], "lr": [(1, pytest.approx(1e-3))]}
+      "train/loss": [(1, 0.5), (3, 0.25)],
+      "lr": [(1, pytest.approx(1e-3))],
+  }
   assert "[3] train/loss=0.25" in caplog.text
   # Processes other than the first only log: no second set of events.
   logdir = tmp_path / "other"
@@ -94,8 +111,9 @@ def test_metric_writer_round_trip(tmp_path, caplog):
 def test_progress_report_rate_and_eta(tmp_path):
   now = [100.0]
   with tb_writer.MetricWriter(str(tmp_path)) as writer:
-    report = tb_writer.ProgressReport(num_train_steps=1000, writer=writer, every_secs=30,
-                                      name="codephys", clock=lambda: now[0])
+    report = tb_writer.ProgressReport(
+        num_train_steps=1000, writer=writer, every_secs=30, name="codephys", clock=lambda: now[0]
+    )
     report(1)  # starts the clock (this step includes compilation)
     for step in range(2, 12):
       now[0] += 1.0
@@ -121,18 +139,17 @@ class _NoTensorFlow:
     raise ModuleNotFoundError(f"No module named 'tensorflow' (used tf.{name})")
 
 
-_OPTIONS = dict(num_train=2, num_test=1, duration_s=2.0, width=160, height=120,
-                degraded_types=())
+_OPTIONS = dict(num_train=2, num_test=1, duration_s=2.0, width=160, height=120, degraded_types=())
 
 
 def _prepare(data_dir):
-  return data_lib.load_builder("synthetic_rppg", data_dir=str(data_dir),
-                               preprocess={"size": 16}, options=_OPTIONS)
+  return data_lib.load_builder(
+      "synthetic_rppg", data_dir=str(data_dir), preprocess={"size": 16}, options=_OPTIONS
+  )
 
 
 def _files(root):
-  return sorted(os.path.relpath(os.path.join(r, f), root)
-                for r, _, fs in os.walk(root) for f in fs)
+  return sorted(os.path.relpath(os.path.join(r, f), root) for r, _, fs in os.walk(root) for f in fs)
 
 
 def test_spilled_preparation_equals_in_memory_preparation(tmp_path, monkeypatch):
@@ -141,8 +158,11 @@ def test_spilled_preparation_equals_in_memory_preparation(tmp_path, monkeypatch)
   monkeypatch.setattr(shuffle, "MAX_MEM_BUFFER_SIZE", 0)  # spill every example
   spilled = []
   add = tfds_spill.SpillBucket.add
-  monkeypatch.setattr(tfds_spill.SpillBucket, "add",
-                      lambda self, key, data: (spilled.append(key), add(self, key, data)))
+  monkeypatch.setattr(
+      tfds_spill.SpillBucket,
+      "add",
+      lambda self, key, data: (spilled.append(key), add(self, key, data)),
+  )
   on_disk = _prepare(tmp_path / "spill")
   assert len(spilled) == 3
   assert shuffle._Bucket is tfds_spill._TFDS_BUCKET  # restored after preparation
@@ -158,8 +178,9 @@ def test_spilled_preparation_equals_in_memory_preparation(tmp_path, monkeypatch)
   # No bucket file is left behind, and the layout is the in-memory one.
   spill_root = str(tmp_path / "spill")
   assert not [f for f in _files(spill_root) if "bucket_" in f]
-  assert ([f.split(os.sep)[-1] for f in _files(spill_root)]
-          == [f.split(os.sep)[-1] for f in _files(str(tmp_path / "memory"))])
+  assert [f.split(os.sep)[-1] for f in _files(spill_root)] == [
+      f.split(os.sep)[-1] for f in _files(str(tmp_path / "memory"))
+  ]
 
 
 def test_failed_spilled_preparation_leaves_nothing(tmp_path, monkeypatch):
@@ -168,8 +189,11 @@ def test_failed_spilled_preparation_leaves_nothing(tmp_path, monkeypatch):
   build = rppg_builder.build_example
   spilled = []
   add = tfds_spill.SpillBucket.add
-  monkeypatch.setattr(tfds_spill.SpillBucket, "add",
-                      lambda self, key, data: (spilled.append(key), add(self, key, data)))
+  monkeypatch.setattr(
+      tfds_spill.SpillBucket,
+      "add",
+      lambda self, key, data: (spilled.append(key), add(self, key, data)),
+  )
 
   def build_example(key, *args, **kwargs):
     if key == "train_001":  # after train_000 went to a bucket file

@@ -26,7 +26,8 @@ import sys
 from types import ModuleType
 
 DATASETS_DIR = os.path.join(
-    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "datasets")
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "datasets"
+)
 _PREFIX = __name__ + "."
 
 
@@ -47,9 +48,9 @@ class _Finder(importlib.abc.MetaPathFinder):
 
   def find_spec(self, fullname, path=None, target=None):
     del path, target
-    if not fullname.startswith(_PREFIX) or "." in fullname[len(_PREFIX):]:
+    if not fullname.startswith(_PREFIX) or "." in fullname[len(_PREFIX) :]:
       return None
-    file = module_path(fullname[len(_PREFIX):])
+    file = module_path(fullname[len(_PREFIX) :])
     if file is None:
       return None
     return importlib.util.spec_from_file_location(fullname, file)
@@ -63,5 +64,6 @@ def load(short_name: str) -> ModuleType:
   """Import `datasets/...` file `short_name` (see the module docstring) by path."""
   if module_path(short_name) is None:
     raise ModuleNotFoundError(
-        f"no builder module {short_name!r} under {DATASETS_DIR}", name=_PREFIX + short_name)
+        f"no builder module {short_name!r} under {DATASETS_DIR}", name=_PREFIX + short_name
+    )
   return importlib.import_module(_PREFIX + short_name)

@@ -1,4 +1,5 @@
 """Models: Stage I PPG autoencoder, video backbones, Stage II CodePhys, and a name registry."""
+
 from typing import Any
 
 import flax.linen as nn
@@ -16,10 +17,10 @@ MODELS = {
 
 
 def get_model(name: str, /, **kwargs: Any) -> nn.Module:
-    """Build a registered model by name with its constructor fields as kwargs."""
-    if name not in MODELS:
-        raise ValueError(f"Unknown model {name!r}; registered: {sorted(MODELS)}")
-    return MODELS[name](**kwargs)
+  """Build a registered model by name with its constructor fields as kwargs."""
+  if name not in MODELS:
+    raise ValueError(f"Unknown model {name!r}; registered: {sorted(MODELS)}")
+  return MODELS[name](**kwargs)
 
 
 __all__ = [

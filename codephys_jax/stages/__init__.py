@@ -28,9 +28,7 @@ from codephys_jax.stages import physnet
 Stage = base.Stage
 StageSetup = base.StageSetup
 
-STAGES: dict[str, base.Stage] = {
-    s.name: s for s in (codebook.STAGE, codephys.STAGE, physnet.STAGE)
-}
+STAGES: dict[str, base.Stage] = {s.name: s for s in (codebook.STAGE, codephys.STAGE, physnet.STAGE)}
 METHODS: tuple[str, ...] = tuple(name for name, s in STAGES.items() if s.video_model)
 
 # Runs trained before the baseline stage took its method's name.

@@ -32,8 +32,12 @@ def normalize_frames(frames: jax.Array, mode: str = "standardized") -> jax.Array
   return representations.normalize_frames(frames, mode)
 
 
-def clip_source(videos, clip_length: int, stride: int | None,
-                augment_cfg: ml_collections.ConfigDict | None = None):
+def clip_source(
+    videos,
+    clip_length: int,
+    stride: int | None,
+    augment_cfg: ml_collections.ConfigDict | None = None,
+):
   """(clips of `videos`, the augmentation of `augment_cfg` or None)."""
   augment = None
   kwargs = {}
@@ -47,10 +51,17 @@ def clip_source(videos, clip_length: int, stride: int | None,
   return clips, augment
 
 
-def train_iterator(clips, augment, *, batch_size: int, seed: int, keys: tuple[str, ...],
-                   mesh, input_pipeline: str = "host",
-                   augment_cfg: ml_collections.ConfigDict | None = None
-                   ) -> Callable[[int], Any]:
+def train_iterator(
+    clips,
+    augment,
+    *,
+    batch_size: int,
+    seed: int,
+    keys: tuple[str, ...],
+    mesh,
+    input_pipeline: str = "host",
+    augment_cfg: ml_collections.ConfigDict | None = None,
+) -> Callable[[int], Any]:
   """make_iterator(start_step) for trainer.train_loop (deterministic resume).
 
   input_pipeline 'host': grain + NumPy augmentation (`augment`), local NumPy batches;
@@ -64,35 +75,45 @@ def train_iterator(clips, augment, *, batch_size: int, seed: int, keys: tuple[st
     from codephys_jax import device_input
 
     try:
-      return device_input.from_config(clips, mesh, keys=keys, batch_size=batch_size,
-                                      seed=seed, augment_cfg=augment_cfg)
+      return device_input.from_config(
+          clips, mesh, keys=keys, batch_size=batch_size, seed=seed, augment_cfg=augment_cfg
+      )
     except device_input.DoesNotFit as e:
       if input_pipeline == "device":
         raise
       logging.info("input_pipeline=auto: host input (%s)", e)
   elif input_pipeline != "host":
-    raise ValueError(f"unknown input_pipeline {input_pipeline!r}; known: 'host', 'device', "
-                     "'auto'")
+    raise ValueError(
+        f"unknown input_pipeline {input_pipeline!r}; known: 'host', 'device', " "'auto'"
+    )
   spec = data_lib.PipelineSpec(batch_size=batch_size, seed=seed)
 
   def make_iterator(start_step: int):
     it = data_lib.train_pipeline(
-        clips, spec, start_step=start_step, augment=augment,
-        process_index=jax.process_index(), process_count=jax.process_count(),
+        clips,
+        spec,
+        start_step=start_step,
+        augment=augment,
+        process_index=jax.process_index(),
+        process_count=jax.process_count(),
     )
     return ({k: b[k] for k in keys} for b in it)
 
   return make_iterator
 
 
-def optimizer(cfg: ml_collections.ConfigDict, labels: Any | None = None
-              ) -> optax.GradientTransformation:
+def optimizer(
+    cfg: ml_collections.ConfigDict, labels: Any | None = None
+) -> optax.GradientTransformation:
   """AdamW on a warm-up + cosine schedule with gradient clipping; parameters labelled
   'frozen' in `labels` (see `models.param_labels`) are never updated."""
   total = max(2, int(cfg.num_steps))
   warmup = max(1, min(int(cfg.warmup_steps), total // 2))
   schedule = optax.warmup_cosine_decay_schedule(
-      0.0, cfg.learning_rate, warmup, total,
+      0.0,
+      cfg.learning_rate,
+      warmup,
+      total,
       end_value=cfg.learning_rate * cfg.get("final_lr_fraction", 0.1),
   )
   tx = optax.chain(
@@ -125,8 +146,7 @@ Dependencies = Callable[[ml_collections.ConfigDict, str], tuple[Any, Mapping[str
 EvalHook = Callable[[StageSetup, ml_collections.ConfigDict, Any], Callable[[Any, int], Any]]
 
 
-def no_dependencies(config: ml_collections.ConfigDict, workdir: str
-                    ) -> tuple[None, dict[str, Any]]:
+def no_dependencies(config: ml_collections.ConfigDict, workdir: str) -> tuple[None, dict[str, Any]]:
   del config, workdir
   return None, {}
 
@@ -160,23 +180,33 @@ class Stage:
   best_metric: str = "mae"
 
 
-def video_setup(config: ml_collections.ConfigDict, builder, mesh, *, stage: str, model,
-                loss_fn: trainer.LossFn, subtrees: Mapping[str, Any],
-                frozen: tuple[str, ...]) -> StageSetup:
+def video_setup(
+    config: ml_collections.ConfigDict,
+    builder,
+    mesh,
+    *,
+    stage: str,
+    model,
+    loss_fn: trainer.LossFn,
+    subtrees: Mapping[str, Any],
+    frozen: tuple[str, ...],
+) -> StageSetup:
   """StageSetup of a video model: face clips (augmented if configured), its initial
   state with `subtrees` merged into the params, `frozen` masked in the optimiser."""
   cfg = config[stage]
   # Training subjects only; the held-out ones select the checkpoint (never test).
   train_videos, _ = data_lib.train_val_videos(builder, config)
-  clips, augment = clip_source(train_videos, config.clip_length, cfg.clip_stride,
-                               config.get("augment"))
+  clips, augment = clip_source(
+      train_videos, config.clip_length, cfg.clip_stride, config.get("augment")
+  )
   size = int(config.preprocess.size)
-  example = {"frames": np.zeros((cfg.batch_size, config.clip_length, size, size, 3), np.uint8),
-             "ppg": np.zeros((cfg.batch_size, config.clip_length), np.float32)}
+  example = {
+      "frames": np.zeros((cfg.batch_size, config.clip_length, size, size, 3), np.uint8),
+      "ppg": np.zeros((cfg.batch_size, config.clip_length), np.float32),
+  }
 
   def init_fn(r, b):
-    variables = dict(model.init(r, normalize_frames(b["frames"], config.input_norm),
-                                train=False))
+    variables = dict(model.init(r, normalize_frames(b["frames"], config.input_norm), train=False))
     variables["params"] = {**variables["params"], **subtrees}
     return variables
 
@@ -185,14 +215,26 @@ def video_setup(config: ml_collections.ConfigDict, builder, mesh, *, stage: str,
     abstract = jax.eval_shape(init_fn, jax.random.key(0), example)
     labels = models.param_labels(abstract["params"], frozen=frozen)
   state = trainer.create_train_state(
-      init_fn=init_fn, tx=optimizer(cfg, labels), rng=jax.random.key(config.seed),
-      mesh=mesh, example_batch=example,
+      init_fn=init_fn,
+      tx=optimizer(cfg, labels),
+      rng=jax.random.key(config.seed),
+      mesh=mesh,
+      example_batch=example,
   )
   return StageSetup(
-      model=model, state=state, loss_fn=loss_fn, post_update=None,
-      make_iterator=train_iterator(clips, augment, batch_size=cfg.batch_size,
-                                   seed=config.seed, keys=("frames", "ppg"), mesh=mesh,
-                                   input_pipeline=config.get("input_pipeline", "host"),
-                                   augment_cfg=config.get("augment")),
+      model=model,
+      state=state,
+      loss_fn=loss_fn,
+      post_update=None,
+      make_iterator=train_iterator(
+          clips,
+          augment,
+          batch_size=cfg.batch_size,
+          seed=config.seed,
+          keys=("frames", "ppg"),
+          mesh=mesh,
+          input_pipeline=config.get("input_pipeline", "host"),
+          augment_cfg=config.get("augment"),
+      ),
       frozen=tuple(frozen),
   )

@@ -45,22 +45,27 @@ def make_loss(model, config: ml_collections.ConfigDict) -> trainer.LossFn:
     mse = losses.mse(out["recon"], ppg)
     npc = losses.neg_pearson(out["recon"], ppg)
     loss = w.mse * mse + w.neg_pearson * npc + w.vq * out["vq_loss"]
-    metrics = {"mse": mse, "neg_pearson": npc, "vq_loss": out["vq_loss"],
-               "perplexity": out["perplexity"], "usage": out["usage"]}
+    metrics = {
+        "mse": mse,
+        "neg_pearson": npc,
+        "vq_loss": out["vq_loss"],
+        "perplexity": out["perplexity"],
+        "usage": out["usage"],
+    }
     return loss, (dict(new_state), metrics)
 
   return loss_fn
 
 
-def make_restart(model, threshold: float, input_norm: str = "standardized"
-                 ) -> trainer.PostUpdateFn:
+def make_restart(model, threshold: float, input_norm: str = "standardized") -> trainer.PostUpdateFn:
   """post_update: re-seed dead codes from this batch's encoder outputs (EMA rule)."""
 
   def post_update(state, batch, rng):
     if "vq_state" not in state.model_state:
       return state
-    z_e = model.apply(state.variables, representations.label_target(batch["ppg"], input_norm),
-                      method=model.encode)
+    z_e = model.apply(
+        state.variables, representations.label_target(batch["ppg"], input_norm), method=model.encode
+    )
     z_flat = z_e.reshape(-1, z_e.shape[-1])
     vq_state = models.restart_dead_codes(
         state.model_state["vq_state"], z_flat, rng, threshold=threshold
@@ -70,8 +75,7 @@ def make_restart(model, threshold: float, input_norm: str = "standardized"
   return post_update
 
 
-def setup(config: ml_collections.ConfigDict, builder, mesh, dependencies: None
-          ) -> base.StageSetup:
+def setup(config: ml_collections.ConfigDict, builder, mesh, dependencies: None) -> base.StageSetup:
   del dependencies
   cfg = config[NAME]
   model = make_model(config)
@@ -79,16 +83,26 @@ def setup(config: ml_collections.ConfigDict, builder, mesh, dependencies: None
   clips, _ = base.clip_source(train_videos, config.clip_length, cfg.clip_stride)
   example = {"ppg": np.zeros((cfg.batch_size, config.clip_length), np.float32)}
   state = trainer.create_train_state(
-      init_fn=lambda r, b: model.init(r, b["ppg"], train=False), tx=base.optimizer(cfg),
-      rng=jax.random.key(config.seed), mesh=mesh, example_batch=example,
+      init_fn=lambda r, b: model.init(r, b["ppg"], train=False),
+      tx=base.optimizer(cfg),
+      rng=jax.random.key(config.seed),
+      mesh=mesh,
+      example_batch=example,
   )
   return base.StageSetup(
-      model=model, state=state, loss_fn=make_loss(model, config),
-      post_update=make_restart(model, cfg.model.get("dead_code_threshold", 0.1),
-                               config.input_norm),
-      make_iterator=base.train_iterator(clips, None, batch_size=cfg.batch_size,
-                                        seed=config.seed, keys=("ppg",), mesh=mesh,
-                                        input_pipeline=config.get("input_pipeline", "host")),
+      model=model,
+      state=state,
+      loss_fn=make_loss(model, config),
+      post_update=make_restart(model, cfg.model.get("dead_code_threshold", 0.1), config.input_norm),
+      make_iterator=base.train_iterator(
+          clips,
+          None,
+          batch_size=cfg.batch_size,
+          seed=config.seed,
+          keys=("ppg",),
+          mesh=mesh,
+          input_pipeline=config.get("input_pipeline", "host"),
+      ),
   )
 
 
@@ -124,6 +138,11 @@ def _build_model(config: ml_collections.ConfigDict, meta: Mapping[str, Any]):
 
 
 STAGE = base.Stage(
-    name=NAME, model=MODEL, video_model=False, build_model=_build_model, setup=setup,
-    on_eval=make_eval, best_metric="recon_mse",
+    name=NAME,
+    model=MODEL,
+    video_model=False,
+    build_model=_build_model,
+    setup=setup,
+    on_eval=make_eval,
+    best_metric="recon_mse",
 )

@@ -37,8 +37,15 @@ MODEL = "codephys"
 def _stage1_fields(stage1_config: Mapping[str, Any]) -> dict[str, Any]:
   """CodePhys fields that must mirror the Stage I autoencoder."""
   m = dict(stage1_config["codebook"]["model"])
-  keys = ("num_codes", "code_dim", "hidden", "num_res_blocks", "res_kernel",
-          "down_kernel", "downsample")
+  keys = (
+      "num_codes",
+      "code_dim",
+      "hidden",
+      "num_res_blocks",
+      "res_kernel",
+      "down_kernel",
+      "downsample",
+  )
   return {k: m[k] for k in keys if k in m}
 
 
@@ -48,8 +55,9 @@ def stage1_dir(config: ml_collections.ConfigDict, workdir: str) -> str:
   return explicit or os.path.join(os.path.dirname(workdir.rstrip("/")), "codebook")
 
 
-def make_model(config: ml_collections.ConfigDict, stage1_config: Mapping[str, Any]
-               ) -> models.CodePhys:
+def make_model(
+    config: ml_collections.ConfigDict, stage1_config: Mapping[str, Any]
+) -> models.CodePhys:
   """The model of the run config's `codephys` block, shaped like its Stage I run."""
   fields = dict(config[NAME].model)
   fields.update(_stage1_fields(stage1_config))
@@ -60,7 +68,8 @@ def make_model(config: ml_collections.ConfigDict, stage1_config: Mapping[str, An
 def load_stage1(stage1_workdir: str) -> tuple[dict[str, Any], dict[str, Any]]:
   """(Stage I params in CodePhys naming, the Stage I run's config) from its best checkpoint."""
   params, state, meta = checkpointing.load_params(
-      os.path.join(stage1_workdir, "checkpoints"), which="best")
+      os.path.join(stage1_workdir, "checkpoints"), which="best"
+  )
   subtrees = models.stage1_subtrees({"params": params, **dict(state or {})})
   return trainer.fetch(subtrees), meta["config"]
 
@@ -81,7 +90,11 @@ def make_loss(model, config: ml_collections.ConfigDict) -> trainer.LossFn:
     # all soft at step 0 and the matching mode alone after `warmup` steps.
     soft_mix = jnp.clip(1.0 - step / warmup, 0.0, 1.0) if warmup > 0 else 0.0
     out, new_state = model.apply(
-        variables, clip, train=True, mutable=["batch_stats"], rngs={"dropout": rng},
+        variables,
+        clip,
+        train=True,
+        mutable=["batch_stats"],
+        rngs={"dropout": rng},
         soft_mix=soft_mix,
     )
     tg = model.apply(variables, ppg, method=model.targets)
@@ -92,21 +105,36 @@ def make_loss(model, config: ml_collections.ConfigDict) -> trainer.LossFn:
     # The attention map is learned through the query path; letting this loss
     # train it would simply drive w to 0 to shrink its own (w + 0.5) weights.
     distill = losses.soft_distillation(
-        out["features"], jax.lax.stop_gradient(tg["teacher"]), out["attention"],
+        out["features"],
+        jax.lax.stop_gradient(tg["teacher"]),
+        out["attention"],
         detach_attention=True,
     )
     hr = losses.hr_from_ppg_jax(batch["ppg"], fs)
     ce, kl = losses.frequency_ce_loss(
-        representations.to_waveform(out["rppg"], config.input_norm), hr, fs)
-    loss = (w.neg_pearson * npc + w.feature * feat + w.distill * distill
-            + w.freq_ce * ce + w.freq_kl * kl)
-    target_perplexity, target_usage = models.code_statistics(tg["target_indices"],
-                                                             model.num_codes)
-    metrics = {"neg_pearson": npc, "feature": feat, "distill": distill, "freq_ce": ce,
-               "freq_kl": kl, "perplexity": out["perplexity"], "usage": out["usage"],
-               "target_perplexity": target_perplexity, "target_usage": target_usage,
-               "soft_mix": jnp.asarray(soft_mix, jnp.float32),
-               "attention_mean": jnp.mean(out["attention"])}
+        representations.to_waveform(out["rppg"], config.input_norm), hr, fs
+    )
+    loss = (
+        w.neg_pearson * npc
+        + w.feature * feat
+        + w.distill * distill
+        + w.freq_ce * ce
+        + w.freq_kl * kl
+    )
+    target_perplexity, target_usage = models.code_statistics(tg["target_indices"], model.num_codes)
+    metrics = {
+        "neg_pearson": npc,
+        "feature": feat,
+        "distill": distill,
+        "freq_ce": ce,
+        "freq_kl": kl,
+        "perplexity": out["perplexity"],
+        "usage": out["usage"],
+        "target_perplexity": target_perplexity,
+        "target_usage": target_usage,
+        "soft_mix": jnp.asarray(soft_mix, jnp.float32),
+        "attention_mean": jnp.mean(out["attention"]),
+    }
     if out["code_logits"] is not None:
       code_ce = losses.code_cross_entropy(out["code_logits"], tg["target_indices"])
       entropy = losses.code_usage_entropy(out["code_logits"])
@@ -119,24 +147,36 @@ def make_loss(model, config: ml_collections.ConfigDict) -> trainer.LossFn:
   return loss_fn
 
 
-def _dependencies(config: ml_collections.ConfigDict, workdir: str
-                  ) -> tuple[tuple[dict[str, Any], dict[str, Any]], dict[str, Any]]:
+def _dependencies(
+    config: ml_collections.ConfigDict, workdir: str
+) -> tuple[tuple[dict[str, Any], dict[str, Any]], dict[str, Any]]:
   s1_dir = stage1_dir(config, workdir)
   stage1 = load_stage1(s1_dir)
   return stage1, {"stage1_workdir": os.path.abspath(s1_dir), "stage1_config": stage1[1]}
 
 
-def setup(config: ml_collections.ConfigDict, builder, mesh,
-          stage1: tuple[Mapping[str, Any], Mapping[str, Any]] | None) -> base.StageSetup:
+def setup(
+    config: ml_collections.ConfigDict,
+    builder,
+    mesh,
+    stage1: tuple[Mapping[str, Any], Mapping[str, Any]] | None,
+) -> base.StageSetup:
   """`stage1` = (Stage I subtrees, Stage I config), see `load_stage1`."""
   if stage1 is None:
     raise ValueError("the codephys stage needs stage1=(subtrees, stage1_config)")
   subtrees, stage1_config = stage1
   model = make_model(config, stage1_config)
   # What stays frozen is the model's definition (models.codephys.FROZEN).
-  return base.video_setup(config, builder, mesh, stage=NAME, model=model,
-                          loss_fn=make_loss(model, config), subtrees=subtrees,
-                          frozen=model.frozen_subtrees())
+  return base.video_setup(
+      config,
+      builder,
+      mesh,
+      stage=NAME,
+      model=model,
+      loss_fn=make_loss(model, config),
+      subtrees=subtrees,
+      frozen=model.frozen_subtrees(),
+  )
 
 
 def _build_model(config: ml_collections.ConfigDict, meta: Mapping[str, Any]):
@@ -144,6 +184,10 @@ def _build_model(config: ml_collections.ConfigDict, meta: Mapping[str, Any]):
 
 
 STAGE = base.Stage(
-    name=NAME, model=MODEL, video_model=True, build_model=_build_model, setup=setup,
+    name=NAME,
+    model=MODEL,
+    video_model=True,
+    build_model=_build_model,
+    setup=setup,
     dependencies=_dependencies,
 )

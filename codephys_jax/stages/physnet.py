@@ -33,7 +33,10 @@ def make_loss(model, config: ml_collections.ConfigDict) -> trainer.LossFn:
     del step
     clip = base.normalize_frames(batch["frames"], input_norm)
     out, new_state = model.apply(
-        {"params": params, **model_state}, clip, train=True, mutable=["batch_stats"],
+        {"params": params, **model_state},
+        clip,
+        train=True,
+        mutable=["batch_stats"],
         rngs={"dropout": rng},
     )
     npc = losses.neg_pearson(out["rppg"], representations.label_target(batch["ppg"], input_norm))
@@ -42,12 +45,19 @@ def make_loss(model, config: ml_collections.ConfigDict) -> trainer.LossFn:
   return loss_fn
 
 
-def setup(config: ml_collections.ConfigDict, builder, mesh, dependencies: None
-          ) -> base.StageSetup:
+def setup(config: ml_collections.ConfigDict, builder, mesh, dependencies: None) -> base.StageSetup:
   del dependencies
   model = make_model(config)
-  return base.video_setup(config, builder, mesh, stage=NAME, model=model,
-                          loss_fn=make_loss(model, config), subtrees={}, frozen=())
+  return base.video_setup(
+      config,
+      builder,
+      mesh,
+      stage=NAME,
+      model=model,
+      loss_fn=make_loss(model, config),
+      subtrees={},
+      frozen=(),
+  )
 
 
 def _build_model(config: ml_collections.ConfigDict, meta: Mapping[str, Any]):
@@ -55,5 +65,4 @@ def _build_model(config: ml_collections.ConfigDict, meta: Mapping[str, Any]):
   return make_model(config)
 
 
-STAGE = base.Stage(name=NAME, model=MODEL, video_model=True, build_model=_build_model,
-                   setup=setup)
+STAGE = base.Stage(name=NAME, model=MODEL, video_model=True, build_model=_build_model, setup=setup)

@@ -121,7 +121,7 @@ class Cohface(rppg_builder.RppgBuilder):
   RELEASE_NOTES = {
       "1.0.0": "Initial release: face crops, skin RGB, aligned PPG.",
       "1.1.0": "Repeated pulse times repaired and frames past the pulse trimmed, both "
-               "counted (fields trimmed_frames/trimmed_labels/repaired_timestamps).",
+      "counted (fields trimmed_frames/trimmed_labels/repaired_timestamps).",
   }
   HOMEPAGE = "https://www.idiap.ch/en/scientific-research/data/cohface"
   MANUAL_DOWNLOAD_INSTRUCTIONS = """
@@ -139,20 +139,26 @@ class Cohface(rppg_builder.RppgBuilder):
       protocols/all/train.txt, dev.txt, test.txt   # optional: 'subject/session/data'
                                                    # lines; built-in copies otherwise
   """
-  BUILDER_CONFIGS = [rppg_builder.RppgConfig(
-      preprocess=rppg_builder.preprocess_lib.PreprocessConfig(size=72),
-      name="default", version=VERSION,
-  )]
+  BUILDER_CONFIGS = [
+      rppg_builder.RppgConfig(
+          preprocess=rppg_builder.preprocess_lib.PreprocessConfig(size=72),
+          name="default",
+          version=VERSION,
+      )
+  ]
 
   def list_items(self, manual_dir: str) -> list[rppg_builder.Item]:
     items = []
     for subject, s_name in raw_tree.numbered_dirs(manual_dir, _NUMBER_RE):
       s_dir = os.path.join(manual_dir, s_name)
       for session, t_name in raw_tree.numbered_dirs(s_dir, _NUMBER_RE):
-        items.append(rppg_builder.Item(
-            key=f"{subject}/{session}", subject_id=str(subject),
-            payload={"dir": os.path.join(s_dir, t_name)},
-        ))
+        items.append(
+            rppg_builder.Item(
+                key=f"{subject}/{session}",
+                subject_id=str(subject),
+                payload={"dir": os.path.join(s_dir, t_name)},
+            )
+        )
     return items
 
   def split_keys(
@@ -165,8 +171,7 @@ class Cohface(rppg_builder.RppgBuilder):
     for split, keys in listed.items():
       splits[split] = [k for k in keys if k in found]
       if len(splits[split]) < len(keys):
-        logging.info("cohface: %s lists %d videos, %d found", split, len(keys),
-                     len(splits[split]))
+        logging.info("cohface: %s lists %d videos, %d found", split, len(keys), len(splits[split]))
     splits["full"] = [it.key for it in items]
     return splits
 

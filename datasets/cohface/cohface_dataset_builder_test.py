@@ -77,17 +77,18 @@ def test_twenty_fps_video_is_resampled_and_pulse_aligned(prepared):
   # 1/0 decodes one frame past the pulse's end and repeats one time value.
   assert (videos["1/0"]["trimmed_frames"], videos["1/0"]["repaired_timestamps"]) == (1, 1)
   assert dict(prepared.info.metadata["alignment"]) == {
-      "1/0": {"trimmed_frames": 1, "trimmed_labels": 0, "repaired_timestamps": 1}}
+      "1/0": {"trimmed_frames": 1, "trimmed_labels": 0, "repaired_timestamps": 1}
+  }
   counts = dict(prepared.info.metadata["item_counts"])
   assert counts["trimmed"] == 1 and counts["repaired"] == 1
 
 
 @pytest.mark.parametrize("key, frame", [("1/0", 40), ("1/0", 46), ("3/1", 12)])
 def test_pulse_marker_at_frame_k_lands_at_frame_k(key, frame):
-  item = rppg_builder.Item(key=key, subject_id=key.split("/")[0],
-                           payload={"dir": os.path.join(DUMMY, key)})
-  got, expected, _ = builder_test_utils.marker_landing(item, cohface.Cohface.read_item,
-                                                       frame=frame)
+  item = rppg_builder.Item(
+      key=key, subject_id=key.split("/")[0], payload={"dir": os.path.join(DUMMY, key)}
+  )
+  got, expected, _ = builder_test_utils.marker_landing(item, cohface.Cohface.read_item, frame=frame)
   assert abs(got - expected) <= 0.5 and expected == pytest.approx(frame * 1.5)  # 20 -> 30 fps
 
 
@@ -102,10 +103,12 @@ def test_frames_beyond_the_bound_past_the_pulse_name_the_video(tmp_path):
     f.create_dataset("pulse", data=p[cut])
   item = rppg_builder.Item(key="3/1", subject_id="3", payload={"dir": str(folder)})
   source, labels = cohface.Cohface.read_item(item)
-  with source, pytest.raises(rppg_builder.PreparationError,
-                             match=r"3/1: labels span .* 3 of the 80 frames .*at most 2"):
-    rppg_builder.build_example("3/1", "3", source, labels,
-                               cohface.rppg_builder.preprocess_lib.PreprocessConfig(size=16))
+  with source, pytest.raises(
+      rppg_builder.PreparationError, match=r"3/1: labels span .* 3 of the 80 frames .*at most 2"
+  ):
+    rppg_builder.build_example(
+        "3/1", "3", source, labels, cohface.rppg_builder.preprocess_lib.PreprocessConfig(size=16)
+    )
 
 
 def _corrupt(tree, how):
@@ -132,16 +135,25 @@ def _corrupt(tree, how):
     (folder / "data.avi").write_bytes(b"")
 
 
-@pytest.mark.parametrize("how, message", [
-    ("missing_hdf5", "data.hdf5"),
-    ("no_pulse", "missing dataset(s) ['pulse']"),
-    ("length", "pulse samples but"),
-    ("not_hdf5", "cannot read HDF5"),
-    ("short_pulse", "outside it"),
-    ("empty_video", "data.avi"),
-])
+@pytest.mark.parametrize(
+    "how, message",
+    [
+        ("missing_hdf5", "data.hdf5"),
+        ("no_pulse", "missing dataset(s) ['pulse']"),
+        ("length", "pulse samples but"),
+        ("not_hdf5", "cannot read HDF5"),
+        ("short_pulse", "outside it"),
+        ("empty_video", "data.avi"),
+    ],
+)
 def test_bad_video_stops_with_named_error_and_writes_nothing(tmp_path, how, message):
   builder_test_utils.assert_bad_item_fails(
-      tmp_path, "cohface", source=os.path.join(DUMMY, "3", "1"), dest="3/1",
-      corrupt=_corrupt, how=how, key="3/1", message=message,
+      tmp_path,
+      "cohface",
+      source=os.path.join(DUMMY, "3", "1"),
+      dest="3/1",
+      corrupt=_corrupt,
+      how=how,
+      key="3/1",
+      message=message,
   )

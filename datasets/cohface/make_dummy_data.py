@@ -35,13 +35,16 @@ GAP_S = (2.0, 2.3)
 def write_video(key: str, seed: int) -> None:
   quirky = key in QUIRKY
   subject = synthetic_video.make_subject(
-      seed, duration_s=SECONDS + (1 / FPS if quirky else 0), fps=FPS, width=160, height=120,
+      seed,
+      duration_s=SECONDS + (1 / FPS if quirky else 0),
+      fps=FPS,
+      width=160,
+      height=120,
       noise_std=0.8,
   )
   folder = os.path.join(OUT, key)
   os.makedirs(folder, exist_ok=True)
-  video_lib.write_video(os.path.join(folder, "data.avi"), subject.frames(), FPS,
-                        codec="MJPG")
+  video_lib.write_video(os.path.join(folder, "data.avi"), subject.frames(), FPS, codec="MJPG")
   times = np.arange(int(SECONDS * PULSE_HZ)) / PULSE_HZ
   if quirky:
     # The pulse stops at the last labelled frame (the video has one more), has

@@ -35,7 +35,11 @@ EPOCH_NS = 1392643993642815000  # a real-looking nanosecond epoch (Feb 2014)
 def write_sequence(name: str, seed: int) -> None:
   extra = name in EXTRA_FRAME
   subject = synthetic_video.make_subject(
-      seed, duration_s=SECONDS + (1 / FPS if extra else 0), fps=FPS, width=160, height=120,
+      seed,
+      duration_s=SECONDS + (1 / FPS if extra else 0),
+      fps=FPS,
+      width=160,
+      height=120,
       noise_std=0.0,
   )
   rng = np.random.default_rng(seed)
@@ -61,13 +65,23 @@ def write_sequence(name: str, seed: int) -> None:
   frame_dir = os.path.join(folder, name)
   os.makedirs(frame_dir, exist_ok=True)
   for ns, frame in zip(frame_ns, subject.frames()):
-    cv2.imwrite(os.path.join(frame_dir, f"Image{ns}.png"),
-                cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    cv2.imwrite(
+        os.path.join(frame_dir, f"Image{ns}.png"),
+        cv2.cvtColor(frame, cv2.COLOR_RGB2BGR),
+        [cv2.IMWRITE_PNG_COMPRESSION, 9],
+    )
   hr = int(round(subject.mean_hr))
   doc = {
       "/FullPackage": [
-          {"Timestamp": int(t), "Value": {"waveform": int(w), "pulseRate": hr,
-                                          "o2saturation": 98, "signalStrength": 4}}
+          {
+              "Timestamp": int(t),
+              "Value": {
+                  "waveform": int(w),
+                  "pulseRate": hr,
+                  "o2saturation": 98,
+                  "signalStrength": 4,
+              },
+          }
           for t, w in zip(ppg_ns, wave)
       ],
       "/Image": [{"Timestamp": int(t)} for t in frame_ns],

@@ -128,7 +128,7 @@ class Pure(rppg_builder.RppgBuilder):
   RELEASE_NOTES = {
       "1.0.0": "Initial release: face crops, skin RGB, aligned PPG.",
       "1.1.0": "Repeated PPG timestamps repaired and frames past the PPG trimmed, both "
-               "counted (fields trimmed_frames/trimmed_labels/repaired_timestamps).",
+      "counted (fields trimmed_frames/trimmed_labels/repaired_timestamps).",
   }
   HOMEPAGE = (
       "https://www.tu-ilmenau.de/en/university/departments/department-of-computer-"
@@ -152,10 +152,13 @@ class Pure(rppg_builder.RppgBuilder):
       ...
       10-06/
   """
-  BUILDER_CONFIGS = [rppg_builder.RppgConfig(
-      preprocess=rppg_builder.preprocess_lib.PreprocessConfig(size=72),
-      name="default", version=VERSION,
-  )]
+  BUILDER_CONFIGS = [
+      rppg_builder.RppgConfig(
+          preprocess=rppg_builder.preprocess_lib.PreprocessConfig(size=72),
+          name="default",
+          version=VERSION,
+      )
+  ]
 
   def list_items(self, manual_dir: str) -> list[rppg_builder.Item]:
     found = []
@@ -166,7 +169,8 @@ class Pure(rppg_builder.RppgBuilder):
     found.sort()  # natural (subject, task) order
     return [
         rppg_builder.Item(
-            key=name, subject_id=str(subject),
+            key=name,
+            subject_id=str(subject),
             payload={"dir": os.path.join(manual_dir, name), "name": name},
         )
         for subject, _, name in found
@@ -176,6 +180,7 @@ class Pure(rppg_builder.RppgBuilder):
       self, items: Sequence[rppg_builder.Item], manual_dir: str | None = None
   ) -> dict[str, list[str]]:
     del manual_dir  # the protocol is the fixed subject lists above
+
     def of(subjects):
       wanted = set(subjects)
       return [it.key for it in items if int(it.subject_id) in wanted]

@@ -33,8 +33,10 @@ def test_parse_json_keeps_nanosecond_precision(tmp_path):
   base = 1392643993642815000  # beyond float64's exact integers
   doc = {
       "/FullPackage": [
-          {"Timestamp": base + k, "Value": {"waveform": w, "pulseRate": 70,
-                                             "o2saturation": 98, "signalStrength": 4}}
+          {
+              "Timestamp": base + k,
+              "Value": {"waveform": w, "pulseRate": 70, "o2saturation": 98, "signalStrength": 4},
+          }
           for k, w in [(0, 10), (16666667, 12), (33333333, 11)]
       ],
       "/Image": [{"Timestamp": base + 1}, {"Timestamp": base + 33333334}],
@@ -103,18 +105,27 @@ def _corrupt(tree, how):
     frames[7].write_bytes(b"\x89PNG garbage")
 
 
-@pytest.mark.parametrize("how, message", [
-    ("missing_json", "02-01.json"),
-    ("bad_json", "not valid JSON"),
-    ("no_waveform", "waveform"),
-    ("missing_frame", "listed but missing"),
-    ("ppg_too_late", "outside it"),
-    ("corrupt_png", "cannot decode"),
-])
+@pytest.mark.parametrize(
+    "how, message",
+    [
+        ("missing_json", "02-01.json"),
+        ("bad_json", "not valid JSON"),
+        ("no_waveform", "waveform"),
+        ("missing_frame", "listed but missing"),
+        ("ppg_too_late", "outside it"),
+        ("corrupt_png", "cannot decode"),
+    ],
+)
 def test_bad_sequence_stops_with_named_error_and_writes_nothing(tmp_path, how, message):
   builder_test_utils.assert_bad_item_fails(
-      tmp_path, "pure", source=os.path.join(DUMMY, "02-01"), dest="02-01",
-      corrupt=_corrupt, how=how, key="02-01", message=message,
+      tmp_path,
+      "pure",
+      source=os.path.join(DUMMY, "02-01"),
+      dest="02-01",
+      corrupt=_corrupt,
+      how=how,
+      key="02-01",
+      message=message,
   )
 
 
@@ -122,14 +133,14 @@ def test_prepared_counts_record_trims_and_repairs(prepared):
   counts = dict(prepared.info.metadata["item_counts"])
   assert counts["trimmed"] == 1 and counts["repaired"] == 2
   alignment = dict(prepared.info.metadata["alignment"])
-  assert alignment["01-01"] == {"trimmed_frames": 1, "trimmed_labels": 0,
-                                "repaired_timestamps": 2}
+  assert alignment["01-01"] == {"trimmed_frames": 1, "trimmed_labels": 0, "repaired_timestamps": 2}
 
 
 @pytest.mark.parametrize("name, frame", [("01-01", 25), ("02-01", 30)])  # after the gap
 def test_pulse_marker_at_frame_k_lands_at_frame_k(name, frame):
-  item = rppg_builder.Item(key=name, subject_id=name[:2],
-                           payload={"dir": os.path.join(DUMMY, name), "name": name})
+  item = rppg_builder.Item(
+      key=name, subject_id=name[:2], payload={"dir": os.path.join(DUMMY, name), "name": name}
+  )
   got, expected, ex = builder_test_utils.marker_landing(item, pure.Pure.read_item, frame=frame)
   assert abs(got - expected) <= 0.5 and abs(expected - 3 * frame) <= 0.5  # 10 -> 30 fps
 

@@ -56,7 +56,9 @@ class SyntheticOptions:
       raise ValueError(f"need >= 1 train and test subject, got {self}")
     for name in self.degraded_types:
       if name not in degradations.DEGRADATIONS:  # fail before any rendering
-        raise ValueError(f"unknown degradation {name!r}; known: {sorted(degradations.DEGRADATIONS)}")
+        raise ValueError(
+            f"unknown degradation {name!r}; known: {sorted(degradations.DEGRADATIONS)}"
+        )
 
   def subject_seed(self, split: str, index: int) -> int:
     # Train and test subjects never share a seed (hence never share a face/PPG).
@@ -72,7 +74,7 @@ class SyntheticRppg(rppg_builder.RppgBuilder):
       "1.0.0": "Rendered faces, PPG morphology, HRV, degraded test split.",
       "1.1.0": "Skin carries a low-passed (facial) pulse; frames 256x192.",
       "1.2.0": "Per-frame labels; alignment fields trimmed_frames/trimmed_labels/"
-               "repaired_timestamps (all 0 here).",
+      "repaired_timestamps (all 0 here).",
   }
   NEEDS_MANUAL_DIR = False
   DEFAULT_SIZE = 36
@@ -97,7 +99,9 @@ class SyntheticRppg(rppg_builder.RppgBuilder):
     preprocess = preprocess or preprocess_lib.PreprocessConfig(size=cls.DEFAULT_SIZE)
     source_id = "synthetic:" + json.dumps(dataclasses.asdict(synth), sort_keys=True)
     return rppg_builder.RppgConfig(
-        preprocess=preprocess, source_id=source_id, skip_bad_items=skip,
+        preprocess=preprocess,
+        source_id=source_id,
+        skip_bad_items=skip,
         version=cls.VERSION,
     )
 
@@ -106,7 +110,7 @@ class SyntheticRppg(rppg_builder.RppgBuilder):
     source_id = self.builder_config.source_id
     if not source_id.startswith("synthetic:"):
       return SyntheticOptions()
-    opts = json.loads(source_id[len("synthetic:"):])
+    opts = json.loads(source_id[len("synthetic:") :])
     opts["degraded_types"] = tuple(opts["degraded_types"])
     return SyntheticOptions(**opts)
 
@@ -114,23 +118,35 @@ class SyntheticRppg(rppg_builder.RppgBuilder):
     del manual_dir
     o = self.options
     items = []
-    common = {"duration_s": o.duration_s, "fps": o.fps, "width": o.width,
-              "height": o.height, "hr_range": (o.hr_min_bpm, o.hr_max_bpm)}
+    common = {
+        "duration_s": o.duration_s,
+        "fps": o.fps,
+        "width": o.width,
+        "height": o.height,
+        "hr_range": (o.hr_min_bpm, o.hr_max_bpm),
+    }
     for i in range(o.num_train):
-      items.append(rppg_builder.Item(
-          key=f"train_{i:03d}", subject_id=f"train_{i:03d}",
-          payload=dict(common, seed=o.subject_seed("train", i)),
-      ))
+      items.append(
+          rppg_builder.Item(
+              key=f"train_{i:03d}",
+              subject_id=f"train_{i:03d}",
+              payload=dict(common, seed=o.subject_seed("train", i)),
+          )
+      )
     for i in range(o.num_test):
       payload = dict(common, seed=o.subject_seed("test", i))
-      items.append(rppg_builder.Item(key=f"test_{i:03d}", subject_id=f"test_{i:03d}",
-                                     payload=payload))
+      items.append(
+          rppg_builder.Item(key=f"test_{i:03d}", subject_id=f"test_{i:03d}", payload=payload)
+      )
       kind = o.degraded_types[i % len(o.degraded_types)] if o.degraded_types else None
       if kind:
-        items.append(rppg_builder.Item(
-            key=f"test_{i:03d}_{kind}", subject_id=f"test_{i:03d}",
-            payload=dict(payload, degradation=kind, severity=o.degraded_severity),
-        ))
+        items.append(
+            rppg_builder.Item(
+                key=f"test_{i:03d}_{kind}",
+                subject_id=f"test_{i:03d}",
+                payload=dict(payload, degradation=kind, severity=o.degraded_severity),
+            )
+        )
     return items
 
   def split_keys(
@@ -153,11 +169,14 @@ class SyntheticRppg(rppg_builder.RppgBuilder):
   def read_item(item: rppg_builder.Item):
     p = item.payload
     subject = synthetic_video.make_subject(
-        p["seed"], duration_s=p["duration_s"], fps=p["fps"], width=p["width"],
-        height=p["height"], hr_range_bpm=tuple(p["hr_range"]),
+        p["seed"],
+        duration_s=p["duration_s"],
+        fps=p["fps"],
+        width=p["width"],
+        height=p["height"],
+        hr_range_bpm=tuple(p["hr_range"]),
     )
-    labels = rppg_builder.RawLabels(times=subject.timestamps, ppg=subject.ppg,
-                                    per_frame=True)
+    labels = rppg_builder.RawLabels(times=subject.timestamps, ppg=subject.ppg, per_frame=True)
     kind = p.get("degradation")
     if not kind:
       return subject.source(), labels
@@ -168,7 +187,10 @@ class SyntheticRppg(rppg_builder.RppgBuilder):
         yield degrade(frame, index)
 
     source = video_lib.FrameIterSource(
-        frames, subject.fps, size=(subject.width, subject.height),
-        num_frames=subject.num_frames, name=f"{item.key} ({kind} severity {p['severity']})",
+        frames,
+        subject.fps,
+        size=(subject.width, subject.height),
+        num_frames=subject.num_frames,
+        name=f"{item.key} ({kind} severity {p['severity']})",
     )
     return source, labels

@@ -47,8 +47,9 @@ GAP_S = 0.5
 def mp4_available() -> bool:
   """Whether this OpenCV build can write mp4v into .mp4."""
   with tempfile.TemporaryDirectory() as tmp:
-    writer = cv2.VideoWriter(os.path.join(tmp, "probe.mp4"), cv2.VideoWriter_fourcc(*"mp4v"),
-                             FPS, (16, 16))
+    writer = cv2.VideoWriter(
+        os.path.join(tmp, "probe.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (16, 16)
+    )
     ok = writer.isOpened()
     writer.release()
   return ok
@@ -63,7 +64,7 @@ def logging_times(n: int, quirks: tuple[str, ...], *, gap_at: float = 0.3) -> np
     b = int(gap_at * n)
     catch_up = int(2.0 * FPS)
     offset = np.zeros(n)
-    offset[b:b + catch_up] = GAP_S * (1.0 - np.arange(min(catch_up, n - b)) / catch_up)
+    offset[b : b + catch_up] = GAP_S * (1.0 - np.arange(min(catch_up, n - b)) / catch_up)
     t = t + offset
   if "repeated_times" in quirks:
     for i in (int(0.6 * n), int(0.8 * n)):
@@ -71,13 +72,26 @@ def logging_times(n: int, quirks: tuple[str, ...], *, gap_at: float = 0.3) -> np
   return t
 
 
-def write_subject(out: str, number: int, container: str, quirks: tuple[str, ...], *,
-                  seconds: float = SECONDS, hr_range_bpm: tuple[float, float] = (55.0, 120.0),
-                  avi_codec: str = "MJPG", width: int = 160,
-                  height: int = 120) -> synthetic_video.SyntheticSubject:
+def write_subject(
+    out: str,
+    number: int,
+    container: str,
+    quirks: tuple[str, ...],
+    *,
+    seconds: float = SECONDS,
+    hr_range_bpm: tuple[float, float] = (55.0, 120.0),
+    avi_codec: str = "MJPG",
+    width: int = 160,
+    height: int = 120,
+) -> synthetic_video.SyntheticSubject:
   """One `subject<number>/` folder; returns the rendered subject (its PPG is line 1)."""
   subject = synthetic_video.make_subject(
-      1000 + number, duration_s=seconds, fps=FPS, width=width, height=height, noise_std=0.8,
+      1000 + number,
+      duration_s=seconds,
+      fps=FPS,
+      width=width,
+      height=height,
+      noise_std=0.8,
       hr_range_bpm=hr_range_bpm,
   )
   folder = os.path.join(out, f"subject{number}")
@@ -88,11 +102,17 @@ def write_subject(out: str, number: int, container: str, quirks: tuple[str, ...]
   frames_subject = subject
   if "extra_frame" in quirks:
     frames_subject = synthetic_video.make_subject(
-        1000 + number, duration_s=(n + 1) / FPS, fps=FPS, width=width, height=height,
-        noise_std=0.8, hr_range_bpm=hr_range_bpm,
+        1000 + number,
+        duration_s=(n + 1) / FPS,
+        fps=FPS,
+        width=width,
+        height=height,
+        noise_std=0.8,
+        hr_range_bpm=hr_range_bpm,
     )
-  video_lib.write_video(os.path.join(folder, f"vid.{container}"), frames_subject.frames(),
-                        FPS, codec=codec)
+  video_lib.write_video(
+      os.path.join(folder, f"vid.{container}"), frames_subject.frames(), FPS, codec=codec
+  )
   ppg = frames_subject.ppg[:n]
   # The device HR line is deliberately glitchy, as in the real files.
   device_hr = np.full(n, round(subject.mean_hr))
@@ -104,8 +124,12 @@ def write_subject(out: str, number: int, container: str, quirks: tuple[str, ...]
   return frames_subject
 
 
-def write_tree(out: str, subjects: Mapping[int, str] | None = None,
-               quirks: Mapping[int, tuple[str, ...]] | None = None, **kwargs) -> None:
+def write_tree(
+    out: str,
+    subjects: Mapping[int, str] | None = None,
+    quirks: Mapping[int, tuple[str, ...]] | None = None,
+    **kwargs,
+) -> None:
   """A DATASET_2-like tree under `out`: {number: container} with {number: quirks}.
 
   A requested .mp4 falls back to a lossless .avi where OpenCV cannot write mp4v.

@@ -35,8 +35,47 @@ from codephys_jax import video as video_lib
 
 # The 42 subjects of DATASET_2, in natural order.
 ALL_SUBJECTS = (
-    1, 3, 4, 5, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 20, 22, 23, 24, 25, 26,
-    27, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48,
+    1,
+    3,
+    4,
+    5,
+    8,
+    9,
+    10,
+    11,
+    12,
+    13,
+    14,
+    15,
+    16,
+    17,
+    18,
+    20,
+    22,
+    23,
+    24,
+    25,
+    26,
+    27,
+    30,
+    31,
+    32,
+    33,
+    34,
+    35,
+    36,
+    37,
+    38,
+    39,
+    40,
+    41,
+    42,
+    43,
+    44,
+    45,
+    46,
+    47,
+    48,
     49,
 )
 EXCLUDED_SUBJECTS = (11, 18, 20, 24)
@@ -64,9 +103,7 @@ def parse_ground_truth(path: str) -> rppg_builder.RawLabels:
     try:
       rows.append(np.array([float(v) for v in line.split()], dtype=np.float64))
     except ValueError as e:
-      raise rppg_builder.PreparationError(
-          f"{path}: line {number} is not numeric ({e})"
-      ) from e
+      raise rppg_builder.PreparationError(f"{path}: line {number} is not numeric ({e})") from e
   ppg, _, times = rows
   if ppg.size != times.size:
     raise rppg_builder.PreparationError(
@@ -96,8 +133,8 @@ class UbfcRppg(rppg_builder.RppgBuilder):
   RELEASE_NOTES = {
       "1.0.0": "Initial release: face crops, skin RGB, aligned PPG.",
       "1.1.0": "PPG sample i on frame i by the frames' clock (line 3 no longer "
-               "interpolated); one-frame count slack trimmed and counted; "
-               "alignment fields trimmed_frames/trimmed_labels/repaired_timestamps.",
+      "interpolated); one-frame count slack trimmed and counted; "
+      "alignment fields trimmed_frames/trimmed_labels/repaired_timestamps.",
   }
   HOMEPAGE = "https://sites.google.com/view/ybenezeth/ubfcrppg"
   MANUAL_DOWNLOAD_INSTRUCTIONS = """
@@ -112,16 +149,20 @@ class UbfcRppg(rppg_builder.RppgBuilder):
       ...
       subject49/
   """
-  BUILDER_CONFIGS = [rppg_builder.RppgConfig(
-      preprocess=rppg_builder.preprocess_lib.PreprocessConfig(size=72),
-      name="default", version=VERSION,
-  )]
+  BUILDER_CONFIGS = [
+      rppg_builder.RppgConfig(
+          preprocess=rppg_builder.preprocess_lib.PreprocessConfig(size=72),
+          name="default",
+          version=VERSION,
+      )
+  ]
 
   def list_items(self, manual_dir: str) -> list[rppg_builder.Item]:
     root = raw_tree.data_root(manual_dir, _SUBJECT_RE, "DATASET_2")
     return [
         rppg_builder.Item(
-            key=name, subject_id=str(number),
+            key=name,
+            subject_id=str(number),
             payload={"dir": os.path.join(root, name)},
         )
         for number, name in raw_tree.numbered_dirs(root, _SUBJECT_RE)

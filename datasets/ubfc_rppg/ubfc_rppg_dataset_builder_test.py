@@ -71,15 +71,18 @@ def test_examples_are_aligned_and_identified(prepared):
 def test_reuse_is_keyed_by_manual_dir_and_settings(prepared, tmp_path):
   builder, data_dir = prepared
   same = data_lib.make_builder(
-      "ubfc_rppg", data_dir=data_dir, manual_dir=DUMMY, preprocess={"size": 32})
+      "ubfc_rppg", data_dir=data_dir, manual_dir=DUMMY, preprocess={"size": 32}
+  )
   assert same.is_prepared() and same.data_path == builder.data_path
   other_size = data_lib.make_builder(
-      "ubfc_rppg", data_dir=data_dir, manual_dir=DUMMY, preprocess={"size": 24})
+      "ubfc_rppg", data_dir=data_dir, manual_dir=DUMMY, preprocess={"size": 24}
+  )
   assert not other_size.is_prepared()
   copy = tmp_path / "copy"
   shutil.copytree(DUMMY, copy)
   other_dir = data_lib.make_builder(
-      "ubfc_rppg", data_dir=data_dir, manual_dir=str(copy), preprocess={"size": 32})
+      "ubfc_rppg", data_dir=data_dir, manual_dir=str(copy), preprocess={"size": 32}
+  )
   assert not other_dir.is_prepared()
   assert other_dir.data_path != builder.data_path
 
@@ -105,25 +108,35 @@ def _corrupt(tree, how):
     (tree / "subject42" / "vid.avi").write_bytes(b"")
   elif how == "no_face":
     from codephys_jax import video as video_lib
+
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 255, (120, 160, 3), dtype=np.uint8) for _ in range(120)]
     video_lib.write_video(tree / "subject42" / "vid.avi", frames, 30.0, codec="MJPG")
 
 
-@pytest.mark.parametrize("how, message", [
-    ("missing_gt", "ground_truth.txt"),
-    ("non_numeric", "not numeric"),
-    ("nan", "NaN"),
-    ("length", "frames"),
-    ("two_lines", "expected 3 lines"),
-    ("corrupt_video", "vid.avi"),
-    ("empty_video", "vid.avi"),
-    ("no_face", "face"),
-])
+@pytest.mark.parametrize(
+    "how, message",
+    [
+        ("missing_gt", "ground_truth.txt"),
+        ("non_numeric", "not numeric"),
+        ("nan", "NaN"),
+        ("length", "frames"),
+        ("two_lines", "expected 3 lines"),
+        ("corrupt_video", "vid.avi"),
+        ("empty_video", "vid.avi"),
+        ("no_face", "face"),
+    ],
+)
 def test_bad_subject_stops_with_named_error_and_writes_nothing(tmp_path, how, message):
   builder_test_utils.assert_bad_item_fails(
-      tmp_path, "ubfc_rppg", source=os.path.join(DUMMY, "subject42"), dest="subject42",
-      corrupt=_corrupt, how=how, key="subject42", message=message,
+      tmp_path,
+      "ubfc_rppg",
+      source=os.path.join(DUMMY, "subject42"),
+      dest="subject42",
+      corrupt=_corrupt,
+      how=how,
+      key="subject42",
+      message=message,
   )
 
 
@@ -137,8 +150,12 @@ def _tree_with_broken_subject(tmp_path):
 
 
 def _check_skipped_preparation(tree, data_dir):
-  kwargs = dict(data_dir=str(data_dir), manual_dir=str(tree), preprocess={"size": 16},
-                options={"skip_bad_items": True})
+  kwargs = dict(
+      data_dir=str(data_dir),
+      manual_dir=str(tree),
+      preprocess={"size": 16},
+      options={"skip_bad_items": True},
+  )
   builder = data_lib.load_builder("ubfc_rppg", **kwargs)
   assert builder.info.splits["test"].num_examples == 1
   assert builder.info.splits["full"].num_examples == 1
@@ -151,10 +168,17 @@ def _check_skipped_preparation(tree, data_dir):
   assert dict(again.info.metadata["skipped"]) == skipped
   # subject42 decodes one frame more than its labels: trimmed and counted.
   assert dict(again.info.metadata["item_counts"]) == {
-      "found": 2, "excluded": 0, "skipped": 1, "written": 1, "trimmed": 1, "repaired": 0}
+      "found": 2,
+      "excluded": 0,
+      "skipped": 1,
+      "written": 1,
+      "trimmed": 1,
+      "repaired": 0,
+  }
   # Skipping is part of the identity: the strict config is a different directory.
-  strict = data_lib.make_builder("ubfc_rppg", data_dir=str(data_dir), manual_dir=str(tree),
-                                 preprocess={"size": 16})
+  strict = data_lib.make_builder(
+      "ubfc_rppg", data_dir=str(data_dir), manual_dir=str(tree), preprocess={"size": 16}
+  )
   assert strict.data_path != again.data_path and not strict.is_prepared()
   with pytest.raises(rppg_builder.PreparationError, match="subject45.*ground_truth.txt"):
     rppg_builder.prepare(strict, manual_dir=str(tree))
@@ -196,12 +220,16 @@ def test_videos_in_several_splits_are_preprocessed_once(tmp_path, monkeypatch):
 
   monkeypatch.setattr(rppg_builder, "build_example", counting)
   monkeypatch.setenv("CODEPHYS_PREP_WORKERS", "1")  # count calls in this process
-  builder = data_lib.load_builder("ubfc_rppg", data_dir=str(tmp_path), manual_dir=DUMMY,
-                                  preprocess={"size": 8})
+  builder = data_lib.load_builder(
+      "ubfc_rppg", data_dir=str(tmp_path), manual_dir=DUMMY, preprocess={"size": 8}
+  )
   # 5 subjects in train (2) + test (2) + full (5): each preprocessed exactly once.
   assert sorted(calls) == ["subject1", "subject11", "subject3", "subject42", "subject45"]
   assert {k: v.num_examples for k, v in builder.info.splits.items()} == {
-      "train": 2, "test": 2, "full": 5}
+      "train": 2,
+      "test": 2,
+      "full": 5,
+  }
   # Shared examples equal across splits, and the between-split cache is gone.
   full = {ex["video_id"]: ex for ex in data_lib.VideoSource(builder, "full")}
   for ex in data_lib.VideoSource(builder, "test"):
@@ -213,8 +241,9 @@ def test_videos_in_several_splits_are_preprocessed_once(tmp_path, monkeypatch):
 
 
 def _item(tree, name):
-  return rppg_builder.Item(key=name, subject_id=name[len("subject"):],
-                           payload={"dir": os.path.join(tree, name)})
+  return rppg_builder.Item(
+      key=name, subject_id=name[len("subject") :], payload={"dir": os.path.join(tree, name)}
+  )
 
 
 def _example(tree, name, *, edit=None):
@@ -222,8 +251,9 @@ def _example(tree, name, *, edit=None):
   if edit is not None:
     labels = edit(labels)
   with source:
-    return rppg_builder.build_example(name, name[len("subject"):], source, labels,
-                                      preprocess_lib.PreprocessConfig(size=16))
+    return rppg_builder.build_example(
+        name, name[len("subject") :], source, labels, preprocess_lib.PreprocessConfig(size=16)
+    )
 
 
 def test_dummy_data_has_the_real_quirks():
@@ -279,14 +309,16 @@ def test_count_difference_within_bound_is_trimmed(tmp_path, extra):
   n_labels = 120 - max(extra, 0)
   assert len(ex["ppg"]) == len(ex["frames"]) == min(120, n_labels)
   gt = ubfc.parse_ground_truth(os.path.join(DUMMY, "subject45", "ground_truth.txt"))
-  np.testing.assert_allclose(ex["ppg"], gt.ppg[:len(ex["ppg"])], rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(ex["ppg"], gt.ppg[: len(ex["ppg"])], rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("extra", [3, -3])
 def test_count_difference_beyond_bound_names_the_item(tmp_path, extra):
   assert rppg_builder.trim_bound(123) == 2
-  with pytest.raises(rppg_builder.PreparationError,
-                     match=r"subject45: \d+ PPG samples but the video has \d+ frames"):
+  with pytest.raises(
+      rppg_builder.PreparationError,
+      match=r"subject45: \d+ PPG samples but the video has \d+ frames",
+  ):
     _example(_with_frames(tmp_path, extra), "subject45")
 
 
@@ -305,15 +337,33 @@ def test_readme_eval_command_on_a_tree_with_every_quirk(tmp_path):
   # at the committed dummies' 160x120, OpenCV's mp4v leaves ~400 bytes a frame
   # and quantises the sub-percent pulse out of the small landmark patches
   # (subject3's POS HR was 14 bpm off there), which no real re-encode does.
-  dummy.write_tree(str(raw), {1: "avi", 3: "mp4", 42: "avi"}, every, seconds=10.0,
-                   avi_codec="FFV1", width=320, height=240)
+  dummy.write_tree(
+      str(raw),
+      {1: "avi", 3: "mp4", 42: "avi"},
+      every,
+      seconds=10.0,
+      avi_codec="FFV1",
+      width=320,
+      height=240,
+  )
   assert sorted(os.listdir(raw / "subject1")) == ["ground_truth.txt", "vid.avi"]
   root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-  env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""),
-             CODEPHYS_PREP_WORKERS="1")
-  cmd = [sys.executable, "eval.py", "--config=configs/eval.py", "--config.method=pos",
-         "--config.dataset=ubfc_rppg", f"--config.manual_dir={raw}", "--config.split=full",
-         f"--config.data_dir={tmp_path / 'tfds'}", f"--workdir={tmp_path / 'out'}"]
+  env = dict(
+      os.environ,
+      PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""),
+      CODEPHYS_PREP_WORKERS="1",
+  )
+  cmd = [
+      sys.executable,
+      "eval.py",
+      "--config=configs/eval.py",
+      "--config.method=pos",
+      "--config.dataset=ubfc_rppg",
+      f"--config.manual_dir={raw}",
+      "--config.split=full",
+      f"--config.data_dir={tmp_path / 'tfds'}",
+      f"--workdir={tmp_path / 'out'}",
+  ]
   done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=600)
   assert done.returncode == 0, done.stderr[-3000:]
   assert re.search(r"pos on ubfc_rppg/full: MAE \d+\.\d+", done.stderr)

@@ -46,13 +46,16 @@ DROPPED = {"p2/v1/source2": (40, 43)}  # frames the phone dropped (gap in time.t
 REPEATED = ("p3/v1/source3",)  # time.txt stamps two frames alike
 
 
-def write_rgb(key: str, seed: int, true_fps: float, container_fps: float,
-              with_time: bool) -> None:
+def write_rgb(key: str, seed: int, true_fps: float, container_fps: float, with_time: bool) -> None:
   folder = os.path.join(DATA, key)
   os.makedirs(folder, exist_ok=True)
   subject = synthetic_video.make_subject(
-      seed, duration_s=SECONDS + (1 / true_fps if key in EXTRA_FRAME else 0), fps=true_fps,
-      width=160, height=120, noise_std=0.8,
+      seed,
+      duration_s=SECONDS + (1 / true_fps if key in EXTRA_FRAME else 0),
+      fps=true_fps,
+      width=160,
+      height=120,
+      noise_std=0.8,
   )
   kept = np.ones(subject.num_frames, dtype=bool)
   if key in DROPPED:

@@ -73,8 +73,9 @@ class TimestampedSource(video_lib.FrameSource):
   was dropped is in `alignment_counts` once the source has been iterated.
   """
 
-  def __init__(self, inner: video_lib.FrameSource, timestamps_s: np.ndarray, *,
-               timestamps_path: str):
+  def __init__(
+      self, inner: video_lib.FrameSource, timestamps_s: np.ndarray, *, timestamps_path: str
+  ):
     ts = np.asarray(timestamps_s, dtype=np.float64)
     self.inner = inner
     self.timestamps_path = timestamps_path
@@ -105,8 +106,7 @@ class TimestampedSource(video_lib.FrameSource):
           f"{self.timestamps.size} timestamps but {self.path} has {count} frames "
           f"(at most {bound} are trimmed)",
       )
-    self.alignment_counts = {"trimmed_frames": max(extra, 0),
-                             "repaired_timestamps": self.repaired}
+    self.alignment_counts = {"trimmed_frames": max(extra, 0), "repaired_timestamps": self.repaired}
 
   def close(self) -> None:
     self.inner.close()
@@ -195,7 +195,7 @@ class ViplHr(rppg_builder.RppgBuilder):
   RELEASE_NOTES = {
       "1.0.0": "Initial release: face crops, skin RGB, aligned PPG.",
       "1.1.0": "time.txt repeats repaired and one-frame slack trimmed, both counted "
-               "(fields trimmed_frames/trimmed_labels/repaired_timestamps).",
+      "(fields trimmed_frames/trimmed_labels/repaired_timestamps).",
   }
   HOMEPAGE = "https://vipl.ict.ac.cn/resources/databases/201811/t20181129_32716.html"
   MANUAL_DOWNLOAD_INSTRUCTIONS = """
@@ -217,10 +217,13 @@ class ViplHr(rppg_builder.RppgBuilder):
           v2/ ...
         p107/
   """
-  BUILDER_CONFIGS = [rppg_builder.RppgConfig(
-      preprocess=rppg_builder.preprocess_lib.PreprocessConfig(size=72),
-      name="default", version=VERSION,
-  )]
+  BUILDER_CONFIGS = [
+      rppg_builder.RppgConfig(
+          preprocess=rppg_builder.preprocess_lib.PreprocessConfig(size=72),
+          name="default",
+          version=VERSION,
+      )
+  ]
 
   def list_items(self, manual_dir: str) -> list[rppg_builder.Item]:
     root = _data_root(manual_dir)
@@ -231,10 +234,13 @@ class ViplHr(rppg_builder.RppgBuilder):
         for s, s_name in raw_tree.numbered_dirs(v_dir, _SOURCE_RE):
           if s not in RGB_SOURCES:
             continue
-          items.append(rppg_builder.Item(
-              key=f"{p_name}/{v_name}/{s_name}", subject_id=str(p),
-              payload={"dir": os.path.join(v_dir, s_name)},
-          ))
+          items.append(
+              rppg_builder.Item(
+                  key=f"{p_name}/{v_name}/{s_name}",
+                  subject_id=str(p),
+                  payload={"dir": os.path.join(v_dir, s_name)},
+              )
+          )
     return items
 
   def expected_exclusions(self, items: Sequence[rppg_builder.Item]) -> int:

@@ -24,20 +24,29 @@ class ViplHrTest(builder_test_utils.BuilderTestCase):
   # fold4/fold5 name only subjects absent from the dummy: those splits are empty
   # and dropped; p19/v2/source2 is excluded and p1/v1/source4 (NIR) never listed.
   SPLITS = {
-      "full": 3, "fold1": 1, "fold2": 1, "fold3": 1,
-      "train_fold1": 2, "train_fold2": 2, "train_fold3": 2,
-      "train_fold4": 3, "train_fold5": 3,
+      "full": 3,
+      "fold1": 1,
+      "fold2": 1,
+      "fold3": 1,
+      "train_fold1": 2,
+      "train_fold2": 2,
+      "train_fold3": 2,
+      "train_fold4": 3,
+      "train_fold5": 3,
   }
   OVERLAPPING_SPLITS = list(SPLITS)
   MOCK_OUT_FORBIDDEN_OS_FUNCTIONS = False
   SKIP_CHECKSUMS = True
 
 
-@pytest.mark.parametrize("contents, expected", [
-    ({"fold2": np.array([[3.0, 1.0, 2.0]])}, [1, 2, 3]),          # assumed real format
-    ({"fold": np.array([[7], [5]], dtype=np.int32)}, [5, 7]),     # column, other name
-    ({"subjects": np.array(["p12", "p4"], dtype=object)}, [4, 12]),  # only variable, strings
-])
+@pytest.mark.parametrize(
+    "contents, expected",
+    [
+        ({"fold2": np.array([[3.0, 1.0, 2.0]])}, [1, 2, 3]),  # assumed real format
+        ({"fold": np.array([[7], [5]], dtype=np.int32)}, [5, 7]),  # column, other name
+        ({"subjects": np.array(["p12", "p4"], dtype=object)}, [4, 12]),  # only variable, strings
+    ],
+)
 def test_read_fold_formats(tmp_path, contents, expected):
   path = str(tmp_path / "fold2.mat")
   scipy.io.savemat(path, contents)
@@ -68,8 +77,9 @@ def test_parse_wave_and_time(tmp_path):
 def test_timestamped_source_restamps_and_checks_counts():
   folder = os.path.join(DATA, "p2/v1/source2")
   ts = vipl.parse_time(os.path.join(folder, "time.txt"))
-  src = vipl.TimestampedSource(video_lib.open_video(os.path.join(folder, "video.avi")),
-                               ts, timestamps_path="time.txt")
+  src = vipl.TimestampedSource(
+      video_lib.open_video(os.path.join(folder, "video.avi")), ts, timestamps_path="time.txt"
+  )
   # The video decodes one frame more than time.txt lists: dropped and counted.
   got = np.array([t for t, _ in src])
   np.testing.assert_array_equal(got, ts)
@@ -77,8 +87,9 @@ def test_timestamped_source_restamps_and_checks_counts():
   assert src.fps == pytest.approx(25.0, rel=0.02)
   # The phone's dropped frames stay a real gap on the frame clock.
   assert np.diff(ts).max() == pytest.approx(4 / 25, abs=0.01)
-  short = vipl.TimestampedSource(video_lib.open_video(os.path.join(folder, "video.avi")),
-                                 ts[:50], timestamps_path="time.txt")
+  short = vipl.TimestampedSource(
+      video_lib.open_video(os.path.join(folder, "video.avi")), ts[:50], timestamps_path="time.txt"
+  )
   with pytest.raises(video_lib.VideoError, match="time.txt.*50 timestamps but.*at most 2"):
     list(short)
 
@@ -87,23 +98,27 @@ def test_repeated_frame_timestamp_is_repaired_and_counted():
   folder = os.path.join(DATA, "p3/v1/source3")
   ts = vipl.parse_time(os.path.join(folder, "time.txt"))
   assert np.sum(np.diff(ts) == 0) == 1  # the dummy's quirk
-  src = vipl.TimestampedSource(video_lib.open_video(os.path.join(folder, "video.avi")),
-                               ts, timestamps_path="time.txt")
+  src = vipl.TimestampedSource(
+      video_lib.open_video(os.path.join(folder, "video.avi")), ts, timestamps_path="time.txt"
+  )
   got = np.array([t for t, _ in src])
   assert got.size == ts.size - 1 and np.all(np.diff(got) > 0)
   assert src.alignment_counts == {"trimmed_frames": 0, "repaired_timestamps": 1}
 
 
-@pytest.mark.parametrize("key, frame", [
-    ("p1/v1/source1", 33),  # container clock
-    ("p2/v1/source2", 45),  # time.txt clock, after the dropped frames
-    ("p3/v1/source3", 70),  # time.txt clock, after the repeated stamp
-])
+@pytest.mark.parametrize(
+    "key, frame",
+    [
+        ("p1/v1/source1", 33),  # container clock
+        ("p2/v1/source2", 45),  # time.txt clock, after the dropped frames
+        ("p3/v1/source3", 70),  # time.txt clock, after the repeated stamp
+    ],
+)
 def test_pulse_marker_at_frame_k_lands_at_frame_k(key, frame):
-  item = rppg_builder.Item(key=key, subject_id=key.split("/")[0][1:],
-                           payload={"dir": os.path.join(DATA, key)})
-  got, expected, ex = builder_test_utils.marker_landing(item, vipl.ViplHr.read_item,
-                                                        frame=frame)
+  item = rppg_builder.Item(
+      key=key, subject_id=key.split("/")[0][1:], payload={"dir": os.path.join(DATA, key)}
+  )
+  got, expected, ex = builder_test_utils.marker_landing(item, vipl.ViplHr.read_item, frame=frame)
   assert abs(got - expected) <= 0.5
   if key in dummy.DROPPED:  # 3 frames dropped before frame k: 3 more periods later
     assert expected == pytest.approx((frame + 3) * 30 / 25, abs=0.5)
@@ -170,24 +185,32 @@ def _corrupt(tree, how):
     (folder / "video.avi").write_bytes(b"\x00garbage" * 100)
 
 
-@pytest.mark.parametrize("how, message", [
-    ("no_header", "'Wave' header"),
-    ("missing_wave", "wave.csv"),
-    ("time_count", "time.txt"),
-    ("time_backwards", "cannot be repaired"),
-    ("short_wave", "outside it"),
-    ("corrupt_video", "video.avi"),
-])
+@pytest.mark.parametrize(
+    "how, message",
+    [
+        ("no_header", "'Wave' header"),
+        ("missing_wave", "wave.csv"),
+        ("time_count", "time.txt"),
+        ("time_backwards", "cannot be repaired"),
+        ("short_wave", "outside it"),
+        ("corrupt_video", "video.avi"),
+    ],
+)
 def test_bad_item_stops_with_named_error_and_writes_nothing(tmp_path, how, message):
   builder_test_utils.assert_bad_item_fails(
-      tmp_path, "vipl_hr", source=os.path.join(DATA, "p2"), dest="data/p2",
-      corrupt=_corrupt, how=how, key="p2/v1/source2", message=message,
+      tmp_path,
+      "vipl_hr",
+      source=os.path.join(DATA, "p2"),
+      dest="data/p2",
+      corrupt=_corrupt,
+      how=how,
+      key="p2/v1/source2",
+      message=message,
   )
 
 
 def test_split_keys_reads_folds_from_the_given_manual_dir(tmp_path):
-  builder = vipl.ViplHr(config=vipl.ViplHr.make_config(manual_dir=DUMMY),
-                        data_dir=str(tmp_path))
+  builder = vipl.ViplHr(config=vipl.ViplHr.make_config(manual_dir=DUMMY), data_dir=str(tmp_path))
   items = builder.list_items(DUMMY)
   assert all("manual_dir" not in it.payload for it in items)
   splits = builder.split_keys(items, DUMMY)

@@ -37,8 +37,9 @@ def main(data_dir: str, workdir: str, out_path: str) -> None:
 
   config = common.tiny(default_config.get_config())
   config.data_dir = data_dir
-  config.dataset_options = dict(num_train=2, num_test=1, duration_s=4.0, width=160,
-                                height=120, degraded_types=("jpeg",))
+  config.dataset_options = dict(
+      num_train=2, num_test=1, duration_s=4.0, width=160, height=120, degraded_types=("jpeg",)
+  )
   summary = train_lib.train_and_evaluate(config, workdir)
 
   events = {}
@@ -46,16 +47,27 @@ def main(data_dir: str, workdir: str, out_path: str) -> None:
     scalars = {}
     for event in event_file_loader.EventFileLoader(path).Load():
       for value in event.summary.value:
-        number = (value.simple_value if value.WhichOneof("value") == "simple_value"
-                  else float(value.tensor.float_val[0]))
+        number = (
+            value.simple_value
+            if value.WhichOneof("value") == "simple_value"
+            else float(value.tensor.float_val[0])
+        )
         scalars.setdefault(value.tag, []).append([int(event.step), number])
     events[os.path.relpath(path, workdir)] = scalars
   with open(os.path.join(workdir, "results.json")) as f:
     table = json.load(f)["table"]
   loaded = sorted(m for m in sys.modules if m == "tensorflow" or m.startswith("tensorflow."))
   with open(out_path, "w") as f:
-    json.dump({"spilled_records": len(spilled), "events": events, "table": table,
-               "stages": sorted(summary), "tensorflow_modules": loaded}, f)
+    json.dump(
+        {
+            "spilled_records": len(spilled),
+            "events": events,
+            "table": table,
+            "stages": sorted(summary),
+            "tensorflow_modules": loaded,
+        },
+        f,
+    )
 
 
 if __name__ == "__main__":
