@@ -8,6 +8,7 @@ import scipy.signal
 
 from codephys_jax import augment
 from codephys_jax import data as data_lib
+from fake_videos import FakeVideos
 
 FPS = 30.0
 OFF = augment.AugmentConfig.identity()
@@ -182,31 +183,8 @@ def test_from_config_and_validation():
       augment.AugmentConfig(**bad)
 
 
-class _FakeVideos:
-  """In-memory stand-in for data.VideoSource."""
-
-  name, split = "fake", "train"
-
-  def __init__(self, lengths, size=8):
-    rng = np.random.default_rng(1)
-    self.videos = [
-        {
-            "frames": rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8),
-            "ppg": np.sin(np.arange(n) / 4.0).astype(np.float32),
-            "fps": np.float32(FPS),
-        }
-        for n in lengths
-    ]
-
-  def __len__(self):
-    return len(self.videos)
-
-  def __getitem__(self, i):
-    return self.videos[i]
-
-
 def test_clip_source_source_length():
-  videos = _FakeVideos([100, 50])
+  videos = FakeVideos([100, 50])
   plain = data_lib.ClipSource(videos, clip_length=20)
   assert plain.index == [(0, 0), (0, 20), (0, 40), (0, 60), (0, 80), (1, 0), (1, 20)]
   assert plain[0]["frames"].shape[0] == 20
@@ -225,7 +203,7 @@ def test_train_pipeline_with_augment():
   t = 16
   cfg = augment.AugmentConfig(degradations=("sensor_noise",), degradation_prob=0.5)
   clips = data_lib.ClipSource(
-      _FakeVideos([60, 45]), clip_length=t, source_length=augment.required_source_length(cfg, t)
+      FakeVideos([60, 45]), clip_length=t, source_length=augment.required_source_length(cfg, t)
   )
   spec = data_lib.PipelineSpec(batch_size=4, seed=0, num_threads=1, prefetch=1)
   fn = augment.make_augment(cfg, t)

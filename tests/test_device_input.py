@@ -11,31 +11,18 @@ from codephys_jax import augment
 from codephys_jax import data as data_lib
 from codephys_jax import device_input
 from codephys_jax import trainer
+from fake_videos import FakeVideos
 
 FPS = 30.0
 
 
-class _FakeVideos:
-  """In-memory stand-in for data.VideoSource."""
+def _shifted_sine(index: int, n: int) -> np.ndarray:
+  # A different period and offset per video, so clips from different videos differ.
+  return np.sin(np.arange(n) / (3.0 + index)) + 0.1 * index
 
-  name, split = "fake", "train"
 
-  def __init__(self, lengths, size=8):
-    rng = np.random.default_rng(1)
-    self.videos = [
-        {
-            "frames": rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8),
-            "ppg": (np.sin(np.arange(n) / (3.0 + i)) + 0.1 * i).astype(np.float32),
-            "fps": np.float32(FPS),
-        }
-        for i, n in enumerate(lengths)
-    ]
-
-  def __len__(self):
-    return len(self.videos)
-
-  def __getitem__(self, i):
-    return self.videos[i]
+def _videos(lengths, size=8):
+  return FakeVideos(lengths, size, ppg=_shifted_sine)
 
 
 def _mesh(n):
@@ -47,7 +34,7 @@ def _host(tree):
 
 
 def test_plain_batches_are_clip_source_clips_in_a_per_epoch_permutation():
-  clips = data_lib.ClipSource(_FakeVideos([100, 50, 70]), clip_length=20, stride=10)
+  clips = data_lib.ClipSource(_videos([100, 50, 70]), clip_length=20, stride=10)
   n = len(clips)
   data = device_input.ResidentClips(clips, _mesh(1))
   make = device_input.iterator_factory(data, batch_size=4, seed=3)
@@ -71,7 +58,7 @@ def test_same_seed_same_batches_resume_matches_and_seed_changes_them():
   cfg = augment.AugmentConfig()
   t = 16
   clips = data_lib.ClipSource(
-      _FakeVideos([80, 60, 40]), clip_length=t, source_length=augment.required_source_length(cfg, t)
+      _videos([80, 60, 40]), clip_length=t, source_length=augment.required_source_length(cfg, t)
   )
   data = device_input.ResidentClips(clips, _mesh(1))
   make = device_input.iterator_factory(data, batch_size=8, seed=0, augment=cfg)
@@ -99,7 +86,7 @@ def test_eight_devices_give_the_batches_of_one_device_split_along_the_batch():
   cfg = augment.AugmentConfig()
   t = 16
   clips = data_lib.ClipSource(
-      _FakeVideos([80, 60, 40]), clip_length=t, source_length=augment.required_source_length(cfg, t)
+      _videos([80, 60, 40]), clip_length=t, source_length=augment.required_source_length(cfg, t)
   )
   out = []
   for n in (1, 8):
@@ -118,7 +105,7 @@ def test_eight_devices_give_the_batches_of_one_device_split_along_the_batch():
 
 
 def test_identity_augmentation_is_the_plain_clip():
-  clips = data_lib.ClipSource(_FakeVideos([64, 48]), clip_length=16)
+  clips = data_lib.ClipSource(_videos([64, 48]), clip_length=16)
   data = device_input.ResidentClips(clips, _mesh(1))
   plain = _host(next(device_input.iterator_factory(data, batch_size=4, seed=0)(1)))
   ident = _host(
@@ -136,7 +123,7 @@ def test_speed_resampling_moves_frames_and_label_together():
   # Frames whose grey level is the frame number, a PPG that is the frame number too:
   # after resampling, label and frames must still agree position by position.
   n, t = 120, 16
-  videos = _FakeVideos([n])
+  videos = _videos([n])
   ramp = np.arange(n, dtype=np.float32)
   videos.videos[0]["frames"] = np.broadcast_to(
       np.arange(n, dtype=np.uint8)[:, None, None, None], (n, 8, 8, 3)
@@ -184,7 +171,7 @@ def test_resize_matrix_matches_opencv_crop_and_flip():
 
 
 def test_augmented_frames_have_the_configured_noise_and_offset():
-  clips = data_lib.ClipSource(_FakeVideos([64]), clip_length=16)
+  clips = data_lib.ClipSource(_videos([64]), clip_length=16)
   n = 16
   flat = np.full((64, n, n, 3), 128, np.uint8)
   clips._videos.videos[0]["frames"] = flat  # noqa: SLF001 - constant grey video
@@ -205,7 +192,7 @@ def test_augmented_frames_have_the_configured_noise_and_offset():
 
 
 def test_degradations_and_budget_are_refused_with_a_clear_error():
-  clips = data_lib.ClipSource(_FakeVideos([64]), clip_length=16)
+  clips = data_lib.ClipSource(_videos([64]), clip_length=16)
   data = device_input.ResidentClips(clips, _mesh(1))
   cfg = augment.AugmentConfig(speed_range=(1.0, 1.0), degradations=("jpeg",), degradation_prob=0.5)
   with pytest.raises(device_input.DoesNotFit, match="input_pipeline=.host."):
@@ -215,7 +202,7 @@ def test_degradations_and_budget_are_refused_with_a_clear_error():
 
 
 def test_ppg_only_stage_keeps_no_frames():
-  clips = data_lib.ClipSource(_FakeVideos([64, 40]), clip_length=16)
+  clips = data_lib.ClipSource(_videos([64, 40]), clip_length=16)
   data = device_input.ResidentClips(clips, _mesh(1), keys=("ppg",))
   assert data.frames is None
   batch = _host(next(device_input.iterator_factory(data, batch_size=4, seed=0)(0)))
@@ -223,7 +210,7 @@ def test_ppg_only_stage_keeps_no_frames():
 
 
 def test_from_config_refuses_what_only_the_host_path_does():
-  clips = data_lib.ClipSource(_FakeVideos([64]), clip_length=16)
+  clips = data_lib.ClipSource(_videos([64]), clip_length=16)
   with pytest.raises(device_input.DoesNotFit, match="degradations"):
     device_input.from_config(
         clips,
