@@ -152,8 +152,8 @@ def _files(root):
   return sorted(os.path.relpath(os.path.join(r, f), root) for r, _, fs in os.walk(root) for f in fs)
 
 
-def test_spilled_preparation_equals_in_memory_preparation(tmp_path, monkeypatch):
-  in_memory = _prepare(tmp_path / "memory")
+def _spill_every_example_without_tf(monkeypatch) -> list:
+  """TFDS's shuffler with `tf` unusable and a zero memory buffer; returns the spilled keys."""
   monkeypatch.setattr(shuffle, "tf", _NoTensorFlow())
   monkeypatch.setattr(shuffle, "MAX_MEM_BUFFER_SIZE", 0)  # spill every example
   spilled = []
@@ -163,6 +163,12 @@ def test_spilled_preparation_equals_in_memory_preparation(tmp_path, monkeypatch)
       "add",
       lambda self, key, data: (spilled.append(key), add(self, key, data)),
   )
+  return spilled
+
+
+def test_spilled_preparation_equals_in_memory_preparation(tmp_path, monkeypatch):
+  in_memory = _prepare(tmp_path / "memory")
+  spilled = _spill_every_example_without_tf(monkeypatch)
   on_disk = _prepare(tmp_path / "spill")
   assert len(spilled) == 3
   assert shuffle._Bucket is tfds_spill._TFDS_BUCKET  # restored after preparation
@@ -184,16 +190,8 @@ def test_spilled_preparation_equals_in_memory_preparation(tmp_path, monkeypatch)
 
 
 def test_failed_spilled_preparation_leaves_nothing(tmp_path, monkeypatch):
-  monkeypatch.setattr(shuffle, "tf", _NoTensorFlow())
-  monkeypatch.setattr(shuffle, "MAX_MEM_BUFFER_SIZE", 0)
+  spilled = _spill_every_example_without_tf(monkeypatch)
   build = rppg_builder.build_example
-  spilled = []
-  add = tfds_spill.SpillBucket.add
-  monkeypatch.setattr(
-      tfds_spill.SpillBucket,
-      "add",
-      lambda self, key, data: (spilled.append(key), add(self, key, data)),
-  )
 
   def build_example(key, *args, **kwargs):
     if key == "train_001":  # after train_000 went to a bucket file
