@@ -11,6 +11,8 @@ A representation fixes three things that must agree (config `input_norm`):
 |---|---|---|
 | `standardized` | z-score over the clip | PPG |
 | `temporal` | each pixel's clip mean removed, unit variance per clip | PPG |
+| `relative` | each pixel's change relative to its clip mean, (c - m) / (m + 0.05), unit variance per clip | PPG |
+| `relative_band` | `relative`, each pixel band-limited to 0.6-4 Hz over the clip (FFT mask, frames at 30 fps) | PPG |
 | `diff_normalized` | (c[t+1] - c[t]) / (c[t+1] + c[t]), unit variance per clip, last frame 0 (rPPG-Toolbox `DiffNormalized`) | first difference of the PPG, unit variance; the output is integrated (cumsum) back to a pulse |
 
 All are pure jnp and run on device inside the jitted step.
@@ -39,6 +41,55 @@ def _temporal(x: Array) -> Array:
   return centred / (jnp.std(centred, axis=(1, 2, 3, 4), keepdims=True) + 1e-6)
 
 
+# Grey level (of 1.0) below which a pixel's clip mean no longer scales its change.
+_RELATIVE_FLOOR = 0.05
+# Prepared videos are resampled to this frame rate (`preprocess.target_fps` of
+# every config); the band of `relative_band` is in Hz at this rate.
+BAND_FPS = 30.0
+# Pulse band of `relative_band`, Hz: 36 to 240 bpm, a little wider than the
+# 45-150 bpm evaluation band, so the pulse and its second harmonic at rest stay.
+BAND_HZ = (0.6, 4.0)
+
+
+def _unit_variance(x: Array) -> Array:
+  return x / (jnp.std(x, axis=(1, 2, 3, 4), keepdims=True) + 1e-6)
+
+
+def _relative_change(x: Array) -> Array:
+  # Each pixel's change relative to its own clip mean, (c - m) / m: the skin
+  # reflection model behind CHROM and POS. The pulse is a multiplicative change
+  # with the blood signature in every skin pixel whatever the skin tone, and a
+  # change of light intensity becomes the same (1, 1, 1) direction everywhere,
+  # so one colour projection separates the two for every subject. The floor on
+  # m keeps near-black pixels (hair, dark background) from amplifying noise.
+  mean = jnp.mean(x, axis=1, keepdims=True)
+  return (x - mean) / (mean + _RELATIVE_FLOOR)
+
+
+def _bandpass_time(x: Array) -> Array:
+  """Zero every temporal frequency outside BAND_HZ (axis 1, frames at BAND_FPS).
+
+  A mask on the clip's DFT, not a filter with a designed response: a strong
+  slow drift leaks partly into the band (tests/test_representations.py
+  measures how much). Detrending each pixel first was tried and made the
+  linear probe worse (README, "Input representations")."""
+  f = jnp.fft.rfftfreq(x.shape[1], 1.0 / BAND_FPS)
+  mask = ((f >= BAND_HZ[0]) & (f <= BAND_HZ[1])).astype(x.dtype)
+  spec = jnp.fft.rfft(x, axis=1) * mask.reshape((1, -1) + (1,) * (x.ndim - 2))
+  return jnp.fft.irfft(spec, n=x.shape[1], axis=1)
+
+
+def _relative(x: Array) -> Array:
+  return _unit_variance(_relative_change(x))
+
+
+def _relative_band(x: Array) -> Array:
+  # `relative`, then each pixel band-limited to the pulse band over the clip:
+  # slow light drift, slow head motion and frame-rate flicker are gone before
+  # the network sees the clip, as in the band-pass step of CHROM and POS.
+  return _unit_variance(_bandpass_time(_relative_change(x)))
+
+
 def _diff_normalized(x: Array) -> Array:
   # Normalised frame difference: a relative colour change per pixel, which is
   # what the pulse is (and what cancels the static skin tone and illumination).
@@ -61,11 +112,25 @@ def _integrate(rppg: Array) -> Array:
 _FRAMES: dict[str, Callable[[Array], Array]] = {
     "standardized": _standardized,
     "temporal": _temporal,
+    "relative": _relative,
+    "relative_band": _relative_band,
     "diff_normalized": _diff_normalized,
 }
 _IDENTITY = lambda y: y  # noqa: E731
-_LABELS = {"standardized": _IDENTITY, "temporal": _IDENTITY, "diff_normalized": _diff_label}
-_OUTPUTS = {"standardized": _IDENTITY, "temporal": _IDENTITY, "diff_normalized": _integrate}
+_LABELS = {
+    "standardized": _IDENTITY,
+    "temporal": _IDENTITY,
+    "relative": _IDENTITY,
+    "relative_band": _IDENTITY,
+    "diff_normalized": _diff_label,
+}
+_OUTPUTS = {
+    "standardized": _IDENTITY,
+    "temporal": _IDENTITY,
+    "relative": _IDENTITY,
+    "relative_band": _IDENTITY,
+    "diff_normalized": _integrate,
+}
 NAMES = tuple(_FRAMES)
 
 
@@ -74,6 +139,15 @@ def check(mode: str) -> str:
   if mode not in _FRAMES:
     raise ValueError(f"unknown input_norm {mode!r}; known: {sorted(_FRAMES)}")
   return mode
+
+
+def check_fps(mode: str, fps: float) -> None:
+  """A ValueError if `mode` is defined in Hz and the frames are not at BAND_FPS."""
+  if check(mode) == "relative_band" and abs(float(fps) - BAND_FPS) > 1e-6:
+    raise ValueError(
+        f"input_norm {mode!r} band-limits clips at {BAND_FPS:g} fps; "
+        f"preprocess.target_fps is {float(fps):g}"
+    )
 
 
 def normalize_frames(frames: Array, mode: str = "standardized") -> Array:
