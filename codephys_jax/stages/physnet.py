@@ -26,8 +26,12 @@ def make_model(config: ml_collections.ConfigDict):
 
 
 def make_loss(model, config: ml_collections.ConfigDict) -> trainer.LossFn:
-  """Negative Pearson between the predicted waveform and the PPG."""
+  """w.neg_pearson * negative Pearson against the PPG + w.freq_ce / w.freq_kl *
+  the frequency cross-entropy / label-distribution KL of the output spectrum
+  (`physnet.loss_weights`; without that block, negative Pearson alone)."""
   input_norm = config.input_norm
+  w = dict(config[NAME].get("loss_weights") or {"neg_pearson": 1.0})
+  fs = float(config.preprocess.target_fps)
 
   def loss_fn(params, model_state, batch, rng, step):
     del step
@@ -40,7 +44,17 @@ def make_loss(model, config: ml_collections.ConfigDict) -> trainer.LossFn:
         rngs={"dropout": rng},
     )
     npc = losses.neg_pearson(out["rppg"], representations.label_target(batch["ppg"], input_norm))
-    return npc, ({**model_state, **new_state}, {"neg_pearson": npc})
+    metrics = {"neg_pearson": npc}
+    loss = w.get("neg_pearson", 1.0) * npc
+    if w.get("freq_ce", 0.0) or w.get("freq_kl", 0.0):
+      ce, kl = losses.frequency_ce_loss(
+          representations.to_waveform(out["rppg"], input_norm),
+          losses.hr_from_ppg_jax(batch["ppg"], fs),
+          fs,
+      )
+      loss = loss + w.get("freq_ce", 0.0) * ce + w.get("freq_kl", 0.0) * kl
+      metrics.update(freq_ce=ce, freq_kl=kl)
+    return loss, ({**model_state, **new_state}, metrics)
 
   return loss_fn
 
