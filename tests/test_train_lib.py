@@ -124,6 +124,33 @@ def test_codephys_uses_the_frozen_stage1_codebook(run):
   assert meta["stage"] == "codephys" and meta["stage1_workdir"].endswith("codebook")
 
 
+def test_codephys_backbone_starts_from_the_selected_physnet_checkpoint(run):
+  """init_backbone='physnet': Stage II's initial backbone (BatchNorm statistics
+  included) is the baseline run's selected one; another backbone shape is refused."""
+  config, workdir, _ = run
+  physnet_dir = os.path.join(workdir, "physnet")
+  p_params, p_state, _ = checkpointing.load_params(os.path.join(physnet_dir, "checkpoints"))
+  _, _, meta = checkpointing.load_params(os.path.join(workdir, "codephys", "checkpoints"))
+  assert meta["init_backbone_workdir"] == os.path.abspath(physnet_dir)
+  mesh = trainer.make_mesh()
+  builder = data_lib.load_builder(config.dataset, **data_lib.builder_kwargs(config))
+  deps, _ = stages.get_stage("codephys").dependencies(config, os.path.join(workdir, "codephys"))
+  setup = stages.get_stage("codephys").setup(config, builder, mesh, deps)
+  start = trainer.fetch(setup.state.variables)
+  for ours, theirs in (
+      (start["params"]["video_backbone"], p_params["video_backbone"]),
+      (start["batch_stats"]["video_backbone"], p_state["batch_stats"]["video_backbone"]),
+  ):
+    assert jax.tree.structure(ours) == jax.tree.structure(theirs)
+    for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs)):
+      np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  other = dict(config.codephys.model.backbone_kwargs, base_width=2)
+  with pytest.raises(ValueError, match="has backbone"):
+    codephys_stage.load_backbone(physnet_dir, "physnet", other)
+  with pytest.raises(FileNotFoundError, match="physnet' before 'codephys'"):
+    codephys_stage.load_backbone(os.path.join(workdir, "nowhere"), "physnet", other)
+
+
 def test_training_freezes_exactly_the_models_frozen_subtrees(run):
   """Stage II set-up masks models.FROZEN (teacher_proj included) in the optimiser:
   one step changes the backbone and none of the frozen subtrees."""

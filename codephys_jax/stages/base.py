@@ -190,10 +190,14 @@ def video_setup(
     loss_fn: trainer.LossFn,
     subtrees: Mapping[str, Any],
     frozen: tuple[str, ...],
+    state_subtrees: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> StageSetup:
   """StageSetup of a video model: face clips (augmented if configured), its initial
-  state with `subtrees` merged into the params, `frozen` masked in the optimiser."""
+  state with `subtrees` merged into the params and `state_subtrees` ({collection:
+  {name: subtree}}, e.g. BatchNorm statistics) into the model state, `frozen`
+  masked in the optimiser."""
   cfg = config[stage]
+  representations.check_fps(config.input_norm, config.preprocess.target_fps)
   # Training subjects only; the held-out ones select the checkpoint (never test).
   train_videos, _ = data_lib.train_val_videos(builder, config)
   clips, augment = clip_source(
@@ -208,6 +212,8 @@ def video_setup(
   def init_fn(r, b):
     variables = dict(model.init(r, normalize_frames(b["frames"], config.input_norm), train=False))
     variables["params"] = {**variables["params"], **subtrees}
+    for collection, trees in (state_subtrees or {}).items():
+      variables[collection] = {**variables[collection], **trees}
     return variables
 
   labels = None

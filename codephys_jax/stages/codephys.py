@@ -12,10 +12,18 @@ cross-entropy on the ground-truth Stage I indices (every query mode; distance
 logits outside 'transformer'), - w.usage_entropy * batch code entropy. Against
 code collapse, `codephys.soft_query_warmup_steps` ramps the decoded codes from
 the soft mixture of all codes to the matched ones.
+
+Backbone warm start (`codephys.init_backbone`): "" trains the video backbone
+from scratch (the paper); "physnet" (the sibling `physnet/` run, which must then
+come first in `config.stages`) or a workdir path starts it, BatchNorm statistics
+included, from that run's selected checkpoint of the same backbone. The queries
+then start from features that already follow the pulse, and Stage II learns the
+mapping to the codes instead of finding the pulse through a frozen decoder.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any, Mapping
 
@@ -147,24 +155,76 @@ def make_loss(model, config: ml_collections.ConfigDict) -> trainer.LossFn:
   return loss_fn
 
 
+BACKBONE = "video_backbone"  # the backbone's name in CodePhys and PhysNetRegression
+
+
+def backbone_dir(config: ml_collections.ConfigDict, workdir: str) -> str:
+  """The run whose backbone starts Stage II ('' = none): `codephys.init_backbone`."""
+  init = config[NAME].get("init_backbone") or ""
+  if init in ("", None):
+    return ""
+  if init == "physnet":
+    return os.path.join(os.path.dirname(workdir.rstrip("/")), "physnet")
+  return init
+
+
+def load_backbone(
+    run_dir: str, backbone: str, backbone_kwargs: Mapping[str, Any]
+) -> dict[str, dict[str, Any]]:
+  """{collection: {'video_backbone': subtree}} of the selected checkpoint of the
+  video-model run in `run_dir`, checked to be the same backbone."""
+  ckpt = os.path.join(run_dir, "checkpoints")
+  if not os.path.isdir(ckpt):
+    raise FileNotFoundError(
+        f"codephys.init_backbone: no checkpoints in {ckpt} (train that run first; "
+        "with init_backbone='physnet', put 'physnet' before 'codephys' in config.stages)"
+    )
+  params, state, meta = checkpointing.load_params(ckpt, which="best")
+  other = dict(meta["config"].get(meta.get("stage", ""), {}).get("model", {}))
+  theirs = (other.get("backbone", "physnet"), dict(other.get("backbone_kwargs") or {}))
+  if theirs != (backbone, dict(backbone_kwargs)):
+    raise ValueError(
+        f"codephys.init_backbone: {run_dir} has backbone {theirs[0]!r} {theirs[1]}, "
+        f"this run {backbone!r} {dict(backbone_kwargs)}"
+    )
+  if BACKBONE not in params:
+    raise ValueError(f"codephys.init_backbone: {run_dir} has no {BACKBONE!r} parameters")
+  out = {"params": {BACKBONE: params[BACKBONE]}}
+  for collection, tree in dict(state or {}).items():
+    if BACKBONE in tree:
+      out[collection] = {BACKBONE: tree[BACKBONE]}
+  return trainer.fetch(out)
+
+
 def _dependencies(
     config: ml_collections.ConfigDict, workdir: str
-) -> tuple[tuple[dict[str, Any], dict[str, Any]], dict[str, Any]]:
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
   s1_dir = stage1_dir(config, workdir)
   stage1 = load_stage1(s1_dir)
-  return stage1, {"stage1_workdir": os.path.abspath(s1_dir), "stage1_config": stage1[1]}
+  meta = {"stage1_workdir": os.path.abspath(s1_dir), "stage1_config": stage1[1]}
+  init_dir = backbone_dir(config, workdir)
+  warm = None
+  if init_dir:
+    model = config[NAME].model
+    warm = load_backbone(init_dir, model.backbone, dict(model.backbone_kwargs))
+    meta["init_backbone_workdir"] = os.path.abspath(init_dir)
+  return (*stage1, warm), meta
 
 
 def setup(
     config: ml_collections.ConfigDict,
     builder,
     mesh,
-    stage1: tuple[Mapping[str, Any], Mapping[str, Any]] | None,
+    stage1: tuple[Any, ...] | None,
 ) -> base.StageSetup:
-  """`stage1` = (Stage I subtrees, Stage I config), see `load_stage1`."""
+  """`stage1` = (Stage I subtrees, Stage I config[, warm-start backbone]), see
+  `load_stage1` and `load_backbone`."""
   if stage1 is None:
     raise ValueError("the codephys stage needs stage1=(subtrees, stage1_config)")
-  subtrees, stage1_config = stage1
+  subtrees, stage1_config = stage1[:2]
+  warm = dict(stage1[2] or {}) if len(stage1) > 2 else {}
+  if warm:
+    logging.info("codephys: video backbone warm-started (%s)", sorted(warm))
   model = make_model(config, stage1_config)
   # What stays frozen is the model's definition (models.codephys.FROZEN).
   return base.video_setup(
@@ -174,8 +234,9 @@ def setup(
       stage=NAME,
       model=model,
       loss_fn=make_loss(model, config),
-      subtrees=subtrees,
+      subtrees={**subtrees, **warm.pop("params", {})},
       frozen=model.frozen_subtrees(),
+      state_subtrees=warm,
   )
 
 
