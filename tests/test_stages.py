@@ -1,11 +1,15 @@
 """The stage registry: one name per method, from the CLI to the table."""
 
+import jax
 import ml_collections
+import numpy as np
 import pytest
 
 from codephys_jax import eval_lib
 from codephys_jax import models
 from codephys_jax import stages
+from codephys_jax.stages import physnet as physnet_stage
+from configs import common
 from configs import default as default_config
 
 
@@ -48,3 +52,32 @@ def test_runs_saved_under_the_old_baseline_name_still_load():
   model = stage.build_model(config, {})
   assert isinstance(model, models.PhysNetRegression)
   assert dict(model.backbone_kwargs) == {"base_width": 4}
+
+
+def test_physnet_loss_adds_the_frequency_terms_it_is_given():
+  """physnet.loss_weights: the frequency CE/KL enter the loss with their weights;
+  without the block the loss is the negative Pearson alone."""
+  config = common.tiny(default_config.get_config())
+  model = physnet_stage.make_model(config)
+  rng = np.random.default_rng(0)
+  batch = {
+      "frames": rng.integers(0, 256, (2, config.clip_length, 16, 16, 3), dtype=np.uint8),
+      "ppg": np.sin(np.arange(config.clip_length) * 2 * np.pi * 1.2 / 30.0)[None].repeat(2, 0),
+  }
+  variables = model.init(jax.random.key(0), batch["frames"].astype(np.float32), train=False)
+  params, state = variables["params"], {"batch_stats": variables["batch_stats"]}
+
+  def run(weights):
+    if weights is None:
+      del config.physnet["loss_weights"]
+    else:
+      config.physnet.loss_weights = weights
+    fn = physnet_stage.make_loss(model, config)
+    loss, (_, metrics) = fn(params, state, batch, jax.random.key(1), 0)
+    return float(loss), {k: float(v) for k, v in metrics.items()}
+
+  loss, m = run(dict(neg_pearson=1.0, freq_ce=0.5, freq_kl=2.0))
+  assert np.isfinite(m["freq_ce"]) and m["freq_kl"] > 0
+  assert loss == pytest.approx(m["neg_pearson"] + 0.5 * m["freq_ce"] + 2.0 * m["freq_kl"], rel=1e-5)
+  loss, m = run(None)
+  assert set(m) == {"neg_pearson"} and loss == pytest.approx(m["neg_pearson"])
