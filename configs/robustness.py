@@ -14,7 +14,7 @@ on it. Trained models:
   ./run.sh python eval.py --config=configs/robustness.py \
       --config.robustness.methods="('pos', 'codephys')" \
       --config.robustness.checkpoints.codephys=workdirs/default/codephys \
-      --config.preprocess.size=32 --workdir=/tmp/rob
+      --config.preprocess.size=16 --workdir=/tmp/rob
 
 (a checkpoint is a stage workdir of a training run; the crop size must be the
 one the model was trained on: 32 for configs/default.py)

@@ -22,9 +22,12 @@ def test_one_table_from_method_to_stage_to_model():
   }
   assert stages.METHODS == ("codephys", "physnet")
   assert all(s.model in models.MODELS for s in stages.STAGES.values())
-  # The default run trains every stage, each from its own config block.
+  # The default run trains every stage, each from its own config block, the
+  # baseline before CodePhys (whose backbone starts from it).
   config = default_config.get_config()
-  assert tuple(config.stages) == tuple(stages.STAGES)
+  assert sorted(config.stages) == sorted(stages.STAGES)
+  assert config.codephys.init_backbone == "physnet"
+  assert list(config.stages).index("physnet") < list(config.stages).index("codephys")
   assert all(name in config for name in stages.STAGES)
 
 
