@@ -28,6 +28,10 @@ import jax.numpy as jnp
 Array = jax.Array
 
 
+def _unit_variance(x: Array) -> Array:
+  return x / (jnp.std(x, axis=(1, 2, 3, 4), keepdims=True) + 1e-6)
+
+
 def _standardized(x: Array) -> Array:
   mean = jnp.mean(x, axis=(1, 2, 3, 4), keepdims=True)
   std = jnp.std(x, axis=(1, 2, 3, 4), keepdims=True)
@@ -37,8 +41,7 @@ def _standardized(x: Array) -> Array:
 def _temporal(x: Array) -> Array:
   # Remove each pixel's mean over the clip: the static face and background go,
   # the (sub-percent) pulse and motion stay, rescaled to unit variance per clip.
-  centred = x - jnp.mean(x, axis=1, keepdims=True)
-  return centred / (jnp.std(centred, axis=(1, 2, 3, 4), keepdims=True) + 1e-6)
+  return _unit_variance(x - jnp.mean(x, axis=1, keepdims=True))
 
 
 # Grey level (of 1.0) below which a pixel's clip mean no longer scales its change.
@@ -49,10 +52,6 @@ BAND_FPS = 30.0
 # Pulse band of `relative_band`, Hz: 36 to 240 bpm, a little wider than the
 # 45-150 bpm evaluation band, so the pulse and its second harmonic at rest stay.
 BAND_HZ = (0.6, 4.0)
-
-
-def _unit_variance(x: Array) -> Array:
-  return x / (jnp.std(x, axis=(1, 2, 3, 4), keepdims=True) + 1e-6)
 
 
 def _relative_change(x: Array) -> Array:
@@ -94,8 +93,7 @@ def _diff_normalized(x: Array) -> Array:
   # Normalised frame difference: a relative colour change per pixel, which is
   # what the pulse is (and what cancels the static skin tone and illumination).
   d = (x[:, 1:] - x[:, :-1]) / (x[:, 1:] + x[:, :-1] + 1e-7)
-  d = d / (jnp.std(d, axis=(1, 2, 3, 4), keepdims=True) + 1e-6)
-  return jnp.concatenate([d, jnp.zeros_like(x[:, :1])], axis=1)
+  return jnp.concatenate([_unit_variance(d), jnp.zeros_like(x[:, :1])], axis=1)
 
 
 def _diff_label(ppg: Array) -> Array:
@@ -117,20 +115,9 @@ _FRAMES: dict[str, Callable[[Array], Array]] = {
     "diff_normalized": _diff_normalized,
 }
 _IDENTITY = lambda y: y  # noqa: E731
-_LABELS = {
-    "standardized": _IDENTITY,
-    "temporal": _IDENTITY,
-    "relative": _IDENTITY,
-    "relative_band": _IDENTITY,
-    "diff_normalized": _diff_label,
-}
-_OUTPUTS = {
-    "standardized": _IDENTITY,
-    "temporal": _IDENTITY,
-    "relative": _IDENTITY,
-    "relative_band": _IDENTITY,
-    "diff_normalized": _integrate,
-}
+# Every representation's target is the PPG itself except diff_normalized's.
+_LABELS = {**{name: _IDENTITY for name in _FRAMES}, "diff_normalized": _diff_label}
+_OUTPUTS = {**{name: _IDENTITY for name in _FRAMES}, "diff_normalized": _integrate}
 NAMES = tuple(_FRAMES)
 
 
