@@ -17,6 +17,7 @@ import numpy as np
 import optax
 
 from codephys_jax import data as data_lib
+from codephys_jax import losses
 from codephys_jax import models
 from codephys_jax import representations
 from codephys_jax import trainer
@@ -30,6 +31,15 @@ INPUT_NORMS = representations.NAMES  # see codephys_jax.representations
 def normalize_frames(frames: jax.Array, mode: str = "standardized") -> jax.Array:
   """uint8 clips [B, T, H, W, 3] -> float32 model input (`representations`)."""
   return representations.normalize_frames(frames, mode)
+
+
+def frequency_terms(rppg: jax.Array, ppg: jax.Array, config: ml_collections.ConfigDict):
+  """(frequency CE, KL) of a video model's output `rppg` [B, T] against the heart
+  rate of the raw PPG clips `ppg` [B, T] (`losses.frequency_ce_loss`); the output is
+  turned into a waveform first (`representations.to_waveform`)."""
+  fs = float(config.preprocess.target_fps)
+  hr = losses.hr_from_ppg_jax(ppg, fs)
+  return losses.frequency_ce_loss(representations.to_waveform(rppg, config.input_norm), hr, fs)
 
 
 def clip_source(
@@ -188,8 +198,8 @@ def video_setup(
     stage: str,
     model,
     loss_fn: trainer.LossFn,
-    subtrees: Mapping[str, Any],
-    frozen: tuple[str, ...],
+    subtrees: Mapping[str, Any] | None = None,
+    frozen: tuple[str, ...] = (),
     state_subtrees: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> StageSetup:
   """StageSetup of a video model: face clips (augmented if configured), its initial
@@ -211,7 +221,7 @@ def video_setup(
 
   def init_fn(r, b):
     variables = dict(model.init(r, normalize_frames(b["frames"], config.input_norm), train=False))
-    variables["params"] = {**variables["params"], **subtrees}
+    variables["params"] = {**variables["params"], **(subtrees or {})}
     for collection, trees in (state_subtrees or {}).items():
       variables[collection] = {**variables[collection], **trees}
     return variables

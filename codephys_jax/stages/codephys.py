@@ -86,8 +86,6 @@ def make_loss(model, config: ml_collections.ConfigDict) -> trainer.LossFn:
   """The Stage II losses (module docstring), weighted by `codephys.loss_weights`."""
   cfg = config[NAME]
   w = cfg.loss_weights
-  fs = float(config.preprocess.target_fps)
-
   warmup = float(cfg.get("soft_query_warmup_steps", 0))
 
   def loss_fn(params, model_state, batch, rng, step):
@@ -118,10 +116,7 @@ def make_loss(model, config: ml_collections.ConfigDict) -> trainer.LossFn:
         out["attention"],
         detach_attention=True,
     )
-    hr = losses.hr_from_ppg_jax(batch["ppg"], fs)
-    ce, kl = losses.frequency_ce_loss(
-        representations.to_waveform(out["rppg"], config.input_norm), hr, fs
-    )
+    ce, kl = base.frequency_terms(out["rppg"], batch["ppg"], config)
     loss = (
         w.neg_pearson * npc
         + w.feature * feat
@@ -161,7 +156,7 @@ BACKBONE = "video_backbone"  # the backbone's name in CodePhys and PhysNetRegres
 def backbone_dir(config: ml_collections.ConfigDict, workdir: str) -> str:
   """The run whose backbone starts Stage II ('' = none): `codephys.init_backbone`."""
   init = config[NAME].get("init_backbone") or ""
-  if init in ("", None):
+  if not init:
     return ""
   if init == "physnet":
     return os.path.join(os.path.dirname(workdir.rstrip("/")), "physnet")
@@ -223,8 +218,9 @@ def setup(
     raise ValueError("the codephys stage needs stage1=(subtrees, stage1_config)")
   subtrees, stage1_config = stage1[:2]
   warm = dict(stage1[2] or {}) if len(stage1) > 2 else {}
-  if warm:
-    logging.info("codephys: video backbone warm-started (%s)", sorted(warm))
+  warm_params = warm.pop("params", {})
+  if warm_params:
+    logging.info("codephys: video backbone warm-started (params, %s)", sorted(warm))
   model = make_model(config, stage1_config)
   # What stays frozen is the model's definition (models.codephys.FROZEN).
   return base.video_setup(
@@ -234,7 +230,7 @@ def setup(
       stage=NAME,
       model=model,
       loss_fn=make_loss(model, config),
-      subtrees={**subtrees, **warm.pop("params", {})},
+      subtrees={**subtrees, **warm_params},
       frozen=model.frozen_subtrees(),
       state_subtrees=warm,
   )

@@ -31,7 +31,6 @@ def make_loss(model, config: ml_collections.ConfigDict) -> trainer.LossFn:
   (`physnet.loss_weights`; without that block, negative Pearson alone)."""
   input_norm = config.input_norm
   w = dict(config[NAME].get("loss_weights") or {"neg_pearson": 1.0})
-  fs = float(config.preprocess.target_fps)
 
   def loss_fn(params, model_state, batch, rng, step):
     del step
@@ -47,11 +46,7 @@ def make_loss(model, config: ml_collections.ConfigDict) -> trainer.LossFn:
     metrics = {"neg_pearson": npc}
     loss = w.get("neg_pearson", 1.0) * npc
     if w.get("freq_ce", 0.0) or w.get("freq_kl", 0.0):
-      ce, kl = losses.frequency_ce_loss(
-          representations.to_waveform(out["rppg"], input_norm),
-          losses.hr_from_ppg_jax(batch["ppg"], fs),
-          fs,
-      )
+      ce, kl = base.frequency_terms(out["rppg"], batch["ppg"], config)
       loss = loss + w.get("freq_ce", 0.0) * ce + w.get("freq_kl", 0.0) * kl
       metrics.update(freq_ce=ce, freq_kl=kl)
     return loss, ({**model_state, **new_state}, metrics)
@@ -69,8 +64,6 @@ def setup(config: ml_collections.ConfigDict, builder, mesh, dependencies: None) 
       stage=NAME,
       model=model,
       loss_fn=make_loss(model, config),
-      subtrees={},
-      frozen=(),
   )
 
 
