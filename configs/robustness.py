@@ -17,7 +17,7 @@ on it. Trained models:
       --config.preprocess.size=16 --workdir=/tmp/rob
 
 (a checkpoint is a stage workdir of a training run; the crop size must be the
-one the model was trained on: 32 for configs/default.py)
+one the model was trained on: 16 for configs/default.py)
 
 Writes robustness.json, robustness.csv (method, degradation, severity, mae,
 rmse, pearson, snr, num_videos) and robustness_mae.png into workdir. The
