@@ -14,6 +14,14 @@ cuts such windows). The PPG label is linearly interpolated at the same positions
 and re-normalised, so the pulse in the frames and the label stay in sync and the
 heart rate seen by the model is multiplied by `speed`.
 
+HR-balanced speed (`target_hr_bpm=(low, high)`): instead of a uniform speed, each
+clip draws a target heart rate uniformly in [low, high] and plays at
+speed = target / (the source window's heart rate), clipped to `speed_range`. The
+source heart rate is the peak of the label's Hann-windowed spectrum on the 1-bpm
+grid of `hr.hr_hann_dft`. A uniform speed keeps the training set's own heart-rate
+distribution (centred where its subjects are); a model trained on it learns a
+pulse filter tuned there and, on a slow subject, can follow the second harmonic.
+
 Order inside one clip: speed resampling, crop, flip, camera degradation, then
 illumination offset and pixel noise (the last two in float, rounded once).
 Every random draw comes from the generator grain passes in, so an element's
@@ -31,6 +39,7 @@ import numpy as np
 
 from codephys_jax import data as data_lib
 from codephys_jax import degradations as deg_lib
+from codephys_jax import hr as hr_lib
 
 AugmentFn = Callable[[dict, np.random.Generator], dict]
 _FRAME_INTERP = ("linear", "nearest")
@@ -53,6 +62,8 @@ class AugmentConfig:
     severity_range: severity drawn uniformly for that degradation.
     frame_interp: 'linear' (blend the two neighbouring frames) or 'nearest' for
       speed resampling of the frames.
+    target_hr_bpm: (low, high) for HR-balanced speed (module docstring); empty =
+      speed uniform in `speed_range`.
   """
 
   flip_prob: float = 0.5
@@ -64,6 +75,7 @@ class AugmentConfig:
   degradation_prob: float = 0.0
   severity_range: tuple[float, float] = (1.0, 4.0)
   frame_interp: str = "linear"
+  target_hr_bpm: tuple[float, ...] = ()
 
   def __post_init__(self):
     object.__setattr__(self, "speed_range", tuple(float(x) for x in self.speed_range))
@@ -93,6 +105,13 @@ class AugmentConfig:
     if not 0 <= lo <= hi <= deg_lib.MAX_SEVERITY:
       raise ValueError(
           f"severity_range must be within [0, {deg_lib.MAX_SEVERITY}], got {self.severity_range}"
+      )
+    object.__setattr__(self, "target_hr_bpm", tuple(float(x) for x in self.target_hr_bpm))
+    hr_range = self.target_hr_bpm
+    if hr_range and (len(hr_range) != 2 or not 0 < hr_range[0] <= hr_range[1]):
+      raise ValueError(
+          f"target_hr_bpm must be empty or (low, high) bpm with 0 < low <= high, "
+          f"got {self.target_hr_bpm}"
       )
     if self.frame_interp not in _FRAME_INTERP:
       raise ValueError(f"frame_interp must be one of {_FRAME_INTERP}, got {self.frame_interp!r}")
@@ -157,6 +176,17 @@ def resized_crop(frames: np.ndarray, top: int, left: int, side: int) -> np.ndarr
   return np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_LINEAR) for f in window])
 
 
+def draw_speed(
+    cfg: AugmentConfig, source_ppg: np.ndarray, fps: float, rng: np.random.Generator
+) -> float:
+  """The clip's speed: uniform in speed_range, or HR-balanced (target_hr_bpm, module docstring)."""
+  if not cfg.target_hr_bpm:
+    return float(rng.uniform(*cfg.speed_range))
+  target = float(rng.uniform(*cfg.target_hr_bpm))
+  source_hr = hr_lib.hr_hann_dft(source_ppg, fps)
+  return float(np.clip(target / source_hr, *cfg.speed_range))
+
+
 def make_augment(cfg: AugmentConfig, clip_length: int) -> AugmentFn:
   """A grain random_map function: clip dict (from data.ClipSource) -> augmented clip.
 
@@ -183,7 +213,7 @@ def make_augment(cfg: AugmentConfig, clip_length: int) -> AugmentFn:
       )
     out = dict(clip)
 
-    speed = float(rng.uniform(*cfg.speed_range))
+    speed = draw_speed(cfg, ppg, float(clip.get("fps", 30.0)), rng)
     max_offset = (length - 1) - speed * (clip_length - 1)
     offset = int(rng.integers(0, int(math.floor(max_offset + 1e-9)) + 1))
     pos = speed_positions(speed, clip_length, offset)
@@ -226,7 +256,8 @@ def augmentations_summary(cfg: AugmentConfig) -> Sequence[str]:
   """Names of the enabled steps, for logs."""
   steps = []
   if cfg.speed_range != (1.0, 1.0):
-    steps.append(f"speed {cfg.speed_range}")
+    balanced = f", HR-balanced to {cfg.target_hr_bpm} bpm" if cfg.target_hr_bpm else ""
+    steps.append(f"speed {cfg.speed_range}{balanced}")
   if cfg.crop_scale != (1.0, 1.0):
     steps.append(f"crop {cfg.crop_scale}")
   if cfg.flip_prob:

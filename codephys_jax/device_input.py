@@ -349,5 +349,9 @@ def from_config(
     aug = augment_lib.AugmentConfig.from_config(augment_cfg)
     if aug.degradations and aug.degradation_prob > 0:
       raise DoesNotFit(f"camera degradations {list(aug.degradations)} run on the host only")
+    if aug.target_hr_bpm:
+      raise DoesNotFit(
+          f"HR-balanced speed (target_hr_bpm={aug.target_hr_bpm}) runs on the host only"
+      )
   resident = ResidentClips(clips, mesh, keys=keys, budget_bytes=budget_bytes)
   return iterator_factory(resident, batch_size=batch_size, seed=seed, augment=aug)

@@ -117,6 +117,42 @@ def test_speed_resampling_scales_frequency_and_keeps_frames_in_sync(speed):
     np.testing.assert_allclose(np.abs(out["ppg"]).max(), 1.0, atol=1e-6)
 
 
+def test_hr_balanced_speed_spreads_every_subject_over_the_target_band():
+  # Sources at 55, 80 and 125 bpm. A uniform speed keeps each subject's rate
+  # (scaled around it); HR-balanced speed gives every subject the same spread
+  # over the target band, wherever its own rate is, until speed_range clips it.
+  t_out, low, high = 96, 45.0, 150.0
+  balanced = only(speed_range=(0.3, 3.5), target_hr_bpm=(low, high))
+  uniform = only(speed_range=(0.3, 3.5))
+  need = augment.required_source_length(balanced, t_out)
+  out_hr = {}
+  for bpm in (55.0, 80.0, 125.0):
+    ppg = np.sin(2 * np.pi * bpm / 60.0 * np.arange(need) / FPS)
+    clip = clip_of(np.zeros((need, 4, 4, 3)), ppg)
+    for name, cfg in (("balanced", balanced), ("uniform", uniform)):
+      fn = augment.make_augment(cfg, t_out)
+      hrs = [60 * _dominant_hz(fn(clip, np.random.default_rng(s))["ppg"], FPS) for s in range(60)]
+      out_hr[name, bpm] = np.asarray(hrs)
+  for bpm in (55.0, 80.0, 125.0):
+    hrs = out_hr["balanced", bpm]
+    # Uniform on [45, 150]: mean 97.5, std 30.3; both ends reached by every subject.
+    assert abs(hrs.mean() - 97.5) < 12 and 22 < hrs.std() < 38, (bpm, hrs.mean(), hrs.std())
+    assert hrs.min() < 60 and hrs.max() > 130
+    assert np.all((hrs > low - 6) & (hrs < high + 6))
+  # Under a uniform speed the mean follows the subject's own rate (x the mean speed 1.9).
+  means = [out_hr["uniform", bpm].mean() for bpm in (55.0, 80.0, 125.0)]
+  assert means[0] < 130 < means[1] < means[2]
+
+
+def test_hr_balanced_speed_stays_inside_the_speed_range():
+  cfg = only(speed_range=(0.8, 1.2), target_hr_bpm=(45.0, 150.0))
+  ppg = np.sin(2 * np.pi * (100.0 / 60.0) * np.arange(200) / FPS)
+  rng = np.random.default_rng(0)
+  speeds = [augment.draw_speed(cfg, ppg, FPS, rng) for _ in range(200)]
+  assert min(speeds) == 0.8 and max(speeds) == 1.2  # targets outside 80-120 bpm clip
+  assert np.mean([0.8 < s < 1.2 for s in speeds]) > 0.25
+
+
 def test_speed_nearest_frames_are_source_frames():
   clip = random_clip(n=40)
   cfg = only(speed_range=(1.3, 1.3), frame_interp="nearest")
@@ -178,6 +214,9 @@ def test_from_config_and_validation():
       dict(crop_scale=(0.0, 1.0)),
       dict(degradations=("nope",)),
       dict(flip_prob=2.0),
+      dict(target_hr_bpm=(150.0, 45.0)),
+      dict(target_hr_bpm=(60.0,)),
+      dict(target_hr_bpm=(0.0, 100.0)),
   ):
     with pytest.raises(ValueError):
       augment.AugmentConfig(**bad)
