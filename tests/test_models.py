@@ -16,7 +16,7 @@ from codephys_jax.models import (
     param_labels,
     stage1_subtrees,
 )
-from codephys_jax.models.physnet import adaptive_avg_pool_matrix
+from codephys_jax.models.physnet import CellTCNBackbone, adaptive_avg_pool_matrix
 from codephys_jax.models import codephys as codephys_lib
 
 B, T, S = 2, 16, 16
@@ -99,6 +99,54 @@ def test_physnet_backbone_shapes_and_batchnorm(clip):
     bb.apply(v, clip[:, : T - 2], train=False)
   with pytest.raises(ValueError, match="Unknown backbone"):
     get_backbone("resnet", **TINY_BB)
+
+
+TINY_CELL = dict(grid=4, width=8, output_channels=8, spatial_out=2, num_blocks=2, temporal_kernel=3)
+
+
+@pytest.mark.parametrize("colour_norm", ["batch", "instance"])
+def test_cell_tcn_backbone_shapes_batchnorm_and_errors(clip, colour_norm):
+  bb = get_backbone("cell_tcn", colour_norm=colour_norm, **TINY_CELL)
+  assert isinstance(bb, CellTCNBackbone)
+  v = bb.init(jax.random.key(2), clip, train=False)
+  assert bb.apply(v, clip, train=False).shape == (B, T, 2, 2, 8)
+  _, mut = bb.apply(v, clip, train=True, mutable=["batch_stats"])
+  before, after = jax.tree.leaves(v["batch_stats"]), jax.tree.leaves(mut["batch_stats"])
+  assert any(float(jnp.abs(a - b).max()) > 1e-4 for a, b in zip(before, after))
+  with pytest.raises(ValueError, match="fewer pixels than grid"):
+    bb.apply(v, clip[:, :, :3, :3], train=False)
+  with pytest.raises(ValueError, match="colour_norm"):
+    get_backbone("cell_tcn", colour_norm="layer", **TINY_CELL).init(
+        jax.random.key(2), clip, train=False
+    )
+
+
+def test_cell_tcn_mixes_only_within_its_receptive_field_and_its_own_clip():
+  # The time and cell convs run on reshaped views; a wrong transpose would leak a
+  # change across clips of the batch or beyond the temporal receptive field.
+  t_len = 48
+  x = jax.random.normal(jax.random.key(5), (2, t_len, 8, 8, 3))
+  bb = get_backbone("cell_tcn", **TINY_CELL)
+  v = bb.init(jax.random.key(6), x, train=False)
+  t0 = 24
+  bumped = x.at[0, t0].add(3.0)
+  diff = jnp.abs(bb.apply(v, bumped, train=False) - bb.apply(v, x, train=False))
+  reach = (TINY_CELL["temporal_kernel"] - 1) // 2 * sum(2**i for i in range(2))  # 1 + 2 = 3
+  changed = np.flatnonzero(np.asarray(diff[0].max(axis=(1, 2, 3))) > 1e-6)
+  assert changed.min() == t0 - reach and changed.max() == t0 + reach
+  assert float(diff[1].max()) == 0.0
+
+
+def test_cell_tcn_instance_colour_norm_ignores_the_clip_amplitude(clip):
+  # Per-clip alpha tuning: a subject whose pulse (and noise) is twice as strong in
+  # the input gives the same features; with a running BatchNorm it does not.
+  change = {}
+  for colour_norm in ("instance", "batch"):
+    bb = get_backbone("cell_tcn", colour_norm=colour_norm, **TINY_CELL)
+    v = bb.init(jax.random.key(7), clip, train=False)
+    a, b = bb.apply(v, clip, train=False), bb.apply(v, 2.0 * clip, train=False)
+    change[colour_norm] = float(jnp.abs(a - b).max() / jnp.abs(a).max())
+  assert change["instance"] < 1e-3 and change["batch"] > 0.1, change
 
 
 def test_physnet_regression_baseline(clip):
