@@ -27,7 +27,8 @@ def preprocess(size: int) -> ml_collections.ConfigDict:
       dict(
           size=size,
           target_fps=30.0,
-          detect_every=10,
+          detect_every=5,
+          smoothing=0.05,
           box_scale=1.5,
           roi="face",
           skin_mask=False,
@@ -46,6 +47,7 @@ def augment(enabled: bool = False) -> ml_collections.ConfigDict:
           illumination_std=10.0,
           noise_std=2.0,
           speed_range=(0.6, 1.4),
+          target_hr_bpm=(),  # (low, high): HR-balanced speed (codephys_jax.augment)
           crop_scale=(0.5, 1.0),
           degradations=("sensor_noise", "defocus", "motion_blur", "jpeg"),
           degradation_prob=0.5,
@@ -137,9 +139,11 @@ def codebook_model(*, hidden: int, code_dim: int, num_codes: int) -> dict:
   )
 
 
-def codephys_model(backbone_kwargs: dict, *, query_mode: str = "nearest") -> dict:
+def codephys_model(
+    backbone_kwargs: dict, *, query_mode: str = "nearest", backbone: str = "physnet"
+) -> dict:
   return dict(
-      backbone="physnet",
+      backbone=backbone,
       backbone_kwargs=backbone_kwargs,
       query_mode=query_mode,
       temperature=1.0,
@@ -187,8 +191,12 @@ def tiny(c: ml_collections.ConfigDict, *, steps: int = 2) -> ml_collections.Conf
         learning_rate=1e-3,
     )
   c.codebook.model.update(hidden=16, code_dim=8, num_codes=16)
+  tiny_backbones = {
+      "physnet": dict(base_width=4, output_channels=8, spatial_out=1),
+      "cell_tcn": dict(width=4, output_channels=8, spatial_out=1, num_blocks=2),
+  }
   for stage in ("codephys", "physnet"):
-    c[stage].model.backbone_kwargs.update(base_width=4, output_channels=8, spatial_out=1)
+    c[stage].model.backbone_kwargs.update(tiny_backbones[c[stage].model.backbone])
   c.codephys.model.transformer_dim = 16
   c.compare.unsupervised = ("pos",)
   return c

@@ -29,6 +29,9 @@ def test_one_table_from_method_to_stage_to_model():
   assert config.codephys.init_backbone == "physnet"
   assert list(config.stages).index("physnet") < list(config.stages).index("codephys")
   assert all(name in config for name in stages.STAGES)
+  # The ablation differs only in the head: one backbone, the same fields.
+  assert config.codephys.model.backbone == config.physnet.model.backbone
+  assert dict(config.codephys.model.backbone_kwargs) == dict(config.physnet.model.backbone_kwargs)
 
 
 def test_eval_methods_need_checkpoints_exactly_for_trained_models():
