@@ -57,8 +57,8 @@ def get_config():
   )
   # The cell trunk (models/physnet.py CellTCNBackbone), not PhysNet, for both the
   # baseline and CodePhys: it averages the crop into 4 x 4 skin cells before any
-  # learning and its step is 8x cheaper than a 16 px PhysNet's on this CPU (49 vs
-  # 407 ms), so both models get 3-4x the steps of the PhysNet recipe in less time;
+  # learning and its step is 7.6x cheaper than a 16 px PhysNet's on this CPU (54
+  # vs 412 ms, benchmarks/backbones.py), so both models get 3-4x the steps of the PhysNet recipe in less time;
   # at 450 steps PhysNet missed subjects of 60-76 bpm even in its training set.
   # configs/paper.py keeps PhysNet at 128 px.
   backbone = dict(

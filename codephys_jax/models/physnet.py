@@ -146,6 +146,8 @@ class CellTCNBackbone(nn.Module):
     spatial_out: s, the output grid (adaptive average pool of the cells).
     num_blocks: residual blocks; block i has temporal dilation 2**i.
     temporal_kernel: temporal kernel size of each block.
+    colour_norm: 'batch' (BatchNorm after the colour projection) or 'instance'
+      (each projection scaled to unit variance over the clip: per-clip alpha tuning).
     bn_momentum: flax BatchNorm momentum (0.9 == PyTorch momentum 0.1).
   """
 
