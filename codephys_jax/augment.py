@@ -64,6 +64,10 @@ class AugmentConfig:
       speed resampling of the frames.
     target_hr_bpm: (low, high) for HR-balanced speed (module docstring); empty =
       speed uniform in `speed_range`.
+    illumination_change_prob: probability that a clip gets a changing light
+      (`degradations` 'illumination': flicker at 0.5-4 Hz, inside the pulse band,
+      and brightness steps), drawn on its own, not as one of `degradations`.
+    illumination_change_severity: severity drawn uniformly for it.
   """
 
   flip_prob: float = 0.5
@@ -76,13 +80,20 @@ class AugmentConfig:
   severity_range: tuple[float, float] = (1.0, 4.0)
   frame_interp: str = "linear"
   target_hr_bpm: tuple[float, ...] = ()
+  illumination_change_prob: float = 0.0
+  illumination_change_severity: tuple[float, float] = (1.0, 5.0)
 
   def __post_init__(self):
     object.__setattr__(self, "speed_range", tuple(float(x) for x in self.speed_range))
     object.__setattr__(self, "crop_scale", tuple(float(x) for x in self.crop_scale))
     object.__setattr__(self, "severity_range", tuple(float(x) for x in self.severity_range))
     object.__setattr__(self, "degradations", tuple(self.degradations))
-    for name in ("speed_range", "crop_scale", "severity_range"):
+    object.__setattr__(
+        self,
+        "illumination_change_severity",
+        tuple(float(x) for x in self.illumination_change_severity),
+    )
+    for name in ("speed_range", "crop_scale", "severity_range", "illumination_change_severity"):
       lo_hi = getattr(self, name)
       if len(lo_hi) != 2 or lo_hi[0] > lo_hi[1]:
         raise ValueError(f"{name} must be (low, high) with low <= high, got {lo_hi}")
@@ -90,7 +101,7 @@ class AugmentConfig:
       raise ValueError(f"speed_range must be > 0, got {self.speed_range}")
     if not 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1:
       raise ValueError(f"crop_scale must satisfy 0 < low <= high <= 1, got {self.crop_scale}")
-    for name in ("flip_prob", "degradation_prob"):
+    for name in ("flip_prob", "degradation_prob", "illumination_change_prob"):
       if not 0 <= getattr(self, name) <= 1:
         raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
     for name in ("illumination_std", "noise_std"):
@@ -101,11 +112,12 @@ class AugmentConfig:
       raise ValueError(
           f"unknown degradations {unknown}; valid names: {sorted(deg_lib.DEGRADATIONS)}"
       )
-    lo, hi = self.severity_range
-    if not 0 <= lo <= hi <= deg_lib.MAX_SEVERITY:
-      raise ValueError(
-          f"severity_range must be within [0, {deg_lib.MAX_SEVERITY}], got {self.severity_range}"
-      )
+    for name in ("severity_range", "illumination_change_severity"):
+      lo, hi = getattr(self, name)
+      if not 0 <= lo <= hi <= deg_lib.MAX_SEVERITY:
+        raise ValueError(
+            f"{name} must be within [0, {deg_lib.MAX_SEVERITY}], got {getattr(self, name)}"
+        )
     object.__setattr__(self, "target_hr_bpm", tuple(float(x) for x in self.target_hr_bpm))
     hr_range = self.target_hr_bpm
     if hr_range and (len(hr_range) != 2 or not 0 < hr_range[0] <= hr_range[1]):
@@ -187,6 +199,42 @@ def draw_speed(
   return float(np.clip(target / source_hr, *cfg.speed_range))
 
 
+def _speed_window(
+    cfg: AugmentConfig, ppg: np.ndarray, fps: float, clip_length: int, rng: np.random.Generator
+) -> np.ndarray:
+  """Source positions of a clip's output samples: its speed (`draw_speed`), then a
+  random offset that keeps every position inside the source window."""
+  speed = draw_speed(cfg, ppg, fps, rng)
+  max_offset = (ppg.shape[0] - 1) - speed * (clip_length - 1)
+  offset = int(rng.integers(0, int(math.floor(max_offset + 1e-9)) + 1))
+  return speed_positions(speed, clip_length, offset)
+
+
+def make_ppg_speed_augment(cfg: AugmentConfig, clip_length: int) -> AugmentFn:
+  """A grain random_map function for PPG-only clips (Stage I): the speed step of
+  `make_augment` alone, drawn the same way (HR-balanced when `target_hr_bpm` is
+  set), applied to the label; frames, if present, are dropped.
+
+  The codebook then holds the pulse shapes of every rate the video models are
+  trained at, not only the training subjects' own rates.
+  """
+  need = required_source_length(cfg, clip_length)
+
+  def augment(clip: dict, rng: np.random.Generator) -> dict:
+    ppg = np.asarray(clip["ppg"], np.float64)
+    if ppg.ndim != 1 or ppg.shape[0] < need:
+      raise ValueError(
+          f"PPG clip has shape {ppg.shape}; speed range {cfg.speed_range} with clip_length "
+          f"{clip_length} needs a 1-D window of >= {need} samples"
+      )
+    pos = _speed_window(cfg, ppg, float(clip.get("fps", 30.0)), clip_length, rng)
+    out = {k: v for k, v in clip.items() if k != "frames"}
+    out["ppg"] = data_lib.normalize_ppg(np.interp(pos, np.arange(ppg.shape[0]), ppg))
+    return out
+
+  return augment
+
+
 def make_augment(cfg: AugmentConfig, clip_length: int) -> AugmentFn:
   """A grain random_map function: clip dict (from data.ClipSource) -> augmented clip.
 
@@ -213,10 +261,7 @@ def make_augment(cfg: AugmentConfig, clip_length: int) -> AugmentFn:
       )
     out = dict(clip)
 
-    speed = draw_speed(cfg, ppg, float(clip.get("fps", 30.0)), rng)
-    max_offset = (length - 1) - speed * (clip_length - 1)
-    offset = int(rng.integers(0, int(math.floor(max_offset + 1e-9)) + 1))
-    pos = speed_positions(speed, clip_length, offset)
+    pos = _speed_window(cfg, ppg, float(clip.get("fps", 30.0)), clip_length, rng)
     frames = resample_frames(frames, pos, mode=cfg.frame_interp)
     out["ppg"] = data_lib.normalize_ppg(np.interp(pos, np.arange(length), ppg))
 
@@ -239,6 +284,16 @@ def make_augment(cfg: AugmentConfig, clip_length: int) -> AugmentFn:
           fps=float(clip.get("fps", 30.0)),
       )
       frames = degrade.apply_clip(np.ascontiguousarray(frames))
+
+    # Drawn only when enabled, so recipes without it keep their random stream.
+    if cfg.illumination_change_prob > 0 and rng.random() < cfg.illumination_change_prob:
+      light = deg_lib.Degradation(
+          "illumination",
+          float(rng.uniform(*cfg.illumination_change_severity)),
+          seed=int(rng.integers(2**31)),
+          fps=float(clip.get("fps", 30.0)),
+      )
+      frames = light.apply_clip(np.ascontiguousarray(frames))
 
     offset_grey = float(rng.normal(0.0, cfg.illumination_std)) if cfg.illumination_std else 0.0
     if offset_grey or cfg.noise_std:
@@ -266,6 +321,11 @@ def augmentations_summary(cfg: AugmentConfig) -> Sequence[str]:
     steps.append(
         f"degradations {list(cfg.degradations)} p={cfg.degradation_prob} "
         f"severity {cfg.severity_range}"
+    )
+  if cfg.illumination_change_prob:
+    steps.append(
+        f"illumination change p={cfg.illumination_change_prob} "
+        f"severity {cfg.illumination_change_severity}"
     )
   if cfg.illumination_std:
     steps.append(f"illumination N(0, {cfg.illumination_std})")

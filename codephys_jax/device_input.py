@@ -349,6 +349,11 @@ def from_config(
     aug = augment_lib.AugmentConfig.from_config(augment_cfg)
     if aug.degradations and aug.degradation_prob > 0:
       raise DoesNotFit(f"camera degradations {list(aug.degradations)} run on the host only")
+    if aug.illumination_change_prob > 0:
+      raise DoesNotFit(
+          f"illumination changes (illumination_change_prob={aug.illumination_change_prob}) "
+          "run on the host only"
+      )
     if aug.target_hr_bpm:
       raise DoesNotFit(
           f"HR-balanced speed (target_hr_bpm={aug.target_hr_bpm}) runs on the host only"

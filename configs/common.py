@@ -52,6 +52,9 @@ def augment(enabled: bool = False) -> ml_collections.ConfigDict:
           degradations=("sensor_noise", "defocus", "motion_blur", "jpeg"),
           degradation_prob=0.5,
           severity_range=(1.0, 4.0),
+          # Flicker and brightness steps on their own draw (codephys_jax.augment).
+          illumination_change_prob=0.0,
+          illumination_change_severity=(1.0, 5.0),
       )
   )
 

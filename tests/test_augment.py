@@ -153,6 +153,44 @@ def test_hr_balanced_speed_stays_inside_the_speed_range():
   assert np.mean([0.8 < s < 1.2 for s in speeds]) > 0.25
 
 
+def test_ppg_speed_augment_is_the_label_of_the_full_augment():
+  # Stage I's PPG-only speed step draws the speed and offset exactly as the video
+  # clips' augmentation does, so the codebook sees the same label distribution.
+  cfg = only(speed_range=(0.4, 1.6), target_hr_bpm=(45.0, 150.0))
+  t_out = 48
+  need = augment.required_source_length(cfg, t_out)
+  ppg = np.sin(2 * np.pi * (70.0 / 60.0) * np.arange(need) / FPS) ** 3
+  clip = clip_of(np.zeros((need, 4, 4, 3)), ppg)
+  full, label_only = augment.make_augment(cfg, t_out), augment.make_ppg_speed_augment(cfg, t_out)
+  hrs = []
+  for seed in range(12):
+    a = full(clip, np.random.default_rng(seed))
+    b = label_only({k: v for k, v in clip.items() if k != "frames"}, np.random.default_rng(seed))
+    np.testing.assert_array_equal(a["ppg"], b["ppg"])
+    assert "frames" not in b and b["video_index"] == 3
+    hrs.append(60 * _dominant_hz(b["ppg"], FPS))
+  assert min(hrs) < 70 < max(hrs) and max(hrs) - min(hrs) > 40  # not the source rate alone
+  with pytest.raises(ValueError, match=f">= {need} samples"):
+    label_only({"ppg": clip["ppg"][: need - 1]}, np.random.default_rng(0))
+
+
+def test_illumination_change_is_one_gain_per_frame_and_off_keeps_the_stream():
+  on = only(illumination_change_prob=1.0, illumination_change_severity=(4.0, 4.0))
+  clip = grey_clip(n=60, s=8, level=120)
+  out = run(on, clip)["frames"].astype(np.float64)
+  gain = out.reshape(60, -1).mean(axis=1) / 120.0
+  # Every pixel and channel of a frame scaled by the same gain (rounding aside)...
+  assert np.abs(out - 120.0 * gain[:, None, None, None]).max() <= 1.0
+  # ...that changes over the clip (severity 4: flicker 0.1, steps up to 0.22).
+  assert np.ptp(gain) > 0.1
+  # Off (the default): no draw is made, the rest of the recipe is unchanged.
+  base = only(noise_std=2.0, flip_prob=0.5)
+  off = dataclasses.replace(base, illumination_change_prob=0.0)
+  np.testing.assert_array_equal(
+      run(base, random_clip())["frames"], run(off, random_clip())["frames"]
+  )
+
+
 def test_speed_nearest_frames_are_source_frames():
   clip = random_clip(n=40)
   cfg = only(speed_range=(1.3, 1.3), frame_interp="nearest")
@@ -217,6 +255,8 @@ def test_from_config_and_validation():
       dict(target_hr_bpm=(150.0, 45.0)),
       dict(target_hr_bpm=(60.0,)),
       dict(target_hr_bpm=(0.0, 100.0)),
+      dict(illumination_change_prob=1.5),
+      dict(illumination_change_severity=(2.0, 9.0)),
   ):
     with pytest.raises(ValueError):
       augment.AugmentConfig(**bad)

@@ -1,4 +1,5 @@
-"""VectorQuantizer: nearest codes, straight-through, EMA vs a NumPy reference, dead-code restart."""
+"""VectorQuantizer: nearest codes, straight-through, EMA vs a NumPy reference, dead-code restart;
+Stage I's speed augmentation of the label clips."""
 
 import jax
 import jax.numpy as jnp
@@ -6,6 +7,9 @@ import numpy as np
 import pytest
 
 from codephys_jax.models.codebook import VectorQuantizer, restart_dead_codes
+from codephys_jax.stages import codebook as codebook_stage
+from configs import default as default_config
+from fake_videos import FakeVideos
 
 K, D = 16, 8
 
@@ -165,3 +169,26 @@ def test_dead_code_restart_recovers_from_collapse():
 def test_bad_update_rule_raises(z):
   with pytest.raises(ValueError, match="update"):
     VectorQuantizer(num_codes=K, code_dim=D, update="sgd").init(jax.random.key(0), z, train=False)
+
+
+def test_stage1_speed_augment_resamples_the_labels_on_the_host():
+  config = default_config.get_config()
+  config.clip_length = 32
+  assert config.codebook.speed_augment and config.augment.target_hr_bpm
+  videos = FakeVideos([200, 150], ppg=lambda i, n: np.sin(2 * np.pi * 1.5 * np.arange(n) / 30.0))
+  clips, augment, pipeline = codebook_stage._train_clips(config, videos)
+  assert pipeline == "host" and clips.source_length > 32
+  rates = []
+  for seed in range(20):
+    ppg = augment(clips[seed % len(clips)], np.random.default_rng(seed))["ppg"]
+    assert ppg.shape == (32,)
+    spec = np.abs(np.fft.rfft(ppg * np.hanning(32), 512))
+    rates.append(60 * 30.0 * np.argmax(spec) / 512)
+  assert max(rates) - min(rates) > 40  # not the source's 90 bpm alone
+  config.input_pipeline = "device"
+  with pytest.raises(ValueError, match="speed_augment runs on the host"):
+    codebook_stage._train_clips(config, videos)
+  config.codebook.speed_augment = False
+  config.input_pipeline = "auto"
+  clips, augment, pipeline = codebook_stage._train_clips(config, videos)
+  assert augment is None and pipeline == "auto" and clips.source_length == 32

@@ -75,12 +75,42 @@ def make_restart(model, threshold: float, input_norm: str = "standardized") -> t
   return post_update
 
 
+def _train_clips(config: ml_collections.ConfigDict, train_videos):
+  """(clips, host augmentation or None, input pipeline) of Stage I.
+
+  `codebook.speed_augment`: the PPG clips get the speed step of `config.augment`
+  (`augment.make_ppg_speed_augment`; HR-balanced when `augment.target_hr_bpm` is
+  set), so the codebook covers the rates the video models see. It runs on the
+  host: input_pipeline 'auto' becomes 'host', 'device' is refused.
+  """
+  cfg = config[NAME]
+  input_pipeline = config.get("input_pipeline", "host")
+  if not cfg.get("speed_augment", False):
+    clips, _ = base.clip_source(train_videos, config.clip_length, cfg.clip_stride)
+    return clips, None, input_pipeline
+  from codephys_jax import augment as augment_lib
+
+  if input_pipeline == "device":
+    raise ValueError(
+        "codebook.speed_augment runs on the host; set input_pipeline='host' or 'auto', "
+        "or codebook.speed_augment=False"
+    )
+  aug_cfg = augment_lib.AugmentConfig.from_config(config.augment)
+  clips = data_lib.ClipSource(
+      train_videos,
+      clip_length=config.clip_length,
+      stride=cfg.clip_stride,
+      source_length=augment_lib.required_source_length(aug_cfg, config.clip_length),
+  )
+  return clips, augment_lib.make_ppg_speed_augment(aug_cfg, config.clip_length), "host"
+
+
 def setup(config: ml_collections.ConfigDict, builder, mesh, dependencies: None) -> base.StageSetup:
   del dependencies
   cfg = config[NAME]
   model = make_model(config)
   train_videos, _ = data_lib.train_val_videos(builder, config)
-  clips, _ = base.clip_source(train_videos, config.clip_length, cfg.clip_stride)
+  clips, augment, input_pipeline = _train_clips(config, train_videos)
   example = {"ppg": np.zeros((cfg.batch_size, config.clip_length), np.float32)}
   state = trainer.create_train_state(
       init_fn=lambda r, b: model.init(r, b["ppg"], train=False),
@@ -96,12 +126,12 @@ def setup(config: ml_collections.ConfigDict, builder, mesh, dependencies: None) 
       post_update=make_restart(model, cfg.model.get("dead_code_threshold", 0.1), config.input_norm),
       make_iterator=base.train_iterator(
           clips,
-          None,
+          augment,
           batch_size=cfg.batch_size,
           seed=config.seed,
           keys=("ppg",),
           mesh=mesh,
-          input_pipeline=config.get("input_pipeline", "host"),
+          input_pipeline=input_pipeline,
       ),
   )
 
