@@ -149,6 +149,24 @@ def test_cell_tcn_instance_colour_norm_ignores_the_clip_amplitude(clip):
   assert change["instance"] < 1e-3 and change["batch"] > 0.1, change
 
 
+def test_cell_tcn_remove_luminance_ignores_a_light_change_and_keeps_colour(clip):
+  # A change of light intensity is the same relative change in R, G and B: with
+  # remove_luminance the features do not move at all; a colour change still does.
+  t = jnp.arange(clip.shape[1], dtype=jnp.float32)
+  light = (0.5 * jnp.sin(t / 2.0))[None, :, None, None, None]
+  colour = light * jnp.asarray([1.0, -1.0, 0.0])
+  change = {}
+  for remove in (True, False):
+    bb = get_backbone("cell_tcn", colour_norm="instance", remove_luminance=remove, **TINY_CELL)
+    v = bb.init(jax.random.key(8), clip, train=False)
+    a = bb.apply(v, clip, train=False)
+    for name, delta in (("light", light), ("colour", colour)):
+      b = bb.apply(v, clip + delta, train=False)
+      change[remove, name] = float(jnp.abs(a - b).max() / jnp.abs(a).max())
+  assert change[True, "light"] < 1e-4, change
+  assert change[False, "light"] > 0.05 and change[True, "colour"] > 0.05, change
+
+
 def test_physnet_regression_baseline(clip):
   model = get_model("physnet_regression", backbone_kwargs=TINY_BB)
   assert isinstance(model, PhysNetRegression)

@@ -148,6 +148,12 @@ class CellTCNBackbone(nn.Module):
     temporal_kernel: temporal kernel size of each block.
     colour_norm: 'batch' (BatchNorm after the colour projection) or 'instance'
       (each projection scaled to unit variance over the clip: per-clip alpha tuning).
+    remove_luminance: project each cell's colour change onto the plane orthogonal
+      to (1, 1, 1) before the colour projection, the plane POS projects onto. With
+      a relative input representation (`relative`, `relative_band`) a change of
+      light intensity (flicker, a brightness step, shading as the head turns) is
+      the same relative change in R, G and B, so it is removed exactly, whatever
+      the training data showed; the blood signature keeps its colour part.
     bn_momentum: flax BatchNorm momentum (0.9 == PyTorch momentum 0.1).
   """
 
@@ -158,6 +164,7 @@ class CellTCNBackbone(nn.Module):
   num_blocks: int = 4
   temporal_kernel: int = 5
   colour_norm: str = "batch"
+  remove_luminance: bool = False
   bn_momentum: float = 0.9
 
   @nn.compact
@@ -198,7 +205,10 @@ class CellTCNBackbone(nn.Module):
       )
       return h.reshape(b, t, g, g, w)
 
-    x = nn.Dense(w, use_bias=False, name="colour")(adaptive_avg_pool_2d(clip, g))
+    cells = adaptive_avg_pool_2d(clip, g)
+    if self.remove_luminance:
+      cells = cells - jnp.mean(cells, axis=-1, keepdims=True)
+    x = nn.Dense(w, use_bias=False, name="colour")(cells)
     if self.colour_norm == "instance":
       # Each colour projection scaled to unit variance over this clip (all cells
       # together, so skin cells keep their weight over background): the
