@@ -214,6 +214,7 @@ def test_from_config_refuses_what_only_the_host_path_does():
   host_only = (
       ("degradations", {"enabled": True, "degradations": ("jpeg",), "degradation_prob": 0.5}),
       ("HR-balanced", {"enabled": True, "speed_range": (0.5, 1.0), "target_hr_bpm": (45, 150)}),
+      ("illumination changes", {"enabled": True, "illumination_change_prob": 0.5}),
   )
   for match, augment_cfg in host_only:
     with pytest.raises(device_input.DoesNotFit, match=match):

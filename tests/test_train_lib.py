@@ -351,7 +351,11 @@ def test_device_input_pipeline_trains_and_resumes_bit_for_bit(data_dir, tmp_path
   config.augment.enabled = True
   config.augment.degradation_prob = 0.0
   config.augment.speed_range = (0.8, 1.2)
-  config.augment.target_hr_bpm = ()  # HR-balanced speed is host-only
+  # Host-only steps of the demo recipe off: HR-balanced speed, illumination
+  # changes, Stage I's label speed augmentation.
+  config.augment.target_hr_bpm = ()
+  config.augment.illumination_change_prob = 0.0
+  config.codebook.speed_augment = False
   straight = str(tmp_path / "straight")
   summary = train_lib.train_and_evaluate(config, straight)
   assert np.isfinite(summary["physnet"]["mae"])
