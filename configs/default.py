@@ -25,7 +25,7 @@ def get_config():
   # 128-frame clips (4.3 s): a 64-frame clip's spectrum cannot tell a 50 bpm pulse
   # from its second harmonic (Hann main lobe +-56 bpm), so its frequency loss could
   # not either; at 128 frames both models stopped flipping the slow validation
-  # subject to its harmonic (README, "Slow pulses").
+  # subject to its harmonic (README, "The third round").
   c = common.base(dataset="synthetic_rppg", size=16, clip_length=128)
   # Each pixel's change relative to its clip mean, band-limited to the pulse band
   # (codephys_jax.representations; the README has the comparison that chose it).

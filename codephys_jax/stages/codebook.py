@@ -79,9 +79,10 @@ def _train_clips(config: ml_collections.ConfigDict, train_videos):
   """(clips, host augmentation or None, input pipeline) of Stage I.
 
   `codebook.speed_augment`: the PPG clips get the speed step of `config.augment`
-  (`augment.make_ppg_speed_augment`; HR-balanced when `augment.target_hr_bpm` is
-  set), so the codebook covers the rates the video models see. It runs on the
-  host: input_pipeline 'auto' becomes 'host', 'device' is refused.
+  (its `speed_range` and `target_hr_bpm`, whether or not `augment.enabled`;
+  `augment.make_ppg_speed_augment`), so the codebook covers the rates the video
+  models see. It runs on the host: input_pipeline 'auto' becomes 'host', 'device'
+  is refused.
   """
   cfg = config[NAME]
   input_pipeline = config.get("input_pipeline", "host")
