@@ -22,8 +22,9 @@ global batch is computed, split along the data axis, on every process).
 
 The augmentation is the recipe of `codephys_jax.augment` (speed, crop, flip,
 illumination, noise) with JAX random numbers, so its draws differ from the host
-path's; camera degradations (`augment.degradations`) exist only on the host
-(OpenCV) and are refused here.
+path's; camera degradations (`augment.degradations`, OpenCV), illumination
+changes and HR-balanced speed exist only on the host and are refused here
+(`refuse_host_only`).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ DEFAULT_BUDGET_BYTES = 8 << 30
 
 
 class DoesNotFit(ValueError):
-  """The device path cannot take this split or recipe (memory budget, camera degradations)."""
+  """The device path cannot take this split or recipe (memory budget, host-only augmentation)."""
 
 
 def _replicated(mesh: Mesh) -> NamedSharding:
@@ -258,6 +259,28 @@ def _global_batch(
   return jax.lax.with_sharding_constraint({k: out[k] for k in keys}, sharding)
 
 
+def refuse_host_only(augment: augment_lib.AugmentConfig) -> None:
+  """DoesNotFit naming every step of `augment` this path does not implement (they
+  run on the host only: grain + NumPy/OpenCV, `codephys_jax.augment`)."""
+  steps = []
+  if augment.degradations and augment.degradation_prob > 0:
+    steps.append(
+        f"camera degradations (augment.degradations={list(augment.degradations)}, "
+        f"degradation_prob={augment.degradation_prob})"
+    )
+  if augment.illumination_change_prob > 0:
+    steps.append(
+        f"illumination changes (illumination_change_prob={augment.illumination_change_prob})"
+    )
+  if augment.target_hr_bpm:
+    steps.append(f"HR-balanced speed (target_hr_bpm={augment.target_hr_bpm})")
+  if steps:
+    raise DoesNotFit(
+        f"the device input path has no {'; no '.join(steps)}: they run on the host only; "
+        "use input_pipeline='host' or turn them off"
+    )
+
+
 def make_batch_fn(
     data: ResidentClips,
     *,
@@ -266,13 +289,8 @@ def make_batch_fn(
     augment: augment_lib.AugmentConfig | None = None,
 ) -> Callable[[int], dict[str, jax.Array]]:
   """`step -> global batch` (jitted, asynchronous), split along the data axis."""
-  if augment is not None and augment.degradations and augment.degradation_prob > 0:
-    raise DoesNotFit(
-        f"the device input path has no camera degradations (augment.degradations="
-        f"{list(augment.degradations)}, degradation_prob={augment.degradation_prob}); use "
-        "input_pipeline='host' or set augment.degradation_prob=0"
-    )
   if augment is not None:
+    refuse_host_only(augment)
     need = augment_lib.required_source_length(augment, data.clip_length)
     if data.source_length < need:
       raise ValueError(
@@ -341,22 +359,13 @@ def from_config(
   """make_iterator for a training config's augment settings (`enabled` False/absent = none).
 
   Raises:
-    DoesNotFit: degradations requested, or the split is over `budget_bytes`
-      (checked before any video is loaded for the recipe, while loading for memory).
+    DoesNotFit: host-only augmentation requested (`refuse_host_only`), or the split
+      is over `budget_bytes` (checked before any video is loaded for the recipe,
+      while loading for memory).
   """
   aug = None
   if augment_cfg is not None and augment_cfg.get("enabled", False):
     aug = augment_lib.AugmentConfig.from_config(augment_cfg)
-    if aug.degradations and aug.degradation_prob > 0:
-      raise DoesNotFit(f"camera degradations {list(aug.degradations)} run on the host only")
-    if aug.illumination_change_prob > 0:
-      raise DoesNotFit(
-          f"illumination changes (illumination_change_prob={aug.illumination_change_prob}) "
-          "run on the host only"
-      )
-    if aug.target_hr_bpm:
-      raise DoesNotFit(
-          f"HR-balanced speed (target_hr_bpm={aug.target_hr_bpm}) runs on the host only"
-      )
+    refuse_host_only(aug)  # before any video is loaded
   resident = ResidentClips(clips, mesh, keys=keys, budget_bytes=budget_bytes)
   return iterator_factory(resident, batch_size=batch_size, seed=seed, augment=aug)

@@ -78,7 +78,7 @@ def train_iterator(
   'device': videos resident on the devices, clips cut and augmented (`augment_cfg`)
   by jitted code (`codephys_jax.device_input`), global batches already sharded;
   'auto': 'device' where the split fits its memory budget and the augmentation
-  has no camera degradations, else 'host'.
+  has no host-only steps (`device_input.refuse_host_only`), else 'host'.
   """
   trainer.local_batch_size(batch_size, mesh)  # validates divisibility early
   if input_pipeline in ("device", "auto"):
