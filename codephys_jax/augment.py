@@ -84,16 +84,11 @@ class AugmentConfig:
   illumination_change_severity: tuple[float, float] = (1.0, 5.0)
 
   def __post_init__(self):
-    object.__setattr__(self, "speed_range", tuple(float(x) for x in self.speed_range))
-    object.__setattr__(self, "crop_scale", tuple(float(x) for x in self.crop_scale))
-    object.__setattr__(self, "severity_range", tuple(float(x) for x in self.severity_range))
+    ranges = ("speed_range", "crop_scale", "severity_range", "illumination_change_severity")
+    for name in ranges:
+      object.__setattr__(self, name, tuple(float(x) for x in getattr(self, name)))
     object.__setattr__(self, "degradations", tuple(self.degradations))
-    object.__setattr__(
-        self,
-        "illumination_change_severity",
-        tuple(float(x) for x in self.illumination_change_severity),
-    )
-    for name in ("speed_range", "crop_scale", "severity_range", "illumination_change_severity"):
+    for name in ranges:
       lo_hi = getattr(self, name)
       if len(lo_hi) != 2 or lo_hi[0] > lo_hi[1]:
         raise ValueError(f"{name} must be (low, high) with low <= high, got {lo_hi}")
