@@ -47,8 +47,14 @@ def clip_source(
     clip_length: int,
     stride: int | None,
     augment_cfg: ml_collections.ConfigDict | None = None,
+    *,
+    labels_only: bool = False,
 ):
-  """(clips of `videos`, the augmentation of `augment_cfg` or None)."""
+  """(clips of `videos`, the augmentation of `augment_cfg` or None).
+
+  `labels_only`: the PPG-only speed step (`augment.make_ppg_speed_augment`, Stage I)
+  instead of the full clip augmentation (`augment.make_augment`).
+  """
   augment = None
   kwargs = {}
   if augment_cfg is not None and augment_cfg.get("enabled", False):
@@ -56,7 +62,8 @@ def clip_source(
 
     aug_cfg = augment_lib.AugmentConfig.from_config(augment_cfg)
     kwargs["source_length"] = augment_lib.required_source_length(aug_cfg, clip_length)
-    augment = augment_lib.make_augment(aug_cfg, clip_length)
+    make = augment_lib.make_ppg_speed_augment if labels_only else augment_lib.make_augment
+    augment = make(aug_cfg, clip_length)
   clips = data_lib.ClipSource(videos, clip_length=clip_length, stride=stride, **kwargs)
   return clips, augment
 

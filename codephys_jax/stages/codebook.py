@@ -89,21 +89,16 @@ def _train_clips(config: ml_collections.ConfigDict, train_videos):
   if not cfg.get("speed_augment", False):
     clips, _ = base.clip_source(train_videos, config.clip_length, cfg.clip_stride)
     return clips, None, input_pipeline
-  from codephys_jax import augment as augment_lib
-
   if input_pipeline == "device":
     raise ValueError(
         "codebook.speed_augment runs on the host; set input_pipeline='host' or 'auto', "
         "or codebook.speed_augment=False"
     )
-  aug_cfg = augment_lib.AugmentConfig.from_config(config.augment)
-  clips = data_lib.ClipSource(
-      train_videos,
-      clip_length=config.clip_length,
-      stride=cfg.clip_stride,
-      source_length=augment_lib.required_source_length(aug_cfg, config.clip_length),
+  speed = dict(config.augment.to_dict(), enabled=True)  # whatever augment.enabled says
+  clips, augment = base.clip_source(
+      train_videos, config.clip_length, cfg.clip_stride, speed, labels_only=True
   )
-  return clips, augment_lib.make_ppg_speed_augment(aug_cfg, config.clip_length), "host"
+  return clips, augment, "host"
 
 
 def setup(config: ml_collections.ConfigDict, builder, mesh, dependencies: None) -> base.StageSetup:
