@@ -15,8 +15,9 @@ and re-normalised, so the pulse in the frames and the label stay in sync and the
 heart rate seen by the model is multiplied by `speed`.
 
 HR-balanced speed (`target_hr_bpm=(low, high)`): instead of a uniform speed, each
-clip draws a target heart rate uniformly in [low, high] and plays at
-speed = target / (the source window's heart rate), clipped to `speed_range`. The
+clip draws a target heart rate in [low, high], uniformly in bpm or, with
+`target_hr_scale='log'`, uniformly in log bpm (the same share per octave), and
+plays at speed = target / (the source window's heart rate), clipped to `speed_range`. The
 source heart rate is the peak of the label's Hann-windowed spectrum on the 1-bpm
 grid of `hr.hr_hann_dft`. A uniform speed keeps the training set's own heart-rate
 distribution (centred where its subjects are); a model trained on it learns a
@@ -64,6 +65,9 @@ class AugmentConfig:
       speed resampling of the frames.
     target_hr_bpm: (low, high) for HR-balanced speed (module docstring); empty =
       speed uniform in `speed_range`.
+    target_hr_scale: 'linear' (target uniform in bpm) or 'log' (uniform in log bpm:
+      the same share of clips per octave, so 45-60 bpm gets as many clips as
+      90-120).
     illumination_change_prob: probability that a clip gets a changing light
       (`degradations` 'illumination': flicker at 0.5-4 Hz, inside the pulse band,
       and brightness steps), drawn on its own, not as one of `degradations`.
@@ -80,6 +84,7 @@ class AugmentConfig:
   severity_range: tuple[float, float] = (1.0, 4.0)
   frame_interp: str = "linear"
   target_hr_bpm: tuple[float, ...] = ()
+  target_hr_scale: str = "linear"
   illumination_change_prob: float = 0.0
   illumination_change_severity: tuple[float, float] = (1.0, 5.0)
 
@@ -120,6 +125,8 @@ class AugmentConfig:
           f"target_hr_bpm must be empty or (low, high) bpm with 0 < low <= high, "
           f"got {self.target_hr_bpm}"
       )
+    if self.target_hr_scale not in ("linear", "log"):
+      raise ValueError(f"target_hr_scale must be 'linear' or 'log', got {self.target_hr_scale!r}")
     if self.frame_interp not in _FRAME_INTERP:
       raise ValueError(f"frame_interp must be one of {_FRAME_INTERP}, got {self.frame_interp!r}")
 
@@ -189,7 +196,11 @@ def draw_speed(
   """The clip's speed: uniform in speed_range, or HR-balanced (target_hr_bpm, module docstring)."""
   if not cfg.target_hr_bpm:
     return float(rng.uniform(*cfg.speed_range))
-  target = float(rng.uniform(*cfg.target_hr_bpm))
+  low, high = cfg.target_hr_bpm
+  if cfg.target_hr_scale == "log":
+    target = float(np.exp(rng.uniform(np.log(low), np.log(high))))
+  else:
+    target = float(rng.uniform(low, high))
   source_hr = hr_lib.hr_hann_dft(source_ppg, fps)
   return float(np.clip(target / source_hr, *cfg.speed_range))
 
@@ -306,7 +317,8 @@ def augmentations_summary(cfg: AugmentConfig) -> Sequence[str]:
   """Names of the enabled steps, for logs."""
   steps = []
   if cfg.speed_range != (1.0, 1.0):
-    balanced = f", HR-balanced to {cfg.target_hr_bpm} bpm" if cfg.target_hr_bpm else ""
+    scale = ", log scale" if cfg.target_hr_scale == "log" else ""
+    balanced = f", HR-balanced to {cfg.target_hr_bpm} bpm{scale}" if cfg.target_hr_bpm else ""
     steps.append(f"speed {cfg.speed_range}{balanced}")
   if cfg.crop_scale != (1.0, 1.0):
     steps.append(f"crop {cfg.crop_scale}")

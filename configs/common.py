@@ -48,6 +48,7 @@ def augment(enabled: bool = False) -> ml_collections.ConfigDict:
           noise_std=2.0,
           speed_range=(0.6, 1.4),
           target_hr_bpm=(),  # (low, high): HR-balanced speed (codephys_jax.augment)
+          target_hr_scale="linear",  # or "log": uniform per octave of heart rate
           crop_scale=(0.5, 1.0),
           degradations=("sensor_noise", "defocus", "motion_blur", "jpeg"),
           degradation_prob=0.5,

@@ -144,6 +144,26 @@ def test_hr_balanced_speed_spreads_every_subject_over_the_target_band():
   assert means[0] < 130 < means[1] < means[2]
 
 
+def test_hr_balanced_log_scale_gives_each_octave_the_same_share():
+  # 'log': targets uniform in log bpm, so 45-67.5 and 100-150 bpm (each a factor
+  # 1.5) get the same share; 'linear' gives 45-67.5 bpm 22.5/105 = 21% of the
+  # clips and 100-150 bpm 48%.
+  src = 80.0
+  ppg = np.sin(2 * np.pi * (src / 60.0) * np.arange(300) / FPS)
+  shares = {}
+  for scale in ("linear", "log"):
+    cfg = only(speed_range=(0.3, 3.0), target_hr_bpm=(45.0, 150.0), target_hr_scale=scale)
+    rng = np.random.default_rng(0)
+    targets = np.array([src * augment.draw_speed(cfg, ppg, FPS, rng) for _ in range(4000)])
+    assert targets.min() >= 45.0 - 1e-6 and targets.max() <= 150.0 + 1e-6
+    shares[scale] = (np.mean(targets < 67.5), np.mean(targets > 100.0))
+  assert abs(shares["linear"][0] - 22.5 / 105) < 0.03 and abs(shares["linear"][1] - 50 / 105) < 0.03
+  log_share = np.log(1.5) / np.log(150.0 / 45.0)  # 0.337 each
+  assert abs(shares["log"][0] - log_share) < 0.03 and abs(shares["log"][1] - log_share) < 0.03
+  with pytest.raises(ValueError, match="target_hr_scale"):
+    augment.AugmentConfig(target_hr_scale="octave")
+
+
 def test_hr_balanced_speed_stays_inside_the_speed_range():
   cfg = only(speed_range=(0.8, 1.2), target_hr_bpm=(45.0, 150.0))
   ppg = np.sin(2 * np.pi * (100.0 / 60.0) * np.arange(200) / FPS)

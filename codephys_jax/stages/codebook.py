@@ -79,7 +79,7 @@ def _train_clips(config: ml_collections.ConfigDict, train_videos):
   """(clips, host augmentation or None, input pipeline) of Stage I.
 
   `codebook.speed_augment`: the PPG clips get the speed step of `config.augment`
-  (its `speed_range` and `target_hr_bpm`, whether or not `augment.enabled`;
+  (its `speed_range`, `target_hr_bpm` and `target_hr_scale`, whether or not `augment.enabled`;
   `augment.make_ppg_speed_augment`), so the codebook covers the rates the video
   models see. It runs on the host: input_pipeline 'auto' becomes 'host', 'device'
   is refused.
