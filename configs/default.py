@@ -12,9 +12,9 @@ Output: workdir/{codebook,codephys,physnet}/ (each a workdir `eval.py
 workdir/results.json with MAE/RMSE/Pearson per method and condition (clean test
 split, degraded test split), with the selected (held-out subjects) and the final
 checkpoint of each learned model, and workdir/curves.png. Expected result: the
-README's table (measured with this file: both learned models exact on 6 of the 8
-clean test videos and on 8 of the 8 degraded ones for the baseline, 6 for CodePhys;
-the two slowest clean ones (51, 53 bpm) peak at their double-humped beat).
+README's table (measured with this file: both learned models exact on all 8 clean
+test videos, the two slowest (51, 53 bpm) included, and on 7 of the 8 degraded
+ones, one FFT bin off on the eighth).
 """
 
 from configs import common
