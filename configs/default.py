@@ -113,11 +113,7 @@ def get_config():
       model=common.codephys_model(backbone, backbone="cell_tcn"),
       stage1_workdir="",  # empty: the sibling codebook/ of this run
       init_backbone="physnet",  # the sibling physnet/ run; "" = from scratch
-      # freq_ce as the baseline's. usage_entropy: the batch code entropy of the
-      # queries, maximised, so they spread over the codebook as the ground-truth
-      # codes do (query perplexity 16 -> 32 of the ground truth's ~40 at 1.5, the
-      # pulse and the external sets no worse; README, "The fourth round").
-      loss_weights=dict(common.codephys_losses(), freq_ce=1.0, usage_entropy=1.5),
+      loss_weights=dict(common.codephys_losses(), freq_ce=1.0),  # as the baseline's
       soft_query_warmup_steps=40,
       **common.optim(num_steps=400, eval_every=50, **video_optim),
   )
