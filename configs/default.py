@@ -39,11 +39,11 @@ def get_config():
   # baseline's training fit stalled earlier (README, "Training").
   c.augment.degradation_prob = 0.25
   # HR-balanced speed: each clip is played at the speed that puts its pulse at a
-  # rate drawn uniformly over the evaluation band, so the models do not learn a
-  # filter tuned to where the training subjects' rates happen to be (with the
-  # plain uniform speed they missed the slow subjects, training ones included).
-  # The targets are uniform per octave of heart rate (log scale), from 40 bpm, a
-  # little below the band's 45: with targets uniform in bpm, the 45-60 bpm
+  # drawn target rate, so the models do not learn a filter tuned to where the
+  # training subjects' rates happen to be (with the plain uniform speed they
+  # missed the slow subjects, training ones included). The targets are uniform
+  # per octave of heart rate (log scale), from 40 bpm, a little below the
+  # evaluation band's 45: with targets uniform in bpm over 45-150, the 45-60 bpm
   # fundamentals were rare in training and both models learned a filter that
   # passes 90-120 bpm more than 45-60 bpm, so on slow subjects (a double-humped
   # beat) the second harmonic won (README, "The fourth round").
@@ -60,7 +60,7 @@ def get_config():
   c.codebook = dict(
       model=common.codebook_model(hidden=64, code_dim=32, num_codes=64),
       # The label clips get the same HR-balanced speed as the video models' clips,
-      # so the codebook holds pulse shapes at every rate of 45-150 bpm, not only
+      # so the codebook holds pulse shapes at every rate of 40-150 bpm, not only
       # at the 12 training subjects' own rates (stages/codebook.py).
       speed_augment=True,
       loss_weights=dict(mse=1.0, neg_pearson=1.0, vq=1.0),
