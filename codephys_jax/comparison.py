@@ -33,7 +33,7 @@ def compare(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     methods[(name, None)] = eval_lib.unsupervised_predictor(name)
   table = []
   for condition, split in config.compare.splits.items():
-    videos = data_lib.VideoSource(builder, split)
+    videos = data_lib.open_split(builder, split)
     for (method, checkpoint), predictor in methods.items():
       results = eval_lib.run_method(videos, predictor, progress=False, total=len(videos))
       result = eval_lib.score(results, eval_cfg)
@@ -49,7 +49,7 @@ def compare(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       )
       name = method if checkpoint in (None, "selected") else f"{method}_{checkpoint}"
       eval_lib.write_outputs(
-          os.path.join(workdir, "eval", f"{name}_{split}"), result, results, out_cfg
+          os.path.join(workdir, "eval", f"{name}_{data_lib.split_dirname(split)}"), result, results, out_cfg
       )
       table.append(
           {

@@ -17,6 +17,7 @@ import dataclasses
 import hashlib
 import logging
 import math
+import re
 import threading
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
@@ -143,6 +144,59 @@ class VideoSubset:
       yield self[i]
 
 
+# "SPLIT[subjects=ID,ID,...]": the videos of those subjects in SPLIT (e.g. one
+# cross-validation fold of `full`); plain "SPLIT" is the whole split.
+_SUBJECT_SPEC = re.compile(r"^(?P<split>[^\[\]]+)\[subjects=(?P<ids>[^\[\]]*)\]$")
+
+
+def subjects_split(split: str, subjects: Sequence[str | int]) -> str:
+  """The split spec that `open_split` reads as `subjects` of `split`."""
+  ids = [str(s) for s in subjects]
+  bad = [s for s in ids if not s or any(c in s for c in ",[]")]
+  if bad or not ids:
+    raise ValueError(f"subject ids must be non-empty and free of ',[]', got {ids}")
+  return f"{split}[subjects={','.join(ids)}]"
+
+
+def parse_split(spec: str) -> tuple[str, tuple[str, ...] | None]:
+  """(split name, subject ids or None) of a split spec (see `subjects_split`)."""
+  m = _SUBJECT_SPEC.match(spec)
+  if m is None:
+    if "[" in spec or "]" in spec:
+      raise ValueError(f"split {spec!r}: expected 'SPLIT' or 'SPLIT[subjects=ID,ID,...]'")
+    return spec, None
+  ids = tuple(s.strip() for s in m.group("ids").split(",") if s.strip())
+  if not ids:
+    raise ValueError(f"split {spec!r} names no subject")
+  return m.group("split"), ids
+
+
+def split_dirname(spec: str) -> str:
+  """A file-name-safe form of a split spec ("full[subjects=3,5]" -> "full-subjects-3-5")."""
+  name, ids = parse_split(spec)
+  return name if ids is None else f"{name}-subjects-{'-'.join(ids)}"
+
+
+def open_split(builder: rppg_builder.RppgBuilder, spec: str) -> VideoSource | VideoSubset:
+  """The videos of a split spec: a whole split, or some subjects of one.
+
+  Every named subject must be in the split (a typo is an error, not a smaller
+  test set).
+  """
+  name, ids = parse_split(spec)
+  videos = VideoSource(builder, name)
+  if ids is None:
+    return videos
+  subjects = [videos[i]["subject_id"] for i in range(len(videos))]
+  missing = sorted(set(ids) - set(subjects), key=str)
+  if missing:
+    raise ValueError(
+        f"{builder.name}/{name} has no subject(s) {missing}; it has {sorted(set(subjects))}"
+    )
+  wanted = set(ids)
+  return VideoSubset(videos, [i for i, s in enumerate(subjects) if s in wanted], split=spec)
+
+
 def _subject_rank(subject: str, seed: int) -> str:
   # A hash, not the sorted name: names often encode recording order or site.
   return hashlib.sha256(f"{seed}:{subject}".encode()).hexdigest()
@@ -197,8 +251,8 @@ def train_val_videos(
           f"eval_split={eval_split!r} is a test split: checkpoint selection must "
           f"not read test data (use eval_split='{VAL_SPLIT}')"
       )
-    return VideoSource(builder, train_split), VideoSource(builder, eval_split)
-  full = VideoSource(builder, train_split)
+    return open_split(builder, train_split), open_split(builder, eval_split)
+  full = open_split(builder, train_split)
   val_cfg = dict(config.get("val") or {})
   subjects = [full[i]["subject_id"] for i in range(len(full))]
   held_out = set(
@@ -223,8 +277,8 @@ def train_val_videos(
       sorted(held_out),
   )
   return (
-      VideoSubset(full, train_idx, split=f"{train_split}-train"),
-      VideoSubset(full, val_idx, split=f"{train_split}-{VAL_SPLIT}"),
+      VideoSubset(full, train_idx, split=f"{split_dirname(train_split)}-train"),
+      VideoSubset(full, val_idx, split=f"{split_dirname(train_split)}-{VAL_SPLIT}"),
   )
 
 

@@ -113,10 +113,10 @@ def resolve_preprocess(
   return config
 
 
-def load_split(config: ml_collections.ConfigDict) -> data_lib.VideoSource:
+def load_split(config: ml_collections.ConfigDict) -> data_lib.VideoSource | data_lib.VideoSubset:
   logging.info("Preparing %s (if not prepared yet) ...", config.dataset)
   builder = data_lib.load_builder(config.dataset, **data_lib.builder_kwargs(config))
-  return data_lib.VideoSource(builder, config.split)
+  return data_lib.open_split(builder, config.split)
 
 
 def run_method(

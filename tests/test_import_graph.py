@@ -12,7 +12,16 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Layers, top to bottom; a module may import its own layer or those below it.
 # Everything not named here is the bottom layer (models, data, signal, ...).
-CORE = {"train_lib", "eval_lib", "robustness", "comparison", "export", "inference", "predict_lib"}
+CORE = {
+    "train_lib",
+    "eval_lib",
+    "robustness",
+    "comparison",
+    "export",
+    "inference",
+    "predict_lib",
+    "crossval",
+}
 
 
 def _module_names() -> dict[str, str]:
