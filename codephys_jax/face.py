@@ -434,7 +434,9 @@ class FaceTracker:
   """Temporal face box: periodic re-detection, smoothing, jump rejection.
 
   Call :meth:`update` once per frame, in order. It returns the enlarged square
-  crop box, or None while no face has been seen yet. Landmarks of the latest
+  crop box, or None while no face has been seen yet. After a first detection a
+  box is returned on every frame (carried over when later calls find nothing);
+  :attr:`detected_fraction` counts only frames backed by an accepted detection. Landmarks of the latest
   accepted detection are kept relative to the face box and smoothed with it,
   so between detections they follow the box.
 
@@ -489,10 +491,20 @@ class FaceTracker:
     self._rejected = 0
     self.num_detections = 0  # detector calls that returned an accepted face
     self.num_detector_calls = 0
+    # Whether the latest detector call accepted a face; frames in between carry
+    # the box over, so a box on a frame alone is no evidence of a face there.
+    self.detected = False
+    self.num_frames = 0
+    self.num_detected_frames = 0  # frames whose latest detector call found the face
 
   @property
   def found_any(self) -> bool:
     return self._target is not None
+
+  @property
+  def detected_fraction(self) -> float:
+    """Fraction of frames so far whose latest detector call accepted a face."""
+    return self.num_detected_frames / self.num_frames if self.num_frames else 0.0
 
   def _plausible(self, det: Box) -> bool:
     t = self._target
@@ -533,6 +545,7 @@ class FaceTracker:
       dets = self.detector.detect_near(frame_rgb, self._target) if self._target is not None else []
       if not dets:
         dets = self.detector.detect(frame_rgb, detect_width=self.detect_width)
+      accepted = self.num_detections
       if dets:
         det = self._choose(dets)
         if self._target is None:
@@ -543,8 +556,11 @@ class FaceTracker:
           self._rejected += 1
           if self._rejected >= self.patience:
             self._accept(det, jump=True)
+      self.detected = self.num_detections > accepted
     else:
       self._since_detect += 1
+    self.num_frames += 1
+    self.num_detected_frames += self.detected
     if self._box is None:
       return None
     a = self.smoothing
