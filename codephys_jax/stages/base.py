@@ -25,9 +25,6 @@ from codephys_jax import trainer
 # ----------------------------------------------------------------------------- inputs
 
 
-INPUT_NORMS = representations.NAMES  # see codephys_jax.representations
-
-
 def normalize_frames(frames: jax.Array, mode: str = "standardized") -> jax.Array:
   """uint8 clips [B, T, H, W, 3] -> float32 model input (`representations`)."""
   return representations.normalize_frames(frames, mode)
