@@ -3,7 +3,7 @@
 Detectors are chosen by name (:func:`get_detector`, :data:`DETECTORS`):
 
 * ``'blazeface'`` (default): MediaPipe's BlazeFace short-range model, vendored
-  in ``codephys_jax/assets`` (source, licence and sha256 in its README; the
+  in ``codephys_jax/assets`` (its source, licence and sha256 are listed there; the
   hash is checked at load) and run by OpenCV's DNN module, which reads TFLite
   on OpenCV 4.8+ and 5.x. It also gives six keypoints (eyes, nose tip, mouth,
   ear tragions) that place the landmark ROI.
@@ -224,7 +224,7 @@ def verified_asset(name: str, sha256: str) -> bytes:
     raise VideoError(
         path,
         f"sha256 {digest} differs from the recorded {sha256} "
-        "(corrupt or replaced model file; see codephys_jax/assets/README.md)",
+        "(corrupt or replaced model file; its source and sha256 are in codephys_jax/assets/)",
     )
   return data
 

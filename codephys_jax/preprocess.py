@@ -63,8 +63,8 @@ class PreprocessConfig:
       the default 0.05 and a detection every 5 frames, the box follows the head
       with a time constant of 20 frames (0.67 s at 30 fps); at 0.3 and every 10
       frames, detector jitter moved the small crops enough to hide the pulse
-      (README, "Preprocessing": POS on the centre of the 16 px crops, MAE 6.15
-      -> 0.44 bpm over the 24 synthetic videos).
+      (POS on the centre of the 16 px crops: MAE 6.15 -> 0.44 bpm over the 24
+      synthetic videos).
     detect_width: width of the downscaled frame the detector runs on.
     min_skin_fraction: frames with fewer skin pixels than this fraction of the
       crop are rejected (NaN RGB, ``valid=False``).

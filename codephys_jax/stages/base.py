@@ -171,7 +171,7 @@ class Stage:
 
   Attributes:
     name: the stage's name: its block in the config, its sub-workdir, and (for a
-      video model) the method name of eval.py, results.json and the README.
+      video model) the method name of eval.py, results.json and the comparison table.
     model: the model's name in `codephys_jax.models.MODELS`.
     video_model: whether the trained model maps face clips to rPPG (then it is
       selected by whole-video HR MAE, exported, and evaluable as a method).
