@@ -206,9 +206,9 @@ def test_haar_unavailable_is_a_clear_error():
 
 
 def test_vendored_model_hash_is_checked(tmp_path, monkeypatch):
-  good = (face._ASSETS / face.BLAZEFACE_FILE).read_bytes()
+  good = (face.detectors._ASSETS / face.BLAZEFACE_FILE).read_bytes()
   assert hashlib.sha256(good).hexdigest() == face.BLAZEFACE_SHA256
-  monkeypatch.setattr(face, "_ASSETS", tmp_path)
+  monkeypatch.setattr(face.detectors, "_ASSETS", tmp_path)
   with pytest.raises(VideoError, match="missing") as err:
     face.BlazeFaceDetector()
   assert face.BLAZEFACE_FILE in str(err.value)
