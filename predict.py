@@ -4,9 +4,10 @@
 
 --video: a video file OpenCV can read, or a camera index (e.g. 0; recorded for
 --seconds). --method: an unsupervised method name (pos, chrom, green, ica, lgi,
-pbv, omit), a training workdir, or an exported model file. Writes
-DIR/summary.json, DIR/hr.csv, DIR/waveform.csv and DIR/predict.png; see the
-README section "Your own video" and codephys_jax/predict_lib.py.
+pbv, omit), a training workdir, or an exported model file. --roi=full_frame
+uses whole frames, for videos that are already a face or skin crop. Writes
+DIR/summary.json, DIR/hr.csv, DIR/waveform.csv and DIR/predict.png (see
+codephys_jax/predict_lib.py).
 """
 
 from __future__ import annotations
@@ -38,15 +39,33 @@ def main(argv: list[str] | None = None) -> int:
   ap.add_argument(
       "--roi",
       default=None,
+      help="'face' (default: detect and track the face) or 'full_frame' (the whole "
+      "frame, for videos that are already a face or skin crop); config preprocess.roi",
+  )
+  ap.add_argument(
+      "--rgb_roi",
+      default=None,
       choices=["landmarks", "box"],
-      help="where skin colour is averaged (unsupervised methods); 'box' uses the "
-      "whole face crop with the adaptive skin mask",
+      help="where skin colour is averaged inside the face (unsupervised methods); "
+      "'box' uses the whole face crop with the adaptive skin mask; config preprocess.rgb_roi",
   )
   ap.add_argument("--window", type=float, default=10.0, help="HR window in seconds")
   ap.add_argument("--no-progress", action="store_true", help="no progress bar")
   args = ap.parse_args(argv)
-  overrides = {k: v for k, v in (("detector", args.detector), ("rgb_roi", args.roi)) if v}
-  if args.roi == "box":
+  if args.roi in ("landmarks", "box"):
+    # --roi once named the skin-colour region; it now matches preprocess.roi.
+    ap.error(
+        f"--roi={args.roi}: --roi selects face or full_frame (config preprocess.roi); "
+        f"the skin-colour region is --rgb_roi={args.roi}"
+    )
+  if args.roi not in (None, "face", "full_frame"):
+    ap.error(f"--roi must be face or full_frame, got {args.roi!r}")
+  overrides = {
+      k: v
+      for k, v in (("detector", args.detector), ("rgb_roi", args.rgb_roi), ("roi", args.roi))
+      if v
+  }
+  if args.rgb_roi == "box":
     overrides["skin_mask"] = True  # without it the crop's background and hair dilute the pulse
   try:
     source = predict_lib.open_input(args.video, seconds=args.seconds)
@@ -59,9 +78,14 @@ def main(argv: list[str] | None = None) -> int:
           progress=not args.no_progress,
       )
     files = predict_lib.write_outputs(pred, args.out)
+  except face.NoFaceError as e:
+    print(f"predict.py: error: {e}; {predict_lib.FULL_FRAME_HINT}", file=sys.stderr)
+    return 1
   except (VideoError, ValueError, FileNotFoundError, face.DetectorUnavailableError) as e:
     print(f"predict.py: error: {e}", file=sys.stderr)
     return 1
+  for warning in pred.warnings:
+    print(f"predict.py: warning: {warning}", file=sys.stderr)
   flag = "" if pred.reliable else " (low quality: treat with caution)"
   print(
       f"{pred.source}: {pred.hr_bpm:.1f} bpm, quality {pred.quality:.2f}{flag}; "

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping
 
 import cv2
 import numpy as np
@@ -311,31 +311,3 @@ def make_augment(cfg: AugmentConfig, clip_length: int) -> AugmentFn:
     return out
 
   return augment
-
-
-def augmentations_summary(cfg: AugmentConfig) -> Sequence[str]:
-  """Names of the enabled steps, for logs."""
-  steps = []
-  if cfg.speed_range != (1.0, 1.0):
-    scale = ", log scale" if cfg.target_hr_scale == "log" else ""
-    balanced = f", HR-balanced to {cfg.target_hr_bpm} bpm{scale}" if cfg.target_hr_bpm else ""
-    steps.append(f"speed {cfg.speed_range}{balanced}")
-  if cfg.crop_scale != (1.0, 1.0):
-    steps.append(f"crop {cfg.crop_scale}")
-  if cfg.flip_prob:
-    steps.append(f"flip {cfg.flip_prob}")
-  if cfg.degradations and cfg.degradation_prob:
-    steps.append(
-        f"degradations {list(cfg.degradations)} p={cfg.degradation_prob} "
-        f"severity {cfg.severity_range}"
-    )
-  if cfg.illumination_change_prob:
-    steps.append(
-        f"illumination change p={cfg.illumination_change_prob} "
-        f"severity {cfg.illumination_change_severity}"
-    )
-  if cfg.illumination_std:
-    steps.append(f"illumination N(0, {cfg.illumination_std})")
-  if cfg.noise_std:
-    steps.append(f"noise N(0, {cfg.noise_std})")
-  return steps

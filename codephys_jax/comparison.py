@@ -58,6 +58,9 @@ def compare(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
               "split": split,
               "checkpoint": checkpoint,
               "step": getattr(predictor, "step", None),
+              # The video trunk of a learned row (None for unsupervised methods):
+              # the `physnet` stage may run the cell trunk (`cell_tcn`).
+              "backbone": getattr(predictor, "backbone", None),
               "mae": m["mae"],
               "rmse": m["rmse"],
               "pearson": m["pearson"],
@@ -74,14 +77,21 @@ def compare(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   return out
 
 
+def method_label(row: Mapping[str, Any]) -> str:
+  """A table row's method as printed: `physnet [cell_tcn] (selected, step 1000)`."""
+  name = row["method"]
+  if row.get("backbone"):
+    name += f" [{row['backbone']}]"
+  if row.get("checkpoint"):
+    name += f" ({row['checkpoint']}, step {row['step']})"
+  return name
+
+
 def format_table(table: list[Mapping[str, Any]]) -> str:
   lines = ["| method | condition | MAE | RMSE | Pearson | SNR (dB) |", "|---|---|---|---|---|---|"]
   for r in table:
-    name = r["method"]
-    if r.get("checkpoint"):
-      name += f" ({r['checkpoint']}, step {r['step']})"
     lines.append(
-        f"| {name} | {r['condition']} | {r['mae']:.2f} | {r['rmse']:.2f} | "
+        f"| {method_label(r)} | {r['condition']} | {r['mae']:.2f} | {r['rmse']:.2f} | "
         f"{r['pearson']:.3f} | {r['snr']:.2f} |"
     )
   return "\n".join(lines)

@@ -176,4 +176,6 @@ def load_predictor(
   predict.preprocess = dict(config.preprocess)  # for callers that prepare data to match
   predict.input_norm = config.get("input_norm", "standardized")
   predict.step = meta.get("step")
+  # The video trunk ("physnet", "cell_tcn"): a stage name does not say which it ran.
+  predict.backbone = getattr(model, "backbone", None)
   return predict

@@ -40,6 +40,10 @@ from codephys_jax.video import FrameSource, VideoError, open_video
 # Fewer than this many seconds hold too few beats at the lowest HR of the band
 # (45 bpm: under four) for a spectral estimate.
 MIN_SECONDS = 5.0
+# Below this fraction of frames with a detected face, the video is likely a face
+# or skin crop already, and the whole frame (roi='full_frame') is the better ROI.
+MIN_FACE_FRACTION = 0.5
+FULL_FRAME_HINT = "if the video is already a face or skin crop, use --roi=full_frame"
 
 
 class PredictError(VideoError):
@@ -62,8 +66,13 @@ class Prediction:
     hr_fft_bpm: the standard whole-recording FFT HR (evaluation convention).
     window_time_s, window_hr_bpm, window_quality, window_reliable: per window
       (centre time, HR, SQI, flag).
-    valid_fraction: fraction of output frames with a face ROI.
+    valid_fraction: fraction of output frames with a usable ROI (a face box,
+      carried over between detections, or the whole frame).
     num_source_frames: frames decoded.
+    roi: 'face' or 'full_frame' (``preprocess.roi``).
+    face_fraction: fraction of source frames in which the detector found a
+      face (None for ``roi='full_frame'``).
+    warnings: plain-language problems with the input (e.g. few faces detected).
   """
 
   method: str
@@ -81,6 +90,9 @@ class Prediction:
   window_reliable: np.ndarray
   valid_fraction: float
   num_source_frames: int
+  roi: str = "face"
+  face_fraction: float | None = None
+  warnings: tuple[str, ...] = ()
   spectrum_hz: np.ndarray = dataclasses.field(repr=False, default_factory=lambda: np.zeros(0))
   spectrum_power: np.ndarray = dataclasses.field(repr=False, default_factory=lambda: np.zeros(0))
 
@@ -301,10 +313,18 @@ def predict(
     )
   valid = float(video.valid.mean())
   if valid < 0.5:
+    hint = f"; {FULL_FRAME_HINT}" if cfg.roi == "face" else ""
     raise PredictError(
         source.path,
         f"a face ROI was usable in only {100 * valid:.0f}% of the "
-        "frames (face lost or too little skin)",
+        f"frames (face lost or too little skin){hint}",
+    )
+  warnings = []
+  face_fraction = video.detected_fraction
+  if face_fraction is not None and face_fraction < MIN_FACE_FRACTION:
+    warnings.append(
+        f"a face was detected in only {100 * face_fraction:.0f}% of the frames; "
+        f"{FULL_FRAME_HINT}"
     )
   wave = np.asarray(run(video), np.float64)
   rppg = sig.postprocess(wave, video.fps, low_hz=low_hz, high_hz=high_hz)
@@ -334,6 +354,9 @@ def predict(
       window_reliable=np.array([r[3] for r in rows], bool),
       valid_fraction=valid,
       num_source_frames=video.num_source_frames,
+      roi=cfg.roi,
+      face_fraction=face_fraction,
+      warnings=tuple(warnings),
       spectrum_hz=freqs[keep],
       spectrum_power=power[keep],
   )
@@ -415,8 +438,13 @@ def write_outputs(pred: Prediction, out_dir: str | os.PathLike) -> dict[str, str
       "fps": pred.fps,
       "duration_s": len(pred.rppg) / pred.fps,
       "num_source_frames": pred.num_source_frames,
-      "face_fraction": pred.valid_fraction,
+      "roi": pred.roi,
+      # Frames where the detector found a face (null for roi=full_frame) and
+      # frames with a usable ROI (a tracked box is carried over between detections).
+      "face_fraction": pred.face_fraction,
+      "roi_fraction": pred.valid_fraction,
       "num_windows": int(len(pred.window_hr_bpm)),
+      "warnings": list(pred.warnings),
   }
   # The summary last: its presence means the other files are complete.
   jsonio.write_json(out / "summary.json", summary)

@@ -63,8 +63,8 @@ class PreprocessConfig:
       the default 0.05 and a detection every 5 frames, the box follows the head
       with a time constant of 20 frames (0.67 s at 30 fps); at 0.3 and every 10
       frames, detector jitter moved the small crops enough to hide the pulse
-      (README, "Preprocessing": POS on the centre of the 16 px crops, MAE 6.15
-      -> 0.44 bpm over the 24 synthetic videos).
+      (POS on the centre of the 16 px crops: MAE 6.15 -> 0.44 bpm over the 24
+      synthetic videos).
     detect_width: width of the downscaled frame the detector runs on.
     min_skin_fraction: frames with fewer skin pixels than this fraction of the
       crop are rejected (NaN RGB, ``valid=False``).
@@ -126,6 +126,9 @@ class PreprocessedVideo:
     num_source_frames: frames decoded from the source.
     source_timestamps: float64 [num_source_frames], each decoded frame's time
       (the source's clock), which per-frame labels share.
+    detected_fraction: fraction of source frames whose latest face detector
+      call found a face (``roi='face'``; None for ``'full_frame'``). Lower than
+      ``valid.mean()`` when the tracker carries a box over frames without one.
   """
 
   frames: np.ndarray
@@ -137,6 +140,7 @@ class PreprocessedVideo:
   source_path: str
   num_source_frames: int
   source_timestamps: np.ndarray | None = None
+  detected_fraction: float | None = None
 
   def __len__(self) -> int:
     return len(self.timestamps)
@@ -171,6 +175,10 @@ class _FaceROI:
       rgb, ok = skin_mean_rgb(crop, mask, min_fraction=cfg.min_skin_fraction)
     return crop, rgb, ok
 
+  @property
+  def detected_fraction(self) -> float:
+    return self.tracker.detected_fraction
+
   def check(self, path: str, num_frames: int) -> None:
     if not self.tracker.found_any:
       raise NoFaceError(
@@ -191,6 +199,8 @@ class _FullFrameROI:
     mask = skin_mask(frame) if self.cfg.skin_mask else None
     rgb, ok = skin_mean_rgb(frame, mask, min_fraction=self.cfg.min_skin_fraction)
     return frame, rgb, ok
+
+  detected_fraction = None  # no detector runs
 
   def check(self, path: str, num_frames: int) -> None:
     del path, num_frames
@@ -274,6 +284,7 @@ def preprocess_video(source: FrameSource, cfg: PreprocessConfig | None = None) -
       source_path=str(source.path),
       num_source_frames=len(src_t),
       source_timestamps=np.asarray(src_t, np.float64),
+      detected_fraction=roi.detected_fraction,
   )
 
 

@@ -75,8 +75,8 @@ def _bandpass_time(x: Array) -> Array:
   extension has no jump where the clip's end meets its start, so a slow drift is
   not turned into a sawtooth whose harmonics fall in the band, and its bins are
   half as wide (0.23 Hz for 64 frames at 30 fps). Measured against the plain DFT
-  mask (README, "The third round"): a 3% light drift at 0.15 Hz with a 0.5% pulse
-  keeps pulse correlation 0.91-0.92 over drift phases (DFT mask: 0.31-0.55), and a
+  mask: a 3% light drift at 0.15 Hz with a 0.5% pulse keeps pulse correlation
+  0.91-0.92 over drift phases (DFT mask: 0.31-0.55), and a
   45-50 bpm pulse keeps 0.87 of its fundamental-to-second-harmonic power ratio
   (DFT mask: 0.80-0.83, from the 0.47 Hz bin it dropped)."""
   t_len = x.shape[1]

@@ -28,14 +28,6 @@ WEIGHT_DECAY = 5e-5
 BACKBONE = dict(base_width=16, output_channels=64, spatial_out=8)
 CODEBOOK = dict(hidden=512, code_dim=64, num_codes=64)
 
-# Numbers reported by the paper (docs/METHOD.md, "Reported results"), for docstrings/tests.
-REPORTED = {
-    "ubfc_rppg": "MAE 0.21 bpm",
-    "pure": "MAE 0.39 bpm",
-    "vipl_hr": "SD 7.07, MAE 4.27, RMSE 7.11 bpm (mean over the 5 folds)",
-    "cohface": "not reported as a number in the material we have",
-}
-
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

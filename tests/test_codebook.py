@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from codephys_jax.models.codebook import VectorQuantizer, restart_dead_codes
+from codephys_jax.models.vector_quantizer import VectorQuantizer, restart_dead_codes
 from codephys_jax.stages import codebook as codebook_stage
 from configs import default as default_config
 from fake_videos import FakeVideos

@@ -148,6 +148,18 @@ def test_tracker_keeps_last_box_when_face_lost(face_frames):
   assert all(b == b0 for b in later)
 
 
+def test_carried_over_boxes_are_not_counted_as_detections(face_frames):
+  """A face on the first frame only: a box on every frame, a detection on few."""
+  blank = np.full_like(face_frames[0], 128)
+  tracker = FaceTracker(detect_every=2, smoothing=1.0)
+  boxes = [tracker.update(f) for f in [face_frames[0]] + [blank] * 9]
+  assert all(b is not None for b in boxes)
+  # Detector calls on frames 0, 2, 4, 6, 8; only frame 0's found the face, and
+  # frame 1 rides on it.
+  assert tracker.num_detector_calls == 5 and tracker.num_detections == 1
+  assert tracker.num_detected_frames == 2 and tracker.detected_fraction == pytest.approx(0.2)
+
+
 def test_tracker_none_until_face_seen():
   noise = np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8)
   tracker = FaceTracker(detect_every=5)
@@ -194,9 +206,9 @@ def test_haar_unavailable_is_a_clear_error():
 
 
 def test_vendored_model_hash_is_checked(tmp_path, monkeypatch):
-  good = (face._ASSETS / face.BLAZEFACE_FILE).read_bytes()
+  good = (face.detectors._ASSETS / face.BLAZEFACE_FILE).read_bytes()
   assert hashlib.sha256(good).hexdigest() == face.BLAZEFACE_SHA256
-  monkeypatch.setattr(face, "_ASSETS", tmp_path)
+  monkeypatch.setattr(face.detectors, "_ASSETS", tmp_path)
   with pytest.raises(VideoError, match="missing") as err:
     face.BlazeFaceDetector()
   assert face.BLAZEFACE_FILE in str(err.value)

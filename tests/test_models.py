@@ -16,7 +16,8 @@ from codephys_jax.models import (
     param_labels,
     stage1_subtrees,
 )
-from codephys_jax.models.physnet import CellTCNBackbone, adaptive_avg_pool_matrix
+from codephys_jax.models.cell_tcn import CellTCNBackbone
+from codephys_jax.models.pooling import adaptive_avg_pool_matrix
 from codephys_jax.models import codephys as codephys_lib
 
 B, T, S = 2, 16, 16

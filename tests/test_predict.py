@@ -161,3 +161,64 @@ def test_error_workdir_without_checkpoints(tmp_path, capsys):
 
 def test_error_camera_that_does_not_exist(tmp_path, capsys):
   _fails(["--video=97", f"--out={tmp_path / 'o'}"], capsys, "camera:97", "cannot open camera")
+
+
+@pytest.fixture(scope="module")
+def crop_video(tmp_path_factory):
+  """An 8 s 200x200 crop of the upper face (forehead, brows, eyes): no whole face.
+
+  The detector finds a face now and then, and the tracker carries its box over
+  the frames in between (a usable ROI in ~55% of the frames).
+  """
+  import cv2
+
+  from codephys_jax import face
+
+  subject = make_subject(11, duration_s=8.0, fps=FPS, width=320, height=240)
+  frames = list(subject.frames())
+  b = face.detect_faces(frames[0])[0]
+  y0, y1 = int(b.cy - 0.4 * b.side), int(b.cy + 0.15 * b.side)
+  x0, x1 = int(b.cx - 0.45 * b.side), int(b.cx + 0.45 * b.side)
+  path = tmp_path_factory.mktemp("crop") / "upper_face.avi"
+  write_video(path, [cv2.resize(f[y0:y1, x0:x1], (200, 200)) for f in frames], FPS)
+  return path, _reference_hr(subject)
+
+
+def test_crop_video_reports_few_detected_faces_and_suggests_full_frame(crop_video, tmp_path, capsys):
+  path, _ = crop_video
+  out = tmp_path / "face"
+  assert predict.main([f"--video={path}", f"--out={out}", "--window=6", "--no-progress"]) == 0
+  err = capsys.readouterr().err
+  summary = json.loads((out / "summary.json").read_text())
+  assert summary["roi"] == "face"
+  # Real detections only: boxes carried over between them do not count.
+  assert summary["face_fraction"] < 0.5 < summary["roi_fraction"], summary
+  assert len(summary["warnings"]) == 1 and "--roi=full_frame" in summary["warnings"][0]
+  assert "warning: a face was detected in only" in err and "--roi=full_frame" in err
+
+
+def test_full_frame_roi_on_a_crop_video(crop_video, tmp_path):
+  path, ref_hr = crop_video
+  out = tmp_path / "full"
+  argv = [f"--video={path}", f"--out={out}", "--window=6", "--roi=full_frame", "--no-progress"]
+  assert predict.main(argv) == 0
+  summary = json.loads((out / "summary.json").read_text())
+  assert summary["roi"] == "full_frame" and summary["face_fraction"] is None
+  assert summary["roi_fraction"] == 1.0 and summary["warnings"] == []
+  assert abs(summary["hr_bpm"] - ref_hr) < 3.0, (summary, ref_hr)
+
+
+@pytest.mark.parametrize("old", ["landmarks", "box"])
+def test_old_roi_values_point_at_rgb_roi(old, tmp_path, capsys):
+  with pytest.raises(SystemExit):
+    predict.main(["--video=x.avi", f"--out={tmp_path}", f"--roi={old}"])
+  err = capsys.readouterr().err
+  assert f"--rgb_roi={old}" in err and "face or full_frame" in err
+
+
+def test_no_face_error_suggests_full_frame(tmp_path, capsys):
+  rng = np.random.default_rng(0)
+  frames = [rng.integers(0, 256, (120, 160, 3), dtype=np.uint8) for _ in range(200)]
+  path = tmp_path / "noise.avi"
+  write_video(path, frames, FPS)
+  _fails([f"--video={path}", f"--out={tmp_path / 'o'}"], capsys, "no face", "--roi=full_frame")

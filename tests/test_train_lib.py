@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from codephys_jax import checkpointing
+from codephys_jax import comparison
 from codephys_jax import data as data_lib
 from codephys_jax import eval_lib
 from codephys_jax import export as export_lib
@@ -68,6 +69,14 @@ def test_workdir_layout_and_results_table(run):
       assert {(m, c, "selected"), (m, c, "final")} <= checkpoints
   final = [r for r in results["table"] if r["checkpoint"] == "final"]
   assert all(r["step"] == config.codephys.num_steps for r in final)
+  # Each learned row names its trunk: the `physnet` stage of this config runs the cell trunk.
+  for r in results["table"]:
+    want = config[r["method"]].model.backbone if r["method"] in stages.METHODS else None
+    assert r["backbone"] == want, r
+  assert config.physnet.model.backbone == "cell_tcn"
+  printed = comparison.format_table(results["table"])
+  assert "| physnet [cell_tcn] (selected, step " in printed
+  assert "| pos | clean |" in printed
 
 
 def test_curves_and_scalars_are_written(run):

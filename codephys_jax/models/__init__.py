@@ -4,7 +4,8 @@ from typing import Any
 
 import flax.linen as nn
 
-from codephys_jax.models.codebook import VQOutput, VectorQuantizer, code_statistics, restart_dead_codes
+from codephys_jax.models.cell_tcn import CellTCNBackbone
+from codephys_jax.models.vector_quantizer import VQOutput, VectorQuantizer, code_statistics, restart_dead_codes
 from codephys_jax.models.codephys import FROZEN, CodePhys, param_labels, stage1_subtrees
 from codephys_jax.models.physnet import BACKBONES, PhysNetBackbone, PhysNetRegression, get_backbone
 from codephys_jax.models.ppg_autoencoder import PPGAutoencoder, PPGDecoder, PPGEncoder
@@ -25,6 +26,7 @@ def get_model(name: str, /, **kwargs: Any) -> nn.Module:
 
 __all__ = [
     "BACKBONES",
+    "CellTCNBackbone",
     "FROZEN",
     "MODELS",
     "CodePhys",

@@ -37,7 +37,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from codephys_jax.models.codebook import VectorQuantizer, code_statistics, squared_distances
+from codephys_jax.models.vector_quantizer import VectorQuantizer, code_statistics, squared_distances
 from codephys_jax.models.physnet import get_backbone
 from codephys_jax.models.ppg_autoencoder import PPGDecoder, PPGEncoder, decoder_like, encoder_like
 

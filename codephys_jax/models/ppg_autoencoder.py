@@ -18,7 +18,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from codephys_jax.models.codebook import VectorQuantizer
+from codephys_jax.models.vector_quantizer import VectorQuantizer
 
 Array = jax.Array
 

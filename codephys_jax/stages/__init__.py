@@ -10,8 +10,8 @@ whose model turns face video into rPPG):
   physnet          physnet_regression            the baseline: PhysNet, regression head
 
 A stage's name is its block in the config, its sub-workdir of a training run
-and, for a video model, the method name of eval.py, results.json, the robustness
-table and the README.
+and, for a video model, the method name of eval.py, results.json and the robustness
+table.
 """
 
 from __future__ import annotations

@@ -25,9 +25,6 @@ from codephys_jax import trainer
 # ----------------------------------------------------------------------------- inputs
 
 
-INPUT_NORMS = representations.NAMES  # see codephys_jax.representations
-
-
 def normalize_frames(frames: jax.Array, mode: str = "standardized") -> jax.Array:
   """uint8 clips [B, T, H, W, 3] -> float32 model input (`representations`)."""
   return representations.normalize_frames(frames, mode)
@@ -174,7 +171,7 @@ class Stage:
 
   Attributes:
     name: the stage's name: its block in the config, its sub-workdir, and (for a
-      video model) the method name of eval.py, results.json and the README.
+      video model) the method name of eval.py, results.json and the comparison table.
     model: the model's name in `codephys_jax.models.MODELS`.
     video_model: whether the trained model maps face clips to rPPG (then it is
       selected by whole-video HR MAE, exported, and evaluable as a method).

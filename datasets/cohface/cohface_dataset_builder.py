@@ -14,7 +14,7 @@ They are read from manual_dir when present; otherwise the same lists, built in
 below (`OFFICIAL_SUBJECTS`), are used. Listed videos that are not in the tree
 are left out (a partial download has smaller splits); `full` is every video found.
 
-Clocks (audit of issue 8):
+Clocks:
 - Frames run on the container's clock (index / 20 fps from the decoder), the
   pulse on the `time` dataset (s, from the start of the video): two clocks
   that start together, which is how COHFACE is distributed.

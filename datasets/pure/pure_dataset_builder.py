@@ -11,7 +11,7 @@ because nanosecond epochs exceed float64's exact range.
 Protocol (CodePhys family): train on subjects 01, 04, 05, 06, 07, 08, 09 and
 test on 02, 03, 10; `full` holds every sequence found.
 
-Clocks (audit of issue 8):
+Clocks:
 - Frames (`/Image`, file names) and PPG (`/FullPackage`) carry timestamps of
   the same recording machine: the PPG goes onto the frames by those times.
 - One extra frame (a PNG past the oximeter's last sample) lies outside the

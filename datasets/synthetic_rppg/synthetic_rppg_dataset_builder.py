@@ -12,7 +12,7 @@ Splits: `train`, `test` (clean) and `test_degraded`: the same test subjects with
 one camera degradation each (sensor noise, defocus, motion blur, JPEG, in turn)
 applied to the frames before the face pipeline, as a camera would produce them.
 
-Clocks (audit of issue 8): frames and PPG come from one generator, one PPG
+Clocks: frames and PPG come from one generator, one PPG
 sample per rendered frame at index / fps, so the labels are per-frame
 (`RawLabels.per_frame`): sample i goes with frame i on the frames' clock. The
 generator cannot produce an extra frame or a repeated timestamp; if a

@@ -5,7 +5,7 @@ the rest in natural numeric order, train on the first 30 and test on the
 remaining 8. The split is written out below as explicit subject ids so that it
 never depends on directory listing order. `full` holds every subject found.
 
-Clocks (audit of issue 8):
+Clocks:
 - Frames and labels share the video's frame index: `ground_truth.txt` holds one
   sample per video frame, sample i belongs to frame i. The labels therefore
   take the decoded frames' own timestamps (`RawLabels.per_frame`). Line 3 is the

@@ -330,7 +330,7 @@ def test_repeated_logging_times_are_not_needed_and_not_an_error():
 
 
 def test_readme_eval_command_on_a_tree_with_every_quirk(tmp_path):
-  """The README's UBFC command, end to end, on lossless videos with every real quirk."""
+  """The documented UBFC eval command, end to end, on lossless videos with every real quirk."""
   raw = tmp_path / "DATASET_2"
   every = {n: dummy.ALL_QUIRKS for n in (1, 3, 42)}
   # 10 s: the whole-video FFT then resolves 3.5 bpm (8 s: 7 bpm bins). 320x240:

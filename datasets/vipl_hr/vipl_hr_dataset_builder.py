@@ -15,7 +15,7 @@ Protocol (RhythmNet / CodePhys family): five subject-exclusive folds given by
 every RGB item. source4 (NIR) is not listed at all, and the three videos
 documented as broken (`EXCLUDED`) are listed but left out of every split.
 
-Clocks (audit of issue 8):
+Clocks:
 - The PPG (`wave.csv`) is sampled separately at 60 Hz from the first frame: its
   clock is sample index / 60 s. The frames' clock is `time.txt` where present
   (phone/tablet), else the container's (webcam). Labels go onto the frames by

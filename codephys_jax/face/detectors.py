@@ -1,35 +1,18 @@
-"""Face region of interest: detection, temporal box tracking, landmark ROI and skin masking.
-
-Detectors are chosen by name (:func:`get_detector`, :data:`DETECTORS`):
+"""Face detectors by name (:func:`get_detector`, :data:`DETECTORS`) and the :class:`Box` they return.
 
 * ``'blazeface'`` (default): MediaPipe's BlazeFace short-range model, vendored
-  in ``codephys_jax/assets`` (source, licence and sha256 in its README; the
+  in ``codephys_jax/assets`` (its source, licence and sha256 are listed there; the
   hash is checked at load) and run by OpenCV's DNN module, which reads TFLite
   on OpenCV 4.8+ and 5.x. It also gives six keypoints (eyes, nose tip, mouth,
   ear tragions) that place the landmark ROI.
 * ``'haar'``: OpenCV's frontal-face Haar cascade. Only where the OpenCV build
   has ``CascadeClassifier`` and its data files (4.x; OpenCV 5 has neither).
-
-The box is the detector's square enlarged ``box_scale`` (1.5) times about its
-centre, re-detected every ``detect_every`` frames (near the tracked face first,
-on a small region) and smoothed over time so the crop does not jitter. Crops
-that leave the frame are padded by edge replication, so they stay square and
-centred on the face.
-
-Per-frame RGB for the unsupervised methods is the mean over skin pixels of
-either the whole crop (``'box'``) or three landmark-placed patches, forehead
-and both cheeks (``'landmarks'``; :func:`landmark_polygons`), which keep away
-from eyes, brows, nostrils, mouth, hair and background. A frame with too few
-skin pixels (or no face box yet) gives NaN and ``valid=False`` rather than a
-made-up value.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import hashlib
-import math
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -37,10 +20,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from codephys_jax.face.box import Box, crop_square
 from codephys_jax.video import VideoError
 
 _CASCADE_FILE = "haarcascade_frontalface_default.xml"
-_ASSETS = Path(__file__).resolve().parent / "assets"
+_ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
 
 class NoFaceError(VideoError):
@@ -49,29 +33,6 @@ class NoFaceError(VideoError):
 
 class DetectorUnavailableError(RuntimeError):
   """The named detector cannot run with this OpenCV build (e.g. Haar on OpenCV 5)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Box:
-  """Square box by centre and side, in full-frame pixel coordinates (floats).
-
-  ``landmarks`` (detectors that give keypoints) are ``(x, y)`` pairs in
-  full-frame pixels, in the detector's keypoint order; they do not take part
-  in comparisons.
-  """
-
-  cx: float
-  cy: float
-  side: float
-  landmarks: tuple[tuple[float, float], ...] | None = dataclasses.field(default=None, compare=False)
-
-  def scaled(self, factor: float) -> "Box":
-    return Box(self.cx, self.cy, self.side * factor, self.landmarks)
-
-  def as_int(self) -> tuple[int, int, int]:
-    """``(x0, y0, side)`` rounded to pixels."""
-    side = max(1, int(round(self.side)))
-    return int(round(self.cx - side / 2)), int(round(self.cy - side / 2)), side
 
 
 def _downscale(grey: np.ndarray, scale: float) -> np.ndarray:
@@ -224,7 +185,7 @@ def verified_asset(name: str, sha256: str) -> bytes:
     raise VideoError(
         path,
         f"sha256 {digest} differs from the recorded {sha256} "
-        "(corrupt or replaced model file; see codephys_jax/assets/README.md)",
+        "(corrupt or replaced model file; its source and sha256 are in codephys_jax/assets/)",
     )
   return data
 
@@ -428,268 +389,3 @@ def detect_near(frame_rgb: np.ndarray, box: Box, *, detector: str = DEFAULT_DETE
   Much cheaper than :func:`detect_faces` because the region is small.
   """
   return get_detector(detector).detect_near(frame_rgb, box)
-
-
-class FaceTracker:
-  """Temporal face box: periodic re-detection, smoothing, jump rejection.
-
-  Call :meth:`update` once per frame, in order. It returns the enlarged square
-  crop box, or None while no face has been seen yet. Landmarks of the latest
-  accepted detection are kept relative to the face box and smoothed with it,
-  so between detections they follow the box.
-
-  Args:
-    detector: registry name of the detector (see :data:`DETECTORS`).
-    detect_every: run the detector every this many frames once a face is
-      tracked (every frame until the first detection).
-    box_scale: enlargement of the detected square about its centre.
-    smoothing: per-frame fraction of the way the box moves towards the latest
-      accepted detection (1.0 = jump at once). Gliding towards the target makes
-      the box move smoothly between sparse detections.
-    max_jump: detections whose centre moves more than this many face sides, or
-      whose size changes by more than ``max_jump + 1`` times, are treated as
-      false positives ...
-    patience: ... unless that many consecutive detections agree on it, which
-      means the face really moved.
-    detect_width: width of the downscaled detection frame (Haar).
-  """
-
-  def __init__(
-      self,
-      *,
-      detector: str = DEFAULT_DETECTOR,
-      detect_every: int = 5,
-      box_scale: float = 1.5,
-      smoothing: float = 0.05,
-      max_jump: float = 0.5,
-      patience: int = 3,
-      detect_width: int = 320,
-  ):
-    if detect_every < 1:
-      raise ValueError(f"detect_every must be >= 1, got {detect_every}")
-    if not 0.0 < smoothing <= 1.0:
-      raise ValueError(f"smoothing must be in (0, 1], got {smoothing}")
-    if box_scale <= 0:
-      raise ValueError(f"box_scale must be > 0, got {box_scale}")
-    self.detector = get_detector(detector)
-    self.detect_every = detect_every
-    self.box_scale = box_scale
-    self.smoothing = smoothing
-    self.max_jump = max_jump
-    self.patience = patience
-    self.detect_width = detect_width
-    self.reset()
-
-  def reset(self) -> None:
-    self._box: Box | None = None  # smoothed face box (not enlarged)
-    self._target: Box | None = None  # latest accepted detection
-    self._rel: np.ndarray | None = None  # smoothed landmarks, relative to _box
-    self._target_rel: np.ndarray | None = None  # landmarks of _target, relative to it
-    self._since_detect = 0
-    self._rejected = 0
-    self.num_detections = 0  # detector calls that returned an accepted face
-    self.num_detector_calls = 0
-
-  @property
-  def found_any(self) -> bool:
-    return self._target is not None
-
-  def _plausible(self, det: Box) -> bool:
-    t = self._target
-    dist = math.hypot(det.cx - t.cx, det.cy - t.cy)
-    ratio = det.side / t.side
-    limit = 1.0 + self.max_jump
-    return dist <= self.max_jump * t.side and 1.0 / limit <= ratio <= limit
-
-  def _choose(self, dets: list[Box]) -> Box:
-    if self._target is None:
-      return max(dets, key=lambda b: b.side)
-    t = self._target
-    return min(dets, key=lambda b: math.hypot(b.cx - t.cx, b.cy - t.cy))
-
-  def _accept(self, det: Box, *, jump: bool) -> None:
-    self._target = det
-    self._target_rel = (
-        None
-        if det.landmarks is None
-        else ((np.asarray(det.landmarks, np.float64) - (det.cx, det.cy)) / det.side)
-    )
-    if jump or self._rel is None or self._target_rel is None:
-      self._box, self._rel = det, self._target_rel
-    self._rejected = 0
-    self.num_detections += 1
-
-  def update(self, frame_rgb: np.ndarray) -> Box | None:
-    """Advances one frame; returns the enlarged crop box or None if no face yet.
-
-    The returned box carries the smoothed landmarks (full-frame pixels) when
-    the detector gives them.
-    """
-    due = self._target is None or self._since_detect >= self.detect_every - 1
-    if due:
-      self._since_detect = 0
-      self.num_detector_calls += 1
-      # Search near the tracked face first; the whole frame only if that fails.
-      dets = self.detector.detect_near(frame_rgb, self._target) if self._target is not None else []
-      if not dets:
-        dets = self.detector.detect(frame_rgb, detect_width=self.detect_width)
-      if dets:
-        det = self._choose(dets)
-        if self._target is None:
-          self._accept(det, jump=True)
-        elif self._plausible(det):
-          self._accept(det, jump=False)
-        else:
-          self._rejected += 1
-          if self._rejected >= self.patience:
-            self._accept(det, jump=True)
-    else:
-      self._since_detect += 1
-    if self._box is None:
-      return None
-    a = self.smoothing
-    b, t = self._box, self._target
-    box = Box(b.cx + a * (t.cx - b.cx), b.cy + a * (t.cy - b.cy), b.side + a * (t.side - b.side))
-    if self._rel is not None and self._target_rel is not None:
-      self._rel = self._rel + a * (self._target_rel - self._rel)
-    self._box = box
-    landmarks = None
-    if self._rel is not None:
-      pts = self._rel * box.side + (box.cx, box.cy)
-      landmarks = tuple((float(x), float(y)) for x, y in pts)
-    return Box(box.cx, box.cy, box.side * self.box_scale, landmarks)
-
-
-def crop_square(frame: np.ndarray, box: Box) -> np.ndarray:
-  """Square crop of ``box``; parts outside the frame are filled by edge replication."""
-  h, w = frame.shape[:2]
-  x0, y0, side = box.as_int()
-  x1, y1 = x0 + side, y0 + side
-  cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
-  if cx1 <= cx0 or cy1 <= cy0:
-    # Box entirely outside the frame: replicate the nearest edge pixel.
-    px = frame[min(max(y0, 0), h - 1), min(max(x0, 0), w - 1)]
-    return np.broadcast_to(px, (side, side, frame.shape[2])).copy()
-  crop = frame[cy0:cy1, cx0:cx1]
-  pads = (cy0 - y0, y1 - cy1, cx0 - x0, x1 - cx1)
-  if any(pads):
-    crop = cv2.copyMakeBorder(crop, *pads, borderType=cv2.BORDER_REPLICATE)
-  return crop
-
-
-# Landmark ROI patches as quadrilaterals in a face frame: x along the eye line
-# in inter-ocular distances from the eyes' midpoint, y towards the mouth in
-# eye-to-mouth distances. Forehead: between the brows (~0.3 down to the eyes)
-# and the hairline (~1.0); cheeks: below the eye sockets, lateral to the nose
-# (nostrils reach ~0.2) and above the lips (~0.85).
-LANDMARK_PATCHES: dict[str, tuple[tuple[float, float], ...]] = {
-    "forehead": ((-0.4, -0.72), (0.4, -0.72), (0.4, -0.45), (-0.4, -0.45)),
-    "right_cheek": ((-0.68, 0.3), (-0.27, 0.3), (-0.27, 0.75), (-0.68, 0.75)),
-    "left_cheek": ((0.27, 0.3), (0.68, 0.3), (0.68, 0.75), (0.27, 0.75)),
-}
-
-
-def landmark_polygons(landmarks) -> list[np.ndarray]:
-  """Forehead and cheek patches ``[4, 2]`` (full-frame pixels) from BlazeFace keypoints.
-
-  The face frame follows the eyes and mouth, so the patches turn, shrink and
-  narrow with roll, scale and yaw of the head.
-  """
-  pts = np.asarray(landmarks, np.float64)
-  right_eye, left_eye, mouth = pts[0], pts[1], pts[3]
-  mid = (right_eye + left_eye) / 2
-  ex = left_eye - right_eye
-  # Downwards: the eye-to-mouth vector without its eye-line component, so a
-  # turned head does not shear the patches.
-  down = mouth - mid
-  down = down - ex * (down @ ex) / max(ex @ ex, 1e-12)
-  return [
-      mid + np.asarray(q)[:, :1] * ex + np.asarray(q)[:, 1:] * down
-      for q in LANDMARK_PATCHES.values()
-  ]
-
-
-def landmark_mean_rgb(
-    frame_rgb: np.ndarray, landmarks, *, use_skin_mask: bool = False, min_fraction: float = 0.05
-) -> tuple[np.ndarray, bool]:
-  """Mean RGB over the forehead and cheek patches (optionally only their skin pixels).
-
-  Returns NaN and False when the patches have fewer than ``min_fraction`` of
-  their area inside the frame (and on skin, with ``use_skin_mask``).
-  """
-  polys = landmark_polygons(landmarks)
-  h, w = frame_rgb.shape[:2]
-  allpts = np.concatenate(polys)
-  x0, y0 = np.floor(allpts.min(axis=0)).astype(int)
-  x1, y1 = np.ceil(allpts.max(axis=0)).astype(int) + 1
-  full_area = sum(cv2.contourArea(p.astype(np.float32)) for p in polys)
-  cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
-  nan = np.full(3, np.nan, np.float32)
-  if cx1 <= cx0 or cy1 <= cy0 or full_area < 1:
-    return nan, False
-  region = frame_rgb[cy0:cy1, cx0:cx1]
-  mask = np.zeros(region.shape[:2], np.uint8)
-  # Fixed-point vertices (4 fractional bits) keep the patch edges sub-pixel.
-  cv2.fillPoly(
-      mask, [np.round((p - (cx0, cy0)) * 16).astype(np.int32) for p in polys], 255, shift=4
-  )
-  if use_skin_mask:
-    mask[~skin_mask(region)] = 0
-  if cv2.countNonZero(mask) < max(1.0, min_fraction * full_area):
-    return nan, False
-  return np.asarray(cv2.mean(region, mask=mask)[:3], np.float32), True
-
-
-# Broad YCrCb skin bounds (Y, Cr, Cb); wide enough for dark and light skin and
-# coloured lighting, narrowed per face by the adaptive step below.
-_SKIN_LO = np.array([35, 133, 70], np.uint8)
-_SKIN_HI = np.array([250, 185, 135], np.uint8)
-
-
-def skin_mask(
-    crop_rgb: np.ndarray,
-    *,
-    adaptive: bool = True,
-    tolerance: float = 3.0,
-    min_tolerance: float = 6.0,
-) -> np.ndarray:
-  """Boolean skin mask ``[h, w]`` of a face crop.
-
-  Pixels pass fixed, broad YCrCb bounds; with ``adaptive`` the Cr/Cb median of
-  the passing pixels in the crop's centre (which is mostly face) defines this
-  face's own skin colour, and only pixels within ``tolerance`` robust standard
-  deviations (at least ``min_tolerance`` levels) of it are kept. That removes
-  hair, background and lips that the fixed bounds let through.
-  """
-  ycc = cv2.cvtColor(crop_rgb, cv2.COLOR_RGB2YCrCb)
-  mask = cv2.inRange(ycc, _SKIN_LO, _SKIN_HI) > 0
-  if not adaptive:
-    return mask
-  h, w = mask.shape
-  cy0, cy1, cx0, cx1 = h // 4, h - h // 4, w // 4, w - w // 4
-  # A strided sample of the centre is enough for robust statistics.
-  step = max(1, min(h, w) // 48)
-  centre = ycc[cy0:cy1:step, cx0:cx1:step][mask[cy0:cy1:step, cx0:cx1:step]]
-  if len(centre) < 16:
-    return mask
-  crcb = centre[:, 1:].astype(np.float32)
-  med = np.median(crcb, axis=0)
-  mad = np.median(np.abs(crcb - med), axis=0) * 1.4826
-  tol = np.maximum(tolerance * mad, min_tolerance)
-  lo = np.clip(np.array([_SKIN_LO[0], *(med - tol)]), 0, 255).astype(np.uint8)
-  hi = np.clip(np.array([_SKIN_HI[0], *(med + tol)]), 0, 255).astype(np.uint8)
-  return mask & (cv2.inRange(ycc, lo, hi) > 0)
-
-
-def skin_mean_rgb(
-    crop_rgb: np.ndarray, mask: np.ndarray | None, *, min_fraction: float = 0.05
-) -> tuple[np.ndarray, bool]:
-  """Mean RGB over masked pixels; NaN and False when under ``min_fraction`` of the crop is skin."""
-  if mask is None:
-    mean = cv2.mean(crop_rgb)[:3]
-    return np.asarray(mean, np.float32), True
-  m = mask.view(np.uint8) if mask.dtype == np.bool_ else mask.astype(np.uint8)
-  count = cv2.countNonZero(m)
-  if count < max(1, min_fraction * m.size):
-    return np.full(3, np.nan, np.float32), False
-  return np.asarray(cv2.mean(crop_rgb, mask=m)[:3], np.float32), True
