@@ -5,8 +5,8 @@
 --video: a video file OpenCV can read, or a camera index (e.g. 0; recorded for
 --seconds). --method: an unsupervised method name (pos, chrom, green, ica, lgi,
 pbv, omit), a training workdir, or an exported model file. Writes
-DIR/summary.json, DIR/hr.csv, DIR/waveform.csv and DIR/predict.png (their
-fields: codephys_jax/predict_lib.py).
+DIR/summary.json, DIR/hr.csv, DIR/waveform.csv and DIR/predict.png (written by
+codephys_jax/predict_lib.py, write_outputs).
 """
 
 from __future__ import annotations
