@@ -6,8 +6,8 @@
 --seconds). --method: an unsupervised method name (pos, chrom, green, ica, lgi,
 pbv, omit), a training workdir, or an exported model file. --roi=full_frame
 uses whole frames, for videos that are already a face or skin crop. Writes
-DIR/summary.json, DIR/hr.csv, DIR/waveform.csv and DIR/predict.png (see
-codephys_jax/predict_lib.py).
+DIR/summary.json, DIR/hr.csv, DIR/waveform.csv and DIR/predict.png (written by
+codephys_jax/predict_lib.py, write_outputs).
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@
 #
 #   bash benchmarks/gpu_session.sh [OUT_DIR]      (default: gpu_session_out)
 #
-# Needs the accelerator build of jax and the project's requirements (README,
-# "GPU set-up"); torch is optional (its column is skipped when absent).
+# Needs the accelerator build of jax and the project's requirements
+# (docs/INSTALL.md); torch is optional (its column is skipped when absent).
 # WHEELS=DIR installs missing packages offline from a folder of wheels first.
 # Budget: under 8 minutes on one H100 (benchmark ~3 min, training ~4 min).
 set -uo pipefail

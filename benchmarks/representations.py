@@ -10,7 +10,7 @@ diff targets) with the PPG, per clip, and the clip heart-rate error.
 
   python benchmarks/representations.py --data_dir=/tmp/data   # default config's data
 
-Prints a markdown table; numbers and conditions go to the README.
+Prints a markdown table; numbers and conditions go to benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations

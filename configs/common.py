@@ -98,8 +98,7 @@ def base(
   c.preprocess = preprocess(size)
   c.dataset_options = ml_collections.ConfigDict()
   c.train_split = "train"
-  # Checkpoint selection: "val" = subjects held out of train_split (never test;
-  # codephys_jax.data.train_val_videos). Test splits are read once, by `compare`.
+  # Checkpoint selection on subjects held out of train_split (never test, read once by `compare`).
   c.eval_split = "val"
   c.val = ml_collections.ConfigDict(
       dict(
@@ -109,12 +108,9 @@ def base(
       )
   )
   c.clip_length = clip_length
-  # "standardized", "temporal" or "diff_normalized" (codephys_jax.representations)
+  # Model input: standardized, temporal, relative, relative_band or diff_normalized.
   c.input_norm = "standardized"
-  # "host": grain + NumPy augmentation; "device": videos resident on the devices,
-  # clips cut and augmented by jitted code (codephys_jax.device_input); "auto":
-  # device where the split fits and no camera degradations are asked for.
-  # CPU runs keep "host" (both share the same cores; benchmarks/RESULTS.md).
+  # "host" (grain + NumPy), "device" (jitted, next to the step) or "auto" (device if it fits).
   c.input_pipeline = "host"
   c.stages = ("codebook", "codephys", "physnet")  # codephys_jax.stages.STAGES
   c.export = True
@@ -161,18 +157,14 @@ def codephys_model(
 
 
 def codephys_losses() -> dict:
-  # code_ce also acts in 'nearest'/'soft' mode (distance logits), against collapse.
-  # 0.2: its initial value (~8-10 nats with untrained queries) must not drown the
-  # neg-Pearson term that teaches the backbone the pulse in the first place.
-  # usage_entropy (maximised batch code entropy) is available, off by default.
   return dict(
       neg_pearson=1.0,
       feature=1.0,
       distill=0.5,
       freq_ce=0.1,
       freq_kl=0.1,
-      code_ce=0.2,
-      usage_entropy=0.0,
+      code_ce=0.2,  # against collapse; low, so its ~8-10 initial nats do not drown neg_pearson
+      usage_entropy=0.0,  # maximised batch code entropy; off
   )
 
 

@@ -6,11 +6,12 @@ Command (what benchmarks/gpu_session.sh runs):
 
 The paper's model sizes, batch, optimiser and augmentations (configs/paper.py)
 on the embedded synthetic dataset (16 training subjects, of which the checkpoint
-is selected on held-out ones, and 4 test videos of 30 s, prepared on first use), with clips cut and augmented on the device
-(input_pipeline='device'). 400 steps per stage: long enough for curves and
-step-time numbers, not for the paper's accuracy. Hardware: one GPU with >= 16 GB;
-on a CPU it runs but takes hours. Expected result: not measured yet (no GPU was
-available when this config was written).
+is selected on held-out ones, and 4 test videos of 30 s, prepared on first use),
+with clips cut and augmented on the device (input_pipeline='device'). 400 steps
+per stage: long enough for curves and step-time numbers, not for the paper's
+accuracy. Hardware: one GPU with >= 16 GB; on a CPU it runs but takes hours.
+Expected result: not measured yet (no GPU was available when this config was
+written).
 """
 
 from configs import paper
