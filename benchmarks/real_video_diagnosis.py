@@ -80,10 +80,12 @@ def main() -> None:
   p.add_argument("--size", type=int, default=16)
   p.add_argument("--grid", type=int, default=4)
   p.add_argument("--box_scale", type=float, default=1.5)
+  p.add_argument("--roi", default="face", help="preprocess.roi of the crops: face or landmark_patches")
   p.add_argument("--ridge", type=float, default=1e-2, help="ridge penalty per sample (standardised features)")
   args = p.parse_args()
   pre = common.preprocess(args.size)
   pre.box_scale = args.box_scale
+  pre.roi = args.roi
   cfg = ml_collections.ConfigDict(
       dict(data_dir=args.data_dir, manual_dir=args.manual_dir, preprocess=pre, dataset_options={})
   )
@@ -113,7 +115,7 @@ def main() -> None:
     lags.append((v["subject_id"], *best_lag(band(unsupervised.chrom(rgb, fs), fs), band(ppg, fs), int(fs))))
     probe[v["subject_id"]] = (probe_features(cells, fs), unit(band(ppg, fs)), fs, ref)
 
-  print(f"## 1. The pulse in the input ({args.size} px crops, box x{args.box_scale}, {g}x{g} cells)\n")
+  print(f"## 1. The pulse in the input ({args.size} px {args.roi} crops, box x{args.box_scale}, {g}x{g} cells)\n")
   print("| subject | reference HR | POS, landmark ROI | CHROM, landmark ROI | POS, crop mean | cells within 5 bpm | POS, sum of cells |")
   print("|---|---|---|---|---|---|---|")
   for s, ref, pos_roi, chrom_roi, pos_crop, ok, summed in rows:

@@ -313,7 +313,7 @@ def predict(
     )
   valid = float(video.valid.mean())
   if valid < 0.5:
-    hint = f"; {FULL_FRAME_HINT}" if cfg.roi == "face" else ""
+    hint = f"; {FULL_FRAME_HINT}" if cfg.roi != "full_frame" else ""
     raise PredictError(
         source.path,
         f"a face ROI was usable in only {100 * valid:.0f}% of the "

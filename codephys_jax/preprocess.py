@@ -52,8 +52,11 @@ class PreprocessConfig:
       or 'box' (the whole enlarged crop). The stored crops are the box either way.
     detect_every: face re-detection period in source frames.
     box_scale: enlargement of the detected face square about its centre.
-    roi: 'face' (default; a video without a face is an error) or 'full_frame'
-      (whole frame resized to ``size x size``, only when asked for explicitly).
+    roi: 'face' (default; the enlarged face box; a video without a face is an
+      error), 'landmark_patches' (the forehead and cheek patches of the
+      landmark ROI warped into one image, skin only: `face.landmark_patch_mosaic`)
+      or 'full_frame' (whole frame resized to ``size x size``, only when asked
+      for explicitly).
     skin_mask: average RGB over the adaptive skin mask's pixels of the ROI only.
       Off by default: the landmark patches already avoid non-skin, and the
       mask flickers with compression (per-frame JPEG at quality 8 tripled the
@@ -91,8 +94,16 @@ class PreprocessConfig:
       )
     if self.rgb_roi not in RGB_ROIS:
       raise ValueError(f"rgb_roi must be one of {sorted(RGB_ROIS)}, got {self.rgb_roi!r}")
+    if self.roi == "landmark_patches" and (
+        not face_lib.DETECTORS[self.detector].has_landmarks or self.size % 2
+    ):
+      raise ValueError(
+          f"roi='landmark_patches' needs a detector with keypoints ({self.detector!r} "
+          f"has {'some' if face_lib.DETECTORS[self.detector].has_landmarks else 'none'}) "
+          f"and an even size (got {self.size})"
+      )
     if (
-        self.roi == "face"
+        self.roi in ("face", "landmark_patches")
         and self.rgb_roi == "landmarks"
         and not face_lib.DETECTORS[self.detector].has_landmarks
     ):
@@ -164,8 +175,11 @@ class _FaceROI:
     box = self.tracker.update(frame)
     if box is None:
       return None, np.full(3, np.nan, np.float32), False
-    crop = crop_square(frame, box)
     cfg = self.cfg
+    if cfg.roi == "landmark_patches":
+      crop = face_lib.landmark_patch_mosaic(frame, box.landmarks, cfg.size)
+    else:
+      crop = crop_square(frame, box)
     if cfg.rgb_roi == "landmarks":
       rgb, ok = face_lib.landmark_mean_rgb(
           frame, box.landmarks, use_skin_mask=cfg.skin_mask, min_fraction=cfg.min_skin_fraction
@@ -207,7 +221,7 @@ class _FullFrameROI:
 
 
 RGB_ROIS = ("box", "landmarks")
-_ROIS = {"face": _FaceROI, "full_frame": _FullFrameROI}
+_ROIS = {"face": _FaceROI, "landmark_patches": _FaceROI, "full_frame": _FullFrameROI}
 
 
 def preprocess_video(source: FrameSource, cfg: PreprocessConfig | None = None) -> PreprocessedVideo:

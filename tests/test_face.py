@@ -316,3 +316,28 @@ def test_landmark_patches_fall_on_skin_of_synthetic_faces(face_frames):
     skin = skin_mask(frame, adaptive=False)
     assert mask.sum() > 200
     assert skin[mask > 0].mean() > 0.97  # no eyes, brows, hair, lips or background
+
+
+def test_landmark_patch_mosaic_places_each_patch_and_moves_with_the_face():
+  img = np.zeros((200, 200, 3), np.uint8)
+  img[:] = (20, 200, 20)  # around the patches: green
+  kp = _keypoints()
+  colours = {"forehead": (200, 150, 120), "right_cheek": (180, 120, 100), "left_cheek": (160, 110, 90)}
+  for name, poly in zip(face.LANDMARK_PATCHES, face.landmark_polygons(kp)):
+    cv2.fillConvexPoly(img, np.round(poly).astype(np.int32), colours[name])
+  mosaic = face.landmark_patch_mosaic(img, kp, 16)
+  assert mosaic.shape == (16, 16, 3) and mosaic.dtype == np.uint8
+  # Inside each quarter (away from the patch edges, where rasterisation mixes in green).
+  np.testing.assert_allclose(mosaic[1:7, 2:14].reshape(-1, 3).mean(0), colours["forehead"], atol=3)
+  np.testing.assert_allclose(mosaic[9:15, 1:7].reshape(-1, 3).mean(0), colours["right_cheek"], atol=3)
+  np.testing.assert_allclose(mosaic[9:15, 9:15].reshape(-1, 3).mean(0), colours["left_cheek"], atol=3)
+  # The same face shifted, turned and scaled gives (nearly) the same mosaic.
+  angle, scale, shift = 0.3, 1.3, np.array([15.0, -10.0])
+  rot = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+  m = np.concatenate([rot * scale, (shift + (100, 80) - rot @ (100, 80) * scale)[:, None]], 1)
+  moved_img = cv2.warpAffine(img, m, (200, 200), flags=cv2.INTER_LINEAR, borderValue=(20, 200, 20))
+  moved_kp = (kp - (100, 80)) @ rot.T * scale + (100, 80) + shift
+  moved = face.landmark_patch_mosaic(moved_img, moved_kp, 16)
+  assert np.abs(moved.astype(int) - mosaic.astype(int))[1:15, 1:15].mean() < 3
+  with pytest.raises(ValueError, match="even size"):
+    face.landmark_patch_mosaic(img, kp, 15)

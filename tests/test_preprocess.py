@@ -142,3 +142,22 @@ def test_align_labels():
     align_labels(label_t + 0.5, values, frames_t)
   with pytest.raises(ValueError, match="label times"):
     align_labels(label_t, values[:-1], frames_t)
+
+
+def test_landmark_patch_frames_hold_skin_and_the_pulse():
+  subject = make_subject(5, duration_s=10.0, fps=30.0, width=320, height=240)
+  out = preprocess_video(subject.source(), PreprocessConfig(size=16, roi="landmark_patches"))
+  assert out.frames.shape == (len(out.timestamps), 16, 16, 3)
+  assert out.valid.mean() > 0.95
+  # Skin only: every part of the mosaic is skin-toned (red > green > blue), where
+  # the enlarged face box's corners are background.
+  quarters = [out.frames[:, :8], out.frames[:, 8:, :8], out.frames[:, 8:, 8:]]
+  for q in quarters:
+    r, g, b = q[out.valid].reshape(-1, 3).astype(float).mean(axis=0)
+    assert r > g > b
+  green = out.frames[:, :, :, 1].astype(np.float64).mean(axis=(1, 2))
+  hr_video = _spectral_peak_bpm(green, out.fps)
+  hr_ref = _spectral_peak_bpm(subject.ppg.astype(np.float64), subject.fps)
+  assert abs(hr_video - hr_ref) < 2.0, (hr_video, hr_ref)
+  with pytest.raises(ValueError, match="even size"):
+    PreprocessConfig(size=15, roi="landmark_patches")

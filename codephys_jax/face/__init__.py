@@ -29,6 +29,7 @@ from codephys_jax.face.detectors import (
 from codephys_jax.face.roi import (
     LANDMARK_PATCHES,
     landmark_mean_rgb,
+    landmark_patch_mosaic,
     landmark_polygons,
     skin_mask,
     skin_mean_rgb,
@@ -55,6 +56,7 @@ __all__ = [
     "detect_near",
     "get_detector",
     "landmark_mean_rgb",
+    "landmark_patch_mosaic",
     "landmark_polygons",
     "skin_mask",
     "skin_mean_rgb",

@@ -46,6 +46,38 @@ def landmark_polygons(landmarks) -> list[np.ndarray]:
   ]
 
 
+def landmark_patch_mosaic(frame_rgb: np.ndarray, landmarks, size: int) -> np.ndarray:
+  """The forehead and cheek patches warped into one ``[size, size, 3]`` image.
+
+  The forehead fills the top half, the right cheek (image left) the bottom-left
+  quarter and the left cheek the bottom-right quarter, each patch's corners
+  mapped to its rectangle's, so the image holds skin only and a given pixel
+  stays on the same spot of the face as the head moves, turns and scales. Each
+  patch is warped at 4x the output resolution and then area-averaged, so every
+  output pixel is a mean over the source pixels it covers.
+  """
+  if size < 2 or size % 2:
+    raise ValueError(f"the landmark patch mosaic needs an even size >= 2, got {size}")
+  half = size // 2
+  targets = {
+      "forehead": (0, 0, size, half),
+      "right_cheek": (0, half, half, half),
+      "left_cheek": (half, half, half, half),
+  }
+  polys = dict(zip(LANDMARK_PATCHES, landmark_polygons(landmarks)))
+  out = np.empty((size, size, frame_rgb.shape[2]), frame_rgb.dtype)
+  for name, (x, y, w, h) in targets.items():
+    poly = polys[name]
+    fine_w, fine_h = 4 * w, 4 * h
+    dst = np.float32([[0, 0], [fine_w, 0], [fine_w, fine_h], [0, fine_h]])
+    m = cv2.getPerspectiveTransform(poly.astype(np.float32), dst)
+    fine = cv2.warpPerspective(
+        frame_rgb, m, (fine_w, fine_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
+    out[y : y + h, x : x + w] = cv2.resize(fine, (w, h), interpolation=cv2.INTER_AREA)
+  return out
+
+
 def landmark_mean_rgb(
     frame_rgb: np.ndarray, landmarks, *, use_skin_mask: bool = False, min_fraction: float = 0.05
 ) -> tuple[np.ndarray, bool]:
