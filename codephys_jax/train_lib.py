@@ -42,6 +42,11 @@ from codephys_jax import tb_writer
 from codephys_jax import trainer
 
 STAGES = tuple(stages_lib.STAGES)
+# What a video stage's `select_metric` may name (lower is better): whole-video HR
+# MAE of the validation subjects, or the negative SNR of their predictions (the
+# power at the reference HR and its harmonic against the rest of the band),
+# which unlike the MAE of one or two videos changes smoothly between checkpoints.
+SELECTION_METRICS = ("mae", "neg_snr")
 
 
 def _builder(config: ml_collections.ConfigDict):
@@ -95,11 +100,23 @@ def _video_eval(model, videos, config, *, batch_size: int):
     result = eval_lib.score(results, config.eval)
     m = result.metrics
     out = {k: m[k] for k in ("mae", "rmse", "pearson", "snr")}
+    # Lower is better for every selection metric: SNR as its negative.
+    out["neg_snr"] = -m["snr"]
     # Pearson over a handful of videos is undefined when all HRs coincide;
-    # only the selection metric (MAE) must be finite.
-    return {k: v for k, v in out.items() if k == "mae" or np.isfinite(v)}
+    # only the selection metrics (MAE, SNR) must be finite.
+    return {k: v for k, v in out.items() if k in SELECTION_METRICS or np.isfinite(v)}
 
   return on_eval
+
+
+def _selection_metric(spec: stages_lib.base.Stage, cfg: ml_collections.ConfigDict) -> str:
+  """The metric that picks a stage's best checkpoint: `select_metric` of video stages."""
+  name = cfg.get("select_metric") or spec.best_metric
+  if spec.video_model and name not in SELECTION_METRICS:
+    raise ValueError(f"select_metric must be one of {SELECTION_METRICS}, got {name!r}")
+  if not spec.video_model and name != spec.best_metric:
+    raise ValueError(f"stage {spec.name!r} selects on {spec.best_metric!r}, not {name!r}")
+  return name
 
 
 def train_stage(config: ml_collections.ConfigDict, workdir: str, *, stage: str) -> dict[str, float]:
@@ -123,7 +140,7 @@ def train_stage(config: ml_collections.ConfigDict, workdir: str, *, stage: str) 
       setup=setup,
       mesh=mesh,
       on_eval=on_eval,
-      best_metric=spec.best_metric,
+      best_metric=_selection_metric(spec, cfg),
       stage=stage,
       extra_meta=extra_meta,
   )
