@@ -89,27 +89,39 @@ DEFAULT_SIZE = 72  # crop size when neither the config nor a checkpoint sets one
 def resolve_preprocess(
     config: ml_collections.ConfigDict, predictor: Predictor | None = None
 ) -> ml_collections.ConfigDict:
-  """`config` with `preprocess.size` filled in when it is unset (None).
+  """`config` with `preprocess.size` and `preprocess.roi` filled in where unset (None).
 
-  A trained checkpoint carries its own preprocessing: its crop size is used (and
-  logged, with its input representation) unless the command line sets one; an
-  unsupervised method gets DEFAULT_SIZE. An explicit size that differs from the
-  checkpoint's is refused by the predictor itself, naming the size to set.
+  A trained checkpoint carries its own preprocessing: its crop size and its ROI
+  (face box or landmark patches) are used (and logged, with its input
+  representation) unless the command line sets them; an unsupervised method
+  gets DEFAULT_SIZE and the face box. An explicit size that differs from the
+  checkpoint's is refused by the predictor itself, naming the size to set; an
+  explicit ROI that differs is refused here (the model would see other pixels
+  than it was trained on).
   """
-  if config.preprocess.get("size") is not None:
+  ckpt = getattr(predictor, "preprocess", None)
+  ckpt_roi = ckpt.get("roi", "face") if ckpt else None
+  roi = config.preprocess.get("roi")
+  if ckpt and roi is not None and roi != ckpt_roi:
+    raise ValueError(
+        f"the checkpoint {config.get('checkpoint')} was trained on roi={ckpt_roi!r} "
+        f"frames, not {roi!r}; leave --config.preprocess.roi unset"
+    )
+  if roi is not None and config.preprocess.get("size") is not None:
     return config
   config = ml_collections.ConfigDict(config.to_dict())
-  ckpt = getattr(predictor, "preprocess", None)
+  if roi is None:
+    config.preprocess.roi = ckpt_roi or "face"
+  if config.preprocess.get("size") is None:
+    config.preprocess.size = int(ckpt["size"]) if ckpt else DEFAULT_SIZE
   if ckpt:
-    config.preprocess.size = int(ckpt["size"])
     logging.info(
-        "preprocess.size=%d and input_norm=%r from the checkpoint %s",
+        "preprocess.size=%d, preprocess.roi=%r and input_norm=%r from the checkpoint %s",
         config.preprocess.size,
+        config.preprocess.roi,
         getattr(predictor, "input_norm", None),
         config.get("checkpoint"),
     )
-  else:
-    config.preprocess.size = DEFAULT_SIZE
   return config
 
 

@@ -37,6 +37,8 @@ def get_config() -> ml_collections.ConfigDict:
   # Face pipeline; part of the prepared data's identity.
   # size None: the checkpoint's crop size for codephys / physnet (logged), else 72.
   c.preprocess = common.preprocess(size=config_dict.placeholder(int))
+  # roi None: the checkpoint's ROI for codephys / physnet, else the face box.
+  c.preprocess.roi = config_dict.placeholder(str)
   # Generator options for synthetic_rppg (ignored fields are rejected).
   # Builder options: skip_bad_items (real datasets) or the synthetic generator fields.
   c.dataset_options = ml_collections.ConfigDict(dict(skip_bad_items=False))
