@@ -37,6 +37,7 @@ import ml_collections
 import numpy as np
 import tqdm
 
+from codephys_jax import alignment
 from codephys_jax import data as data_lib
 from codephys_jax import degradations as deg_lib
 from codephys_jax import eval_lib
@@ -163,7 +164,7 @@ def degraded_example(
     item: rppg_builder.Item,
     frames: RawFrames | video_lib.FrameSource,
     source: video_lib.FrameSource,
-    labels: rppg_builder.RawLabels,
+    labels: alignment.RawLabels,
     condition: Condition,
     preprocess: preprocess_lib.PreprocessConfig,
     *,
@@ -173,7 +174,7 @@ def degraded_example(
   degrade = condition.make(seed=video_seed(seed, item.key), fps=source.fps)
   name = f"{item.key} ({condition.degradation} severity {condition.severity:g})"
   degraded = DegradedSource(frames, degrade, source=source, name=name)
-  example = rppg_builder.build_example(item.key, item.subject_id, degraded, labels, preprocess)
+  example = alignment.build_example(item.key, item.subject_id, degraded, labels, preprocess)
   example["valid"] = np.asarray(example["valid"]).astype(bool)  # as data.VideoSource gives it
   return example
 
@@ -288,7 +289,7 @@ def evaluate(
           example = degraded_example(
               item, frames, source, labels, cond, preprocess, seed=int(rob.seed)
           )
-        except rppg_builder.PreparationError as e:
+        except alignment.PreparationError as e:
           logging.warning(
               "%s under %s severity %g: %s", item.key, cond.degradation, cond.severity, e
           )
