@@ -42,6 +42,7 @@ from codephys_jax import data as data_lib
 from codephys_jax import degradations as deg_lib
 from codephys_jax import eval_lib
 from codephys_jax import jsonio
+from codephys_jax import methods
 from codephys_jax import plots
 from codephys_jax import preprocess as preprocess_lib
 from codephys_jax import rppg_builder
@@ -188,21 +189,21 @@ def _method_config(config: ml_collections.ConfigDict, method: str) -> ml_collect
   return cfg
 
 
-def make_predictors(config: ml_collections.ConfigDict) -> dict[str, eval_lib.Predictor]:
+def make_predictors(config: ml_collections.ConfigDict) -> dict[str, methods.Predictor]:
   """method name -> predictor, through eval_lib.make_predictor (checkpoints per method)."""
-  methods = [m.lower() for m in config.robustness.methods]
-  if not methods:
+  names = [m.lower() for m in config.robustness.methods]
+  if not names:
     raise ValueError("robustness.methods is empty")
-  if len(set(methods)) != len(methods):
-    raise ValueError(f"robustness.methods has repeats: {methods}")
+  if len(set(names)) != len(names):
+    raise ValueError(f"robustness.methods has repeats: {names}")
   checkpoints = dict(config.robustness.get("checkpoints") or {})
-  missing = [m for m in methods if eval_lib.needs_checkpoint(m) and not checkpoints.get(m)]
+  missing = [m for m in names if methods.needs_checkpoint(m) and not checkpoints.get(m)]
   if missing:
     raise ValueError(
         f"methods {missing} need a checkpoint: set "
         f"--config.robustness.checkpoints.{missing[0]}=<training workdir>"
     )
-  return {m: eval_lib.make_predictor(_method_config(config, m)) for m in methods}
+  return {m: eval_lib.make_predictor(_method_config(config, m)) for m in names}
 
 
 def _split_items(
@@ -259,7 +260,7 @@ def evaluate(
     config: ml_collections.ConfigDict,
     *,
     progress: bool = True,
-    predictors: Mapping[str, eval_lib.Predictor] | None = None,
+    predictors: Mapping[str, methods.Predictor] | None = None,
 ) -> list[dict[str, Any]]:
   """One row per (method, condition), methods in config order, clean condition first.
 

@@ -11,6 +11,7 @@ import pytest
 from codephys_jax import alignment
 from codephys_jax import degradations as deg_lib
 from codephys_jax import eval_lib
+from codephys_jax import methods
 from codephys_jax import robustness
 from codephys_jax import video as video_lib
 from configs import robustness as robustness_config
@@ -109,7 +110,7 @@ def test_checkpoint_methods_use_make_predictor(monkeypatch):
         return np.asarray(video["ppg"], np.float64)  # a perfect model
 
       return predict
-    return eval_lib.unsupervised_predictor(cfg.method)
+    return methods.unsupervised_predictor(cfg.method)
 
   monkeypatch.setattr(eval_lib, "make_predictor", fake_make_predictor)
   with pytest.raises(ValueError, match="checkpoints.codephys"):
