@@ -20,14 +20,11 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import math
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import tqdm
 
@@ -36,7 +33,7 @@ from codephys_jax import jsonio
 from codephys_jax import methods
 from codephys_jax import preprocess
 from codephys_jax import signal as sig
-from codephys_jax.video import FrameSource, VideoError, open_video
+from codephys_jax.video import FrameSource, VideoError
 
 # Fewer than this many seconds hold too few beats at the lowest HR of the band
 # (45 bpm: under four) for a spectral estimate.
@@ -98,46 +95,6 @@ class Prediction:
   spectrum_power: np.ndarray = dataclasses.field(repr=False, default_factory=lambda: np.zeros(0))
 
 
-class CameraSource(FrameSource):
-  """Frames from a camera (``cv2.VideoCapture(index)``) for ``seconds``, wall-clock timestamps."""
-
-  def __init__(self, index: int, *, seconds: float):
-    self.path = f"camera:{index}"
-    self.index = index
-    self.seconds = float(seconds)
-    cap = cv2.VideoCapture(index)
-    try:
-      if not cap.isOpened():
-        raise VideoError(self.path, "cannot open camera (no such device or no permission)")
-      fps = cap.get(cv2.CAP_PROP_FPS)
-      self.fps = float(fps) if math.isfinite(fps) and fps > 0 else 30.0
-      self._size = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
-    finally:
-      cap.release()
-    self.num_frames = int(round(self.seconds * self.fps))
-
-  @property
-  def size(self) -> tuple[int, int]:
-    return self._size
-
-  def __iter__(self) -> Iterator[tuple[float, np.ndarray]]:
-    cap = cv2.VideoCapture(self.index)
-    if not cap.isOpened():
-      raise VideoError(self.path, "cannot open camera")
-    try:
-      t0 = time.monotonic()
-      while True:
-        ok, bgr = cap.read()
-        t = time.monotonic() - t0
-        if not ok or bgr is None:
-          raise VideoError(self.path, "camera stopped delivering frames")
-        if t > self.seconds:
-          break
-        yield t, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-    finally:
-      cap.release()
-
-
 class _Progress(FrameSource):
   """Passes a source through, advancing a progress bar per frame."""
 
@@ -160,13 +117,6 @@ class _Progress(FrameSource):
       for item in self._src:
         bar.update(1)
         yield item
-
-
-def open_input(video: str, *, seconds: float = 30.0) -> FrameSource:
-  """A video file path, or a camera index (digits only) recorded for ``seconds``."""
-  if video.isdigit() and not os.path.exists(video):
-    return CameraSource(int(video), seconds=seconds)
-  return open_video(video)
 
 
 def _windows(x: np.ndarray, fps: float, window_s: float, step_s: float):
