@@ -17,7 +17,7 @@ import sys
 
 from codephys_jax import face
 from codephys_jax import predict_lib
-from codephys_jax.video import VideoError
+from codephys_jax.video import VideoError, open_input
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
   if args.rgb_roi == "box":
     overrides["skin_mask"] = True  # without it the crop's background and hair dilute the pulse
   try:
-    source = predict_lib.open_input(args.video, seconds=args.seconds)
+    source = open_input(args.video, seconds=args.seconds)
     with source:
       pred = predict_lib.predict(
           source,

@@ -8,7 +8,7 @@ per-frame PPG as a one-subject UBFC-rPPG tree (`subject42/vid.avi` +
 `ru_maxrss` is that step's own peak:
 
   import   : the interpreter with the builder modules imported (the floor),
-  example  : `rppg_builder.build_example` on the item, i.e. what one preparation
+  example  : `alignment.build_example` on the item, i.e. what one preparation
              worker does (streaming decode, Haar tracking, crops, skin RGB,
              label alignment, reference HR),
   prepare  : `data.load_builder` of the whole one-subject tree in-process
@@ -68,6 +68,7 @@ def _write_tree(root: str, seconds: float, frames: list, ppg) -> int:
 
 
 def _child(step: str, tree: str, size: int, data_dir: str) -> dict:
+  from codephys_jax import alignment
   from codephys_jax import data as data_lib
   from codephys_jax import preprocess as preprocess_lib
   from codephys_jax import rppg_builder
@@ -81,7 +82,7 @@ def _child(step: str, tree: str, size: int, data_dir: str) -> dict:
     )
     source, labels = ubfc.UbfcRppg.read_item(item)
     with source:
-      ex = rppg_builder.build_example(
+      ex = alignment.build_example(
           item.key, item.subject_id, source, labels, preprocess_lib.PreprocessConfig(size=size)
       )
     frames_out = len(ex["frames"])

@@ -11,8 +11,8 @@ import ml_collections
 
 from codephys_jax import data as data_lib
 from codephys_jax import eval_lib
-from codephys_jax import inference
 from codephys_jax import jsonio
+from codephys_jax import methods
 from codephys_jax import stages
 
 
@@ -22,19 +22,19 @@ def compare(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   builder = data_lib.load_builder(config.dataset, **data_lib.builder_kwargs(config))
   # (method, checkpoint) -> predictor; trained models twice: the checkpoint
   # selected on the validation subjects (the headline rows) and the final one.
-  methods: dict[tuple[str, str | None], eval_lib.Predictor] = {}
+  predictors: dict[tuple[str, str | None], methods.Predictor] = {}
   for method in stages.METHODS:  # a trained video model's method is its stage
     if method in config.stages:
       for which, label in (("best", "selected"), ("latest", "final")):
-        methods[(method, label)] = inference.load_predictor(
+        predictors[(method, label)] = methods.from_workdir(
             os.path.join(workdir, method), method=method, which=which
-        )
+        ).predictor
   for name in config.compare.unsupervised:
-    methods[(name, None)] = eval_lib.unsupervised_predictor(name)
+    predictors[(name, None)] = methods.unsupervised_predictor(name)
   table = []
   for condition, split in config.compare.splits.items():
     videos = data_lib.open_split(builder, split)
-    for (method, checkpoint), predictor in methods.items():
+    for (method, checkpoint), predictor in predictors.items():
       results = eval_lib.run_method(videos, predictor, progress=False, total=len(videos))
       result = eval_lib.score(results, eval_cfg)
       m = result.metrics

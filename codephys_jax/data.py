@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import grain
 import numpy as np
 
+from codephys_jax import preparation
 from codephys_jax import preprocess as preprocess_lib
 from codephys_jax import rppg_builder
 
@@ -86,7 +87,7 @@ def builder_kwargs(config: Mapping[str, Any]) -> dict[str, Any]:
 def load_builder(name: str, **kwargs: Any) -> rppg_builder.RppgBuilder:
   """`make_builder` + prepare if this exact (settings, source) is not prepared yet."""
   builder = make_builder(name, **kwargs)
-  return rppg_builder.prepare(builder, manual_dir=kwargs.get("manual_dir"))
+  return preparation.prepare(builder, manual_dir=kwargs.get("manual_dir"))
 
 
 def _decode(example: Mapping[str, Any]) -> dict[str, Any]:

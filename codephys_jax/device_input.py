@@ -24,11 +24,13 @@ The augmentation is the recipe of `codephys_jax.augment` (speed, crop, flip,
 illumination, noise) with JAX random numbers, so its draws differ from the host
 path's; camera degradations (`augment.degradations`, OpenCV), illumination
 changes and HR-balanced speed exist only on the host and are refused here
-(`refuse_host_only`).
+(`refuse_host_only`). `DEVICE_STEPS` and `HOST_ONLY_STEPS` say which field of
+the recipe is which.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Any, Callable, Iterator, Sequence
 
@@ -46,6 +48,58 @@ DEFAULT_BUDGET_BYTES = 8 << 30
 
 class DoesNotFit(ValueError):
   """The device path cannot take this split or recipe (memory budget, host-only augmentation)."""
+
+
+# Which steps of the augmentation recipe (`augment.AugmentConfig`, configs/common.py
+# `augment()`) this path implements and which it refuses. Every field of the
+# recipe is named in exactly one of the two (tests/test_device_input.py checks
+# it), so a step added on the host is refused here until `_augment_one` does it.
+#
+# `_augment_one` implements these fields (with JAX random numbers).
+DEVICE_STEPS: tuple[str, ...] = (
+    "speed_range",
+    "frame_interp",
+    "crop_scale",
+    "flip_prob",
+    "illumination_std",
+    "noise_std",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class HostOnlyStep:
+  """A step only the host path runs: its fields, when a recipe turns it on, and the
+  settings `refuse_host_only` names."""
+
+  name: str
+  fields: tuple[str, ...]
+  on: Callable[[augment_lib.AugmentConfig], bool]
+  settings: Callable[[augment_lib.AugmentConfig], str]
+
+
+# Refused by `refuse_host_only` when on (camera degradations need OpenCV).
+HOST_ONLY_STEPS: tuple[HostOnlyStep, ...] = (
+    HostOnlyStep(
+        "camera degradations",
+        ("degradations", "degradation_prob", "severity_range"),
+        on=lambda a: bool(a.degradations) and a.degradation_prob > 0,
+        settings=lambda a: (
+            f"augment.degradations={list(a.degradations)}, degradation_prob={a.degradation_prob}"
+        ),
+    ),
+    HostOnlyStep(
+        "illumination changes",
+        ("illumination_change_prob", "illumination_change_severity"),
+        on=lambda a: a.illumination_change_prob > 0,
+        settings=lambda a: f"illumination_change_prob={a.illumination_change_prob}",
+    ),
+    HostOnlyStep(
+        "HR-balanced speed",
+        ("target_hr_bpm", "target_hr_scale"),
+        on=lambda a: bool(a.target_hr_bpm),
+        settings=lambda a: f"target_hr_bpm={a.target_hr_bpm}",
+    ),
+)
 
 
 def _replicated(mesh: Mesh) -> NamedSharding:
@@ -260,20 +314,11 @@ def _global_batch(
 
 
 def refuse_host_only(augment: augment_lib.AugmentConfig) -> None:
-  """DoesNotFit naming every step of `augment` this path does not implement (they
+  """DoesNotFit naming every step of `augment` in `HOST_ONLY_STEPS` that is on (they
   run on the host only: grain + NumPy/OpenCV, `codephys_jax.augment`)."""
-  steps = []
-  if augment.degradations and augment.degradation_prob > 0:
-    steps.append(
-        f"camera degradations (augment.degradations={list(augment.degradations)}, "
-        f"degradation_prob={augment.degradation_prob})"
-    )
-  if augment.illumination_change_prob > 0:
-    steps.append(
-        f"illumination changes (illumination_change_prob={augment.illumination_change_prob})"
-    )
-  if augment.target_hr_bpm:
-    steps.append(f"HR-balanced speed (target_hr_bpm={augment.target_hr_bpm})")
+  steps = [
+      f"{step.name} ({step.settings(augment)})" for step in HOST_ONLY_STEPS if step.on(augment)
+  ]
   if steps:
     raise DoesNotFit(
         f"the device input path has no {'; no '.join(steps)}: they run on the host only; "

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 import ml_collections
 import numpy as np
@@ -21,12 +21,9 @@ import tqdm
 from codephys_jax import data as data_lib
 from codephys_jax import evaluation
 from codephys_jax import jsonio
+from codephys_jax import methods
 from codephys_jax import plots
 from codephys_jax import unsupervised
-
-# video dict -> predicted waveform at the video's fps
-Predictor = Callable[[Mapping[str, Any]], np.ndarray]
-
 
 def eval_settings(config: ml_collections.ConfigDict, fps: float) -> evaluation.EvalSettings:
   """EvalSettings of a config's `eval` block (configs/common.py `eval_settings`)."""
@@ -43,51 +40,29 @@ def eval_settings(config: ml_collections.ConfigDict, fps: float) -> evaluation.E
   )
 
 
-def unsupervised_predictor(name: str) -> Predictor:
-  unsupervised.get_method(name)  # unknown names fail before any data work
-
-  def predict(video: Mapping[str, Any]) -> np.ndarray:
-    return unsupervised.extract_bvp(name, video["rgb"], float(video["fps"]))
-
-  return predict
-
-
-def model_methods() -> tuple[str, ...]:
-  """The methods that are trained models: `codephys_jax.stages.METHODS`."""
-  from codephys_jax import stages  # JAX/Flax only when a model may be evaluated
-
-  return stages.METHODS
-
-
-def needs_checkpoint(method: str) -> bool:
-  """Whether `method` is a trained model (then it needs a training workdir)."""
-  method = method.lower()
-  return method not in unsupervised.METHODS and method in model_methods()
-
-
-def make_predictor(config: ml_collections.ConfigDict) -> Predictor:
+def make_predictor(config: ml_collections.ConfigDict) -> methods.Predictor:
+  """The predictor of `config.method`: an unsupervised method by name, or a trained
+  model's (`methods.model_methods`) from the stage directory `config.checkpoint`."""
   method = config.method.lower()
   if method in unsupervised.METHODS:
-    return unsupervised_predictor(method)
-  if not needs_checkpoint(method):
+    return methods.from_name(method).predictor
+  if not methods.needs_checkpoint(method):
     raise ValueError(
         f"unknown method {method!r}; unsupervised: {sorted(unsupervised.METHODS)}, "
-        f"trained models: {list(model_methods())}"
+        f"trained models: {list(methods.model_methods())}"
     )
   if not config.get("checkpoint"):
     raise ValueError(f"method {method!r} needs --config.checkpoint=<training workdir>")
-  from codephys_jax import inference  # JAX/Flax only when a model is evaluated
-
-  return inference.load_predictor(
+  return methods.from_workdir(
       config.checkpoint, method=method, batch_size=config.get("batch_size", 4)
-  )
+  ).predictor
 
 
 DEFAULT_SIZE = 72  # crop size when neither the config nor a checkpoint sets one
 
 
 def resolve_preprocess(
-    config: ml_collections.ConfigDict, predictor: Predictor | None = None
+    config: ml_collections.ConfigDict, predictor: methods.Predictor | None = None
 ) -> ml_collections.ConfigDict:
   """`config` with `preprocess.size` and `preprocess.roi` filled in where unset (None).
 
@@ -133,7 +108,7 @@ def load_split(config: ml_collections.ConfigDict) -> data_lib.VideoSource | data
 
 def run_method(
     videos: Iterable[Mapping[str, Any]],
-    predictor: Predictor,
+    predictor: methods.Predictor,
     *,
     progress: bool = True,
     total: int | None = None,

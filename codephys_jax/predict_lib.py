@@ -1,7 +1,8 @@
 """Heart rate from a user's own video: the library behind predict.py.
 
 One streaming preprocessing pass (face detection and tracking, crops, skin RGB;
-:mod:`codephys_jax.preprocess`), then a method turns it into an rPPG waveform:
+:mod:`codephys_jax.preprocess`), then a method turns it into an rPPG waveform.
+``--method`` is resolved by :func:`codephys_jax.methods.resolve`:
 
 * an unsupervised method by name (``pos``, ``chrom``, ...) on the RGB trace;
 * a training workdir (a stage directory with ``checkpoints/``, or the top
@@ -19,23 +20,20 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import math
 import os
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import tqdm
 
 from codephys_jax import hr as hr_lib
 from codephys_jax import jsonio
+from codephys_jax import methods
 from codephys_jax import preprocess
 from codephys_jax import signal as sig
-from codephys_jax import unsupervised
-from codephys_jax.video import FrameSource, VideoError, open_video
+from codephys_jax.video import FrameSource, VideoError
 
 # Fewer than this many seconds hold too few beats at the lowest HR of the band
 # (45 bpm: under four) for a spectral estimate.
@@ -97,46 +95,6 @@ class Prediction:
   spectrum_power: np.ndarray = dataclasses.field(repr=False, default_factory=lambda: np.zeros(0))
 
 
-class CameraSource(FrameSource):
-  """Frames from a camera (``cv2.VideoCapture(index)``) for ``seconds``, wall-clock timestamps."""
-
-  def __init__(self, index: int, *, seconds: float):
-    self.path = f"camera:{index}"
-    self.index = index
-    self.seconds = float(seconds)
-    cap = cv2.VideoCapture(index)
-    try:
-      if not cap.isOpened():
-        raise VideoError(self.path, "cannot open camera (no such device or no permission)")
-      fps = cap.get(cv2.CAP_PROP_FPS)
-      self.fps = float(fps) if math.isfinite(fps) and fps > 0 else 30.0
-      self._size = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
-    finally:
-      cap.release()
-    self.num_frames = int(round(self.seconds * self.fps))
-
-  @property
-  def size(self) -> tuple[int, int]:
-    return self._size
-
-  def __iter__(self) -> Iterator[tuple[float, np.ndarray]]:
-    cap = cv2.VideoCapture(self.index)
-    if not cap.isOpened():
-      raise VideoError(self.path, "cannot open camera")
-    try:
-      t0 = time.monotonic()
-      while True:
-        ok, bgr = cap.read()
-        t = time.monotonic() - t0
-        if not ok or bgr is None:
-          raise VideoError(self.path, "camera stopped delivering frames")
-        if t > self.seconds:
-          break
-        yield t, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-    finally:
-      cap.release()
-
-
 class _Progress(FrameSource):
   """Passes a source through, advancing a progress bar per frame."""
 
@@ -159,112 +117,6 @@ class _Progress(FrameSource):
       for item in self._src:
         bar.update(1)
         yield item
-
-
-def open_input(video: str, *, seconds: float = 30.0) -> FrameSource:
-  """A video file path, or a camera index (digits only) recorded for ``seconds``."""
-  if video.isdigit() and not os.path.exists(video):
-    return CameraSource(int(video), seconds=seconds)
-  return open_video(video)
-
-
-Waveform = Callable[[preprocess.PreprocessedVideo], np.ndarray]
-
-
-def _load_checkpoint_predictor(stage_dir: str, method: str):
-  from codephys_jax import inference  # JAX only when a learned model is asked for
-
-  return inference.load_predictor(stage_dir, method=method)
-
-
-def _video_methods() -> tuple[str, ...]:
-  """Trained-model methods, CodePhys first; each is also its stage's sub-workdir name."""
-  from codephys_jax import stages
-
-  return tuple(sorted(stages.METHODS, key=lambda m: m != "codephys"))
-
-
-def _workdir_method(path: Path) -> tuple[Waveform, dict[str, Any], str]:
-  """Predictor, its preprocessing settings and a description for a training workdir."""
-  if (path / "checkpoints").is_dir():
-    candidates = [(path, m) for m in _video_methods() if path.name == m] or [
-        (path, m) for m in _video_methods()
-    ]
-  else:
-    candidates = [(path / m, m) for m in _video_methods() if (path / m / "checkpoints").is_dir()][
-        :1
-    ]
-  if not candidates:
-    raise ValueError(
-        f"{path}: not a training workdir (no checkpoints/, codephys/checkpoints/ "
-        "or physnet/checkpoints/)"
-    )
-  err: Exception | None = None
-  for stage_dir, method in candidates:
-    try:
-      predictor = _load_checkpoint_predictor(str(stage_dir), method)
-    except ValueError as e:  # stage/method mismatch: try the other model kind
-      err = e
-      continue
-    settings = dict(getattr(predictor, "preprocess", {}) or {})
-
-    def run(video: preprocess.PreprocessedVideo, predictor=predictor) -> np.ndarray:
-      return predictor(
-          {
-              "frames": video.frames,
-              "rgb": video.rgb,
-              "fps": video.fps,
-              "video_id": video.source_path,
-          }
-      )
-
-    return run, settings, f"{method} ({stage_dir})"
-  raise ValueError(f"{path}: {err}")
-
-
-def _exported_method(path: Path) -> tuple[Waveform, dict[str, Any], str]:
-  from codephys_jax import export as export_lib
-  from codephys_jax import inference
-
-  meta = export_lib.load_sidecar(path)
-  call = export_lib.load_exported(path)
-  _, clip_length, size, _, _ = meta["input_shape"]
-  settings = {"size": int(size)}
-  if meta.get("fs"):
-    settings["target_fps"] = float(meta["fs"])
-
-  def run(video: preprocess.PreprocessedVideo) -> np.ndarray:
-    return inference.predict_video(
-        video.frames, lambda b: np.asarray(call(b)), clip_length=int(clip_length), batch_size=4
-    )
-
-  return run, settings, f"exported model {path}"
-
-
-def resolve_method(method: str) -> tuple[Waveform, dict[str, Any], str]:
-  """``(waveform function, preprocessing settings it needs, description)`` for ``--method``.
-
-  Raises:
-    ValueError: neither an unsupervised method name nor an existing workdir or model file.
-  """
-  path = Path(method)
-  if path.is_dir():
-    return _workdir_method(path)
-  if path.is_file():
-    return _exported_method(path)
-  try:
-    unsupervised.get_method(method)
-  except (KeyError, ValueError):
-    raise ValueError(
-        f"--method {method!r} is neither an unsupervised method "
-        f"({', '.join(sorted(unsupervised.METHODS))}) nor an existing training "
-        "workdir or exported model file"
-    ) from None
-
-  def run(video: preprocess.PreprocessedVideo) -> np.ndarray:
-    return unsupervised.extract_bvp(method, video.rgb, video.fps)
-
-  return run, {}, method
 
 
 def _windows(x: np.ndarray, fps: float, window_s: float, step_s: float):
@@ -298,9 +150,9 @@ def predict(
       ``min_seconds`` or has too few frames with a face.
     ValueError: unknown method.
   """
-  run, settings, description = resolve_method(method)
+  resolved = methods.resolve(method)
   fields = {f.name for f in dataclasses.fields(preprocess.PreprocessConfig)}
-  cfg_kwargs = {k: v for k, v in settings.items() if k in fields}
+  cfg_kwargs = {k: v for k, v in resolved.preprocess.items() if k in fields}
   cfg_kwargs.update(preprocess_overrides or {})
   cfg = preprocess.PreprocessConfig(**cfg_kwargs)
   video = preprocess.preprocess_video(_Progress(source, enabled=progress), cfg)
@@ -326,7 +178,17 @@ def predict(
         f"a face was detected in only {100 * face_fraction:.0f}% of the frames; "
         f"{FULL_FRAME_HINT}"
     )
-  wave = np.asarray(run(video), np.float64)
+  wave = np.asarray(
+      resolved.predictor(
+          {
+              "frames": video.frames,
+              "rgb": video.rgb,
+              "fps": video.fps,
+              "video_id": video.source_path,
+          }
+      ),
+      np.float64,
+  )
   rppg = sig.postprocess(wave, video.fps, low_hz=low_hz, high_hz=high_hz)
   whole = hr_lib.robust_hr(rppg, video.fps, low_hz=low_hz, high_hz=high_hz, window_s=window_s)
   hr_fft = hr_lib.hr_fft(rppg, video.fps, low_hz=low_hz, high_hz=high_hz)
@@ -339,7 +201,7 @@ def predict(
   power = np.abs(np.fft.rfft(rppg * np.hanning(len(rppg)), nfft)) ** 2
   keep = freqs <= min(2 * high_hz, video.fps / 2)
   return Prediction(
-      method=description,
+      method=resolved.description,
       source=source.path,
       fps=video.fps,
       time_s=video.timestamps - video.timestamps[0],

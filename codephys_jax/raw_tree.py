@@ -4,7 +4,7 @@ Each raw rPPG release is a tree of numbered folders (`subject12`, `p3/v1/source2
 `17/0`, ...) holding a label file next to a video. These helpers list such folders
 in numeric order, find the folder that actually holds them, read a label file's
 lines and check that an item's label file exists, all raising
-`rppg_builder.PreparationError` with the offending path (and item) in the message.
+`alignment.PreparationError` with the offending path (and item) in the message.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 
+from codephys_jax import alignment
 from codephys_jax import rppg_builder
 
 
@@ -45,12 +46,12 @@ def read_lines(path: str) -> list[str]:
     with open(path) as f:
       return f.read().splitlines()
   except OSError as e:
-    raise rppg_builder.PreparationError(f"{path}: cannot read ({e})") from e
+    raise alignment.PreparationError(f"{path}: cannot read ({e})") from e
 
 
 def item_file(item: rppg_builder.Item, name: str) -> str:
   """Path of the file `name` in the item's folder (`payload["dir"]`), which must exist."""
   path = os.path.join(item.payload["dir"], name)
   if not os.path.isfile(path):
-    raise rppg_builder.PreparationError(f"{item.key}: missing {path}")
+    raise alignment.PreparationError(f"{item.key}: missing {path}")
   return path

@@ -37,10 +37,12 @@ import ml_collections
 import numpy as np
 import tqdm
 
+from codephys_jax import alignment
 from codephys_jax import data as data_lib
 from codephys_jax import degradations as deg_lib
 from codephys_jax import eval_lib
 from codephys_jax import jsonio
+from codephys_jax import methods
 from codephys_jax import plots
 from codephys_jax import preprocess as preprocess_lib
 from codephys_jax import rppg_builder
@@ -163,7 +165,7 @@ def degraded_example(
     item: rppg_builder.Item,
     frames: RawFrames | video_lib.FrameSource,
     source: video_lib.FrameSource,
-    labels: rppg_builder.RawLabels,
+    labels: alignment.RawLabels,
     condition: Condition,
     preprocess: preprocess_lib.PreprocessConfig,
     *,
@@ -173,7 +175,7 @@ def degraded_example(
   degrade = condition.make(seed=video_seed(seed, item.key), fps=source.fps)
   name = f"{item.key} ({condition.degradation} severity {condition.severity:g})"
   degraded = DegradedSource(frames, degrade, source=source, name=name)
-  example = rppg_builder.build_example(item.key, item.subject_id, degraded, labels, preprocess)
+  example = alignment.build_example(item.key, item.subject_id, degraded, labels, preprocess)
   example["valid"] = np.asarray(example["valid"]).astype(bool)  # as data.VideoSource gives it
   return example
 
@@ -187,21 +189,21 @@ def _method_config(config: ml_collections.ConfigDict, method: str) -> ml_collect
   return cfg
 
 
-def make_predictors(config: ml_collections.ConfigDict) -> dict[str, eval_lib.Predictor]:
+def make_predictors(config: ml_collections.ConfigDict) -> dict[str, methods.Predictor]:
   """method name -> predictor, through eval_lib.make_predictor (checkpoints per method)."""
-  methods = [m.lower() for m in config.robustness.methods]
-  if not methods:
+  names = [m.lower() for m in config.robustness.methods]
+  if not names:
     raise ValueError("robustness.methods is empty")
-  if len(set(methods)) != len(methods):
-    raise ValueError(f"robustness.methods has repeats: {methods}")
+  if len(set(names)) != len(names):
+    raise ValueError(f"robustness.methods has repeats: {names}")
   checkpoints = dict(config.robustness.get("checkpoints") or {})
-  missing = [m for m in methods if eval_lib.needs_checkpoint(m) and not checkpoints.get(m)]
+  missing = [m for m in names if methods.needs_checkpoint(m) and not checkpoints.get(m)]
   if missing:
     raise ValueError(
         f"methods {missing} need a checkpoint: set "
         f"--config.robustness.checkpoints.{missing[0]}=<training workdir>"
     )
-  return {m: eval_lib.make_predictor(_method_config(config, m)) for m in methods}
+  return {m: eval_lib.make_predictor(_method_config(config, m)) for m in names}
 
 
 def _split_items(
@@ -258,7 +260,7 @@ def evaluate(
     config: ml_collections.ConfigDict,
     *,
     progress: bool = True,
-    predictors: Mapping[str, eval_lib.Predictor] | None = None,
+    predictors: Mapping[str, methods.Predictor] | None = None,
 ) -> list[dict[str, Any]]:
   """One row per (method, condition), methods in config order, clean condition first.
 
@@ -288,7 +290,7 @@ def evaluate(
           example = degraded_example(
               item, frames, source, labels, cond, preprocess, seed=int(rob.seed)
           )
-        except rppg_builder.PreparationError as e:
+        except alignment.PreparationError as e:
           logging.warning(
               "%s under %s severity %g: %s", item.key, cond.degradation, cond.severity, e
           )

@@ -10,6 +10,8 @@ memory. Sources:
   timestamps (PURE's ``Image<ns>.png``).
 * :class:`FrameIterSource` -- frames produced by a Python callable (synthetic
   videos), timestamps ``index / fps``.
+* :class:`CameraSource` -- a live camera for a fixed number of seconds,
+  wall-clock timestamps; :func:`open_input` opens a file or a camera index.
 
 :func:`write_video` writes lossless FFV1 ``.avi`` files for tests and dummy data.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -294,6 +297,53 @@ class FrameIterSource(FrameSource):
 
 
 _FALLBACK_CODEC = "png "
+
+
+class CameraSource(FrameSource):
+  """Frames from a camera (``cv2.VideoCapture(index)``) for ``seconds``, wall-clock timestamps."""
+
+  def __init__(self, index: int, *, seconds: float):
+    self.path = f"camera:{index}"
+    self.index = index
+    self.seconds = float(seconds)
+    cap = cv2.VideoCapture(index)
+    try:
+      if not cap.isOpened():
+        raise VideoError(self.path, "cannot open camera (no such device or no permission)")
+      fps = cap.get(cv2.CAP_PROP_FPS)
+      self.fps = float(fps) if math.isfinite(fps) and fps > 0 else 30.0
+      self._size = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+    finally:
+      cap.release()
+    self.num_frames = int(round(self.seconds * self.fps))
+
+  @property
+  def size(self) -> tuple[int, int]:
+    return self._size
+
+  def __iter__(self) -> Iterator[tuple[float, np.ndarray]]:
+    cap = cv2.VideoCapture(self.index)
+    if not cap.isOpened():
+      raise VideoError(self.path, "cannot open camera")
+    try:
+      t0 = time.monotonic()
+      while True:
+        ok, bgr = cap.read()
+        t = time.monotonic() - t0
+        if not ok or bgr is None:
+          raise VideoError(self.path, "camera stopped delivering frames")
+        if t > self.seconds:
+          break
+        yield t, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    finally:
+      cap.release()
+
+
+def open_input(video: str, *, seconds: float = 30.0) -> FrameSource:
+  """A video file path, or a camera index (digits only) recorded for ``seconds``."""
+  if video.isdigit() and not os.path.exists(video):
+    return CameraSource(int(video), seconds=seconds)
+  return open_video(video)
 
 
 def write_video(

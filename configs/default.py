@@ -57,8 +57,9 @@ def get_config():
           clip_stride=8,
       ),
   )
-  # The cell trunk (CellTCNBackbone) for both video models: it averages 4 x 4 skin cells
-  # first and its step is 7.6x cheaper than a 16 px PhysNet's (benchmarks/backbones.py).
+  # The cell trunk (models/cell_tcn.py CellTCNBackbone) for both video models: it averages
+  # 4 x 4 skin cells first and its step is 7.6x cheaper than a 16 px PhysNet's
+  # (benchmarks/backbones.py).
   backbone = dict(
       grid=4,
       width=32,

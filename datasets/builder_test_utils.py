@@ -25,7 +25,9 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
+from codephys_jax import alignment
 from codephys_jax import data as data_lib
+from codephys_jax import preparation
 from codephys_jax import preprocess as preprocess_lib
 from codephys_jax import rppg_builder
 
@@ -58,7 +60,7 @@ def assert_bad_item_fails(
   shutil.copytree(source, tree / dest)
   corrupt(tree, how)
   data_dir = tmp_path / "tfds"
-  with pytest.raises(rppg_builder.PreparationError) as err:
+  with pytest.raises(alignment.PreparationError) as err:
     data_lib.load_builder(
         name, data_dir=str(data_dir), manual_dir=str(tree), preprocess={"size": 16}
     )
@@ -99,7 +101,7 @@ def marker_landing(
   labels = dataclasses.replace(labels, ppg=ppg)
   source, _ = read_item(item)
   with source:
-    ex = rppg_builder.build_example(
+    ex = alignment.build_example(
         item.key, item.subject_id, source, labels, preprocess_lib.PreprocessConfig(size=size)
     )
   position = (t_k - ex["timestamps"][0]) * float(ex["fps"])
@@ -133,7 +135,7 @@ class BuilderTestCase(unittest.TestCase):
       self.skipTest("base class")
     for config in cls.BUILDER_CONFIGS or [cls.make_config()]:
       with self.subTest(config=config.name), tempfile.TemporaryDirectory() as data_dir:
-        builder = rppg_builder.prepare(
+        builder = preparation.prepare(
             cls(config=config, data_dir=data_dir, file_format="array_record"),
             manual_dir=self.EXAMPLE_DIR,
         )

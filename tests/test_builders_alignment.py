@@ -15,22 +15,22 @@ import sys
 import numpy as np
 import pytest
 
+from codephys_jax import alignment
 from codephys_jax import data as data_lib
-from codephys_jax import rppg_builder
 from codephys_jax._builders import builder_test_utils
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
 def test_trim_bound_is_two_frames_or_half_a_percent():
-  assert rppg_builder.trim_bound(120) == 2
-  assert rppg_builder.trim_bound(1802) == 9
-  assert rppg_builder.trim_bound(10_000) == 50
+  assert alignment.trim_bound(120) == 2
+  assert alignment.trim_bound(1802) == 9
+  assert alignment.trim_bound(10_000) == 50
 
 
 def test_repair_keeps_the_first_of_a_repeat_and_drops_backward_steps():
   t = np.array([0.0, 1.0, 1.0, 2.0, 1.5, 3.0] + list(range(4, 40)), dtype=float)
-  keep, dropped = rppg_builder.repair_timestamps("x.json", t)
+  keep, dropped = alignment.repair_timestamps("x.json", t)
   assert dropped == 2
   np.testing.assert_array_equal(np.flatnonzero(~keep), [2, 4])
   assert np.all(np.diff(t[keep]) > 0)
@@ -45,19 +45,19 @@ def test_repair_keeps_the_first_of_a_repeat_and_drops_backward_steps():
     ],
 )
 def test_unrepairable_clocks_are_errors_naming_the_file(times, message):
-  with pytest.raises(rppg_builder.PreparationError, match="x.json.*" + re.escape(message)):
-    rppg_builder.repair_timestamps("x.json", np.array(times))
+  with pytest.raises(alignment.PreparationError, match="x.json.*" + re.escape(message)):
+    alignment.repair_timestamps("x.json", np.array(times))
 
 
 def test_validate_labels_repairs_timestamped_labels_only():
   times = np.array([0.0, 0.1, 0.1, 0.2, 0.3] + [0.3 + 0.1 * i for i in range(1, 40)])
   ppg = np.sin(np.arange(times.size))
-  fixed, repaired = rppg_builder.validate_labels("v", rppg_builder.RawLabels(times=times, ppg=ppg))
+  fixed, repaired = alignment.validate_labels("v", alignment.RawLabels(times=times, ppg=ppg))
   assert repaired == 1 and fixed.times.size == times.size - 1
   np.testing.assert_array_equal(fixed.ppg, np.delete(ppg, 2))
   # Per-frame labels: the (logging) clock is not needed, so not checked or changed.
-  same, none = rppg_builder.validate_labels(
-      "v", rppg_builder.RawLabels(times=times[::-1], ppg=ppg, per_frame=True)
+  same, none = alignment.validate_labels(
+      "v", alignment.RawLabels(times=times[::-1], ppg=ppg, per_frame=True)
   )
   assert none == 0 and same.times is not None and same.ppg is ppg
 
@@ -106,9 +106,9 @@ fake.__version__ = "2.19.0"  # as if Hugging Face `datasets` were imported first
 fake.load_dataset = lambda *a, **k: None
 sys.modules["datasets"] = fake
 
+from codephys_jax import alignment
 from codephys_jax import data as data_lib
 from codephys_jax import preprocess as preprocess_lib
-from codephys_jax import rppg_builder
 
 for name in data_lib.DATASETS:
   cls = data_lib.builder_class(name)
@@ -118,8 +118,8 @@ item = ubfc(config=ubfc.make_config(manual_dir=sys.argv[1]), data_dir=sys.argv[2
             ).list_items(sys.argv[1])[0]
 source, labels = ubfc.read_item(item)
 with source:
-  ex = rppg_builder.build_example(item.key, item.subject_id, source, labels,
-                                  preprocess_lib.PreprocessConfig(size=8))
+  ex = alignment.build_example(item.key, item.subject_id, source, labels,
+                               preprocess_lib.PreprocessConfig(size=8))
 assert sys.modules["datasets"] is fake and not hasattr(fake, "ubfc_rppg")
 print("ok", item.key, len(ex["ppg"]))
 """

@@ -1,6 +1,8 @@
 """Device-side training input (codephys_jax.device_input): clips, augmentation, determinism,
 resume and data-parallel sharding (8 virtual CPU devices from conftest)."""
 
+import dataclasses
+
 import cv2
 import jax
 import jax.numpy as jnp
@@ -11,6 +13,7 @@ from codephys_jax import augment
 from codephys_jax import data as data_lib
 from codephys_jax import device_input
 from codephys_jax import trainer
+from configs import common
 from fake_videos import FakeVideos
 
 FPS = 30.0
@@ -207,6 +210,20 @@ def test_ppg_only_stage_keeps_no_frames():
   assert data.frames is None
   batch = _host(next(device_input.iterator_factory(data, batch_size=4, seed=0)(0)))
   assert set(batch) == {"ppg"} and batch["ppg"].shape == (4, 16)
+
+
+def test_every_augmentation_field_is_a_device_step_or_refused():
+  """A new step of the recipe must be classified before the device path runs it or refuses it."""
+  host_only = [f for step in device_input.HOST_ONLY_STEPS for f in step.fields]
+  named = list(device_input.DEVICE_STEPS) + host_only
+  assert len(named) == len(set(named)), named  # no field in both, or twice
+  recipe = set(common.augment().to_dict()) - {"enabled"}  # the switch, not a step
+  fields = {f.name for f in dataclasses.fields(augment.AugmentConfig)}
+  assert recipe <= fields
+  assert set(named) == fields, (sorted(fields - set(named)), sorted(set(named) - fields))
+  # Each host-only step is off in the identity recipe and on once its own fields say so.
+  for step in device_input.HOST_ONLY_STEPS:
+    assert not step.on(augment.AugmentConfig.identity()), step.name
 
 
 def test_from_config_refuses_what_only_the_host_path_does():

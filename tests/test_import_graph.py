@@ -20,6 +20,7 @@ CORE = {
     "export",
     "inference",
     "predict_lib",
+    "methods",
     "crossval",
 }
 

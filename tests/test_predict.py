@@ -11,7 +11,7 @@ import predict
 from codephys_jax import export, hr, inference, predict_lib, preprocess
 from codephys_jax import signal as sig
 from codephys_jax.synthetic_video import make_subject
-from codephys_jax.video import write_video
+from codephys_jax.video import open_input, write_video
 
 FPS = 30.0
 
@@ -75,11 +75,11 @@ def test_predict_with_an_exported_model_file(face_video, tmp_path):
       green_mean, {"w": jnp.float32(2.0)}, (clip, size, size, 3), np.uint8, model, fs=FPS
   )
   pred = predict_lib.predict(
-      predict_lib.open_input(str(path)), str(model), window_s=6.0, progress=False
+      open_input(str(path)), str(model), window_s=6.0, progress=False
   )
   assert pred.method == f"exported model {model}"
   # The same model in NumPy on the same crops, through the same overlap-add.
-  with predict_lib.open_input(str(path)) as src:
+  with open_input(str(path)) as src:
     video = preprocess.preprocess_video(src, preprocess.PreprocessConfig(size=size))
   clip_fn = lambda b: -2.0 * b[:, :, 13:22, 6:26, 1].astype(np.float32).mean(axis=(2, 3))
   want = inference.predict_video(video.frames, clip_fn, clip_length=clip, batch_size=4)
@@ -91,7 +91,7 @@ def test_predict_with_an_exported_model_file(face_video, tmp_path):
 def test_predict_roi_option(face_video, tmp_path, roi):
   path, ref_hr, _ = face_video
   pred = predict_lib.predict(
-      predict_lib.open_input(str(path)),
+      open_input(str(path)),
       "chrom",
       window_s=6.0,
       preprocess_overrides={"rgb_roi": roi, "skin_mask": roi == "box"},

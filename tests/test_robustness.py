@@ -8,10 +8,11 @@ import ml_collections
 import numpy as np
 import pytest
 
+from codephys_jax import alignment
 from codephys_jax import degradations as deg_lib
 from codephys_jax import eval_lib
+from codephys_jax import methods
 from codephys_jax import robustness
-from codephys_jax import rppg_builder
 from codephys_jax import video as video_lib
 from configs import robustness as robustness_config
 
@@ -83,13 +84,13 @@ def test_deterministic_and_degradation_matters(run_dir):
 
 def test_each_video_preprocessed_once_per_condition(monkeypatch):
   calls = []
-  real = rppg_builder.build_example
+  real = alignment.build_example
 
   def counting(key, *args, **kwargs):
     calls.append(key)
     return real(key, *args, **kwargs)
 
-  monkeypatch.setattr(rppg_builder, "build_example", counting)
+  monkeypatch.setattr(alignment, "build_example", counting)
   cfg = tiny_config(degradations=("jpeg",), severities=(2,), max_videos=1)
   rows = robustness.evaluate(cfg, progress=False)
   assert len(rows) == 2 * 2  # (pos, green) x (none, jpeg@2)
@@ -109,7 +110,7 @@ def test_checkpoint_methods_use_make_predictor(monkeypatch):
         return np.asarray(video["ppg"], np.float64)  # a perfect model
 
       return predict
-    return eval_lib.unsupervised_predictor(cfg.method)
+    return methods.unsupervised_predictor(cfg.method)
 
   monkeypatch.setattr(eval_lib, "make_predictor", fake_make_predictor)
   with pytest.raises(ValueError, match="checkpoints.codephys"):

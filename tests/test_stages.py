@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from codephys_jax import eval_lib
+from codephys_jax import methods
 from codephys_jax import models
 from codephys_jax import stages
 from codephys_jax.stages import physnet as physnet_stage
@@ -36,7 +37,7 @@ def test_one_table_from_method_to_stage_to_model():
 
 def test_eval_methods_need_checkpoints_exactly_for_trained_models():
   assert [
-      m for m in ("pos", "chrom", "codephys", "physnet", "PhysNet") if eval_lib.needs_checkpoint(m)
+      m for m in ("pos", "chrom", "codephys", "physnet", "PhysNet") if methods.needs_checkpoint(m)
   ] == ["codephys", "physnet", "PhysNet"]
   with pytest.raises(ValueError, match="unknown method 'baseline'"):
     eval_lib.make_predictor(ml_collections.ConfigDict(dict(method="baseline")))

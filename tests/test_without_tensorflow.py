@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from tensorflow_datasets.core import shuffle
 
+from codephys_jax import alignment
 from codephys_jax import data as data_lib
-from codephys_jax import rppg_builder
 from codephys_jax import tb_writer
 from codephys_jax import tfds_spill
 
@@ -191,15 +191,15 @@ def test_spilled_preparation_equals_in_memory_preparation(tmp_path, monkeypatch)
 
 def test_failed_spilled_preparation_leaves_nothing(tmp_path, monkeypatch):
   spilled = _spill_every_example_without_tf(monkeypatch)
-  build = rppg_builder.build_example
+  build = alignment.build_example
 
   def build_example(key, *args, **kwargs):
     if key == "train_001":  # after train_000 went to a bucket file
-      raise rppg_builder.PreparationError(f"{key}: unreadable frame 7")
+      raise alignment.PreparationError(f"{key}: unreadable frame 7")
     return build(key, *args, **kwargs)
 
-  monkeypatch.setattr(rppg_builder, "build_example", build_example)
-  with pytest.raises(rppg_builder.PreparationError, match="train_001: unreadable frame 7"):
+  monkeypatch.setattr(alignment, "build_example", build_example)
+  with pytest.raises(alignment.PreparationError, match="train_001: unreadable frame 7"):
     _prepare(tmp_path / "tfds")
   assert len(spilled) == 1
   assert _files(str(tmp_path / "tfds")) == []

@@ -20,9 +20,9 @@ Clocks:
   that start together, which is how COHFACE is distributed.
 - A copy that decodes one frame more than the pulse covers: the frame past the
   pulse's end is trimmed and counted (`trimmed_frames`) within
-  `rppg_builder.trim_bound`; more is an error naming the video.
+  `alignment.trim_bound`; more is an error naming the video.
 - Repeated or backward `time` values are repaired by
-  `rppg_builder.repair_timestamps`, counted in `repaired_timestamps`; more
+  `alignment.repair_timestamps`, counted in `repaired_timestamps`; more
   than 5 % is an error. A gap in the pulse is interpolated across.
 """
 
@@ -37,6 +37,8 @@ import h5py
 import numpy as np
 import tensorflow_datasets as tfds
 
+from codephys_jax import alignment
+from codephys_jax import preprocess as preprocess_lib
 from codephys_jax import raw_tree
 from codephys_jax import rppg_builder
 from codephys_jax import video as video_lib
@@ -63,7 +65,7 @@ def read_protocol_list(path: str) -> list[str]:
       continue
     m = _LIST_LINE_RE.match(line)
     if not m:
-      raise rppg_builder.PreparationError(
+      raise alignment.PreparationError(
           f"{path}: line {number} is not 'subject/session/data' ({line!r})"
       )
     keys.append(f"{int(m.group(1))}/{int(m.group(2))}")
@@ -85,33 +87,33 @@ def protocol_keys(manual_dir: str | None) -> dict[str, list[str]]:
   for split, keys in splits.items():
     for key in keys:
       if key in seen:
-        raise rppg_builder.PreparationError(
+        raise alignment.PreparationError(
             f"{folder}: {key} is listed in both {seen[key]}.txt and {split}.txt"
         )
       seen[key] = split
   return splits
 
 
-def parse_hdf5(path: str) -> rppg_builder.RawLabels:
+def parse_hdf5(path: str) -> alignment.RawLabels:
   """`data.hdf5`: `pulse` (256 Hz) on `time` (s), shifted to start at 0."""
   try:
     with h5py.File(path, "r") as f:
       missing = [k for k in ("pulse", "time") if k not in f]
       if missing:
-        raise rppg_builder.PreparationError(
+        raise alignment.PreparationError(
             f"{path}: missing dataset(s) {missing}; found {sorted(f.keys())}"
         )
       pulse = np.asarray(f["pulse"][()], dtype=np.float64).ravel()
       times = np.asarray(f["time"][()], dtype=np.float64).ravel()
   except OSError as e:
-    raise rppg_builder.PreparationError(f"{path}: cannot read HDF5 ({e})") from e
+    raise alignment.PreparationError(f"{path}: cannot read HDF5 ({e})") from e
   if pulse.size != times.size:
-    raise rppg_builder.PreparationError(
+    raise alignment.PreparationError(
         f"{path}: {pulse.size} pulse samples but {times.size} time values"
     )
   if pulse.size < 2:
-    raise rppg_builder.PreparationError(f"{path}: only {pulse.size} pulse samples")
-  return rppg_builder.RawLabels(times=times - times[0], ppg=pulse)
+    raise alignment.PreparationError(f"{path}: only {pulse.size} pulse samples")
+  return alignment.RawLabels(times=times - times[0], ppg=pulse)
 
 
 class Cohface(rppg_builder.RppgBuilder):
@@ -141,7 +143,7 @@ class Cohface(rppg_builder.RppgBuilder):
   """
   BUILDER_CONFIGS = [
       rppg_builder.RppgConfig(
-          preprocess=rppg_builder.preprocess_lib.PreprocessConfig(size=72),
+          preprocess=preprocess_lib.PreprocessConfig(size=72),
           name="default",
           version=VERSION,
       )

@@ -7,6 +7,7 @@ import h5py
 import numpy as np
 import pytest
 
+from codephys_jax import alignment
 from codephys_jax import data as data_lib
 from codephys_jax import rppg_builder
 from codephys_jax._builders import builder_test_utils
@@ -43,11 +44,11 @@ def test_protocol_file_errors(tmp_path):
   (folder / "train.txt").write_text("1/0/data\n2/0\n")
   (folder / "dev.txt").write_text("")
   (folder / "test.txt").write_text("")
-  with pytest.raises(rppg_builder.PreparationError, match=r"train.txt: line 2"):
+  with pytest.raises(alignment.PreparationError, match=r"train.txt: line 2"):
     cohface.protocol_keys(str(tmp_path))
   (folder / "train.txt").write_text("1/0/data\n")
   (folder / "test.txt").write_text("1/0/data\n")
-  with pytest.raises(rppg_builder.PreparationError, match="1/0 is listed in both"):
+  with pytest.raises(alignment.PreparationError, match="1/0 is listed in both"):
     cohface.protocol_keys(str(tmp_path))
 
 
@@ -104,10 +105,10 @@ def test_frames_beyond_the_bound_past_the_pulse_name_the_video(tmp_path):
   item = rppg_builder.Item(key="3/1", subject_id="3", payload={"dir": str(folder)})
   source, labels = cohface.Cohface.read_item(item)
   with source, pytest.raises(
-      rppg_builder.PreparationError, match=r"3/1: labels span .* 3 of the 80 frames .*at most 2"
+      alignment.PreparationError, match=r"3/1: labels span .* 3 of the 80 frames .*at most 2"
   ):
-    rppg_builder.build_example(
-        "3/1", "3", source, labels, cohface.rppg_builder.preprocess_lib.PreprocessConfig(size=16)
+    alignment.build_example(
+        "3/1", "3", source, labels, cohface.preprocess_lib.PreprocessConfig(size=16)
     )
 
 

@@ -16,10 +16,10 @@ Clocks:
   the same recording machine: the PPG goes onto the frames by those times.
 - One extra frame (a PNG past the oximeter's last sample) lies outside the
   labels' span: it is trimmed and counted (`trimmed_frames`) within
-  `rppg_builder.trim_bound`; more is an error naming the sequence. A PNG that
+  `alignment.trim_bound`; more is an error naming the sequence. A PNG that
   `/Image` does not list (or the reverse) is an error: the two lists disagree.
 - Repeated or backward `/FullPackage` timestamps are repaired by
-  `rppg_builder.repair_timestamps` (first of a repeat kept, backward samples
+  `alignment.repair_timestamps` (first of a repeat kept, backward samples
   dropped), counted in `repaired_timestamps`; more than 5 % is an error. A gap
   in the oximeter stream is interpolated across. Frame timestamps are the
   file names, unique by construction.
@@ -35,6 +35,8 @@ from typing import Any, Sequence
 import numpy as np
 import tensorflow_datasets as tfds
 
+from codephys_jax import alignment
+from codephys_jax import preprocess as preprocess_lib
 from codephys_jax import rppg_builder
 from codephys_jax import video as video_lib
 
@@ -48,11 +50,11 @@ _NS_PER_S = 1e9
 
 def _timestamps_ns(entries: Any, path: str, field: str) -> np.ndarray:
   if not isinstance(entries, list) or not entries:
-    raise rppg_builder.PreparationError(f"{path}: '{field}' is missing or empty")
+    raise alignment.PreparationError(f"{path}: '{field}' is missing or empty")
   try:
     return np.array([int(e["Timestamp"]) for e in entries], dtype=np.int64)
   except (KeyError, TypeError, ValueError) as e:
-    raise rppg_builder.PreparationError(
+    raise alignment.PreparationError(
         f"{path}: '{field}' entry without an integer Timestamp ({e!r})"
     ) from e
 
@@ -63,17 +65,17 @@ def parse_json(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     with open(path) as f:
       doc = json.load(f)
   except OSError as e:
-    raise rppg_builder.PreparationError(f"{path}: cannot read ({e})") from e
+    raise alignment.PreparationError(f"{path}: cannot read ({e})") from e
   except json.JSONDecodeError as e:
-    raise rppg_builder.PreparationError(f"{path}: not valid JSON ({e})") from e
+    raise alignment.PreparationError(f"{path}: not valid JSON ({e})") from e
   if not isinstance(doc, dict):
-    raise rppg_builder.PreparationError(f"{path}: expected a JSON object at the top level")
+    raise alignment.PreparationError(f"{path}: expected a JSON object at the top level")
   package = doc.get("/FullPackage")
   ppg_ns = _timestamps_ns(package, path, "/FullPackage")
   try:
     wave = np.array([float(e["Value"]["waveform"]) for e in package], dtype=np.float64)
   except (KeyError, TypeError, ValueError) as e:
-    raise rppg_builder.PreparationError(
+    raise alignment.PreparationError(
         f"{path}: '/FullPackage' entry without a numeric Value.waveform ({e!r})"
     ) from e
   frame_ns = _timestamps_ns(doc.get("/Image"), path, "/Image")
@@ -83,14 +85,14 @@ def parse_json(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def list_frames(frame_dir: str) -> tuple[list[str], np.ndarray]:
   """The `Image<ns>.png` files of a sequence, ordered by their timestamp (int64 ns)."""
   if not os.path.isdir(frame_dir):
-    raise rppg_builder.PreparationError(f"{frame_dir}: frame folder is missing")
+    raise alignment.PreparationError(f"{frame_dir}: frame folder is missing")
   found = []
   for name in os.listdir(frame_dir):
     m = _IMAGE_RE.match(name)
     if m:
       found.append((int(m.group(1)), name))
   if not found:
-    raise rppg_builder.PreparationError(f"{frame_dir}: no Image<timestamp>.png frames")
+    raise alignment.PreparationError(f"{frame_dir}: no Image<timestamp>.png frames")
   found.sort()
   return (
       [os.path.join(frame_dir, name) for _, name in found],
@@ -100,7 +102,7 @@ def list_frames(frame_dir: str) -> tuple[list[str], np.ndarray]:
 
 def read_sequence(
     seq_dir: str, name: str
-) -> tuple[video_lib.ImageSequenceSource, rppg_builder.RawLabels]:
+) -> tuple[video_lib.ImageSequenceSource, alignment.RawLabels]:
   """Frames (lazy PNG source) and PPG of one `ii-jj` folder, on one clock in seconds."""
   json_path = os.path.join(seq_dir, f"{name}.json")
   ppg_ns, wave, listed_ns = parse_json(json_path)
@@ -110,13 +112,13 @@ def read_sequence(
   if not np.array_equal(np.sort(listed_ns), file_ns):
     only_files = np.setdiff1d(file_ns, listed_ns).size
     only_json = np.setdiff1d(listed_ns, file_ns).size
-    raise rppg_builder.PreparationError(
+    raise alignment.PreparationError(
         f"{json_path}: /Image lists {listed_ns.size} frames but {len(paths)} PNG files "
         f"are present ({only_files} files not listed, {only_json} listed but missing)"
     )
   t0 = file_ns[0]
   frame_s = (file_ns - t0) / _NS_PER_S
-  labels = rppg_builder.RawLabels(times=(ppg_ns - t0) / _NS_PER_S, ppg=wave)
+  labels = alignment.RawLabels(times=(ppg_ns - t0) / _NS_PER_S, ppg=wave)
   source = video_lib.ImageSequenceSource(paths, frame_s, name=os.path.join(seq_dir, name))
   return source, labels
 
@@ -154,7 +156,7 @@ class Pure(rppg_builder.RppgBuilder):
   """
   BUILDER_CONFIGS = [
       rppg_builder.RppgConfig(
-          preprocess=rppg_builder.preprocess_lib.PreprocessConfig(size=72),
+          preprocess=preprocess_lib.PreprocessConfig(size=72),
           name="default",
           version=VERSION,
       )

@@ -7,6 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
+from codephys_jax import alignment
 from codephys_jax import data as data_lib
 from codephys_jax import rppg_builder
 from codephys_jax._builders import builder_test_utils
@@ -154,5 +155,5 @@ def test_unrepairable_clock_names_the_sequence(tmp_path):
     e["Timestamp"] = package[39]["Timestamp"] - 1000
   (seq / "02-01.json").write_text(json.dumps(doc))
   source, labels = pure.read_sequence(str(seq), "02-01")
-  with pytest.raises(rppg_builder.PreparationError, match="02-01: label.*cannot be repaired"):
-    rppg_builder.validate_labels("02-01", labels)
+  with pytest.raises(alignment.PreparationError, match="02-01: label.*cannot be repaired"):
+    alignment.validate_labels("02-01", labels)

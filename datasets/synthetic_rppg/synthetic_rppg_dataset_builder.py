@@ -17,7 +17,7 @@ sample per rendered frame at index / fps, so the labels are per-frame
 (`RawLabels.per_frame`): sample i goes with frame i on the frames' clock. The
 generator cannot produce an extra frame or a repeated timestamp; if a
 renderer change ever did, the shared rule would trim up to
-`rppg_builder.trim_bound` frames and count them, and error beyond it.
+`alignment.trim_bound` frames and count them, and error beyond it.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from typing import Any, Mapping, Sequence
 
 import tensorflow_datasets as tfds
 
+from codephys_jax import alignment
 from codephys_jax import degradations
 from codephys_jax import preprocess as preprocess_lib
 from codephys_jax import rppg_builder
@@ -176,7 +177,7 @@ class SyntheticRppg(rppg_builder.RppgBuilder):
         height=p["height"],
         hr_range_bpm=tuple(p["hr_range"]),
     )
-    labels = rppg_builder.RawLabels(times=subject.timestamps, ppg=subject.ppg, per_frame=True)
+    labels = alignment.RawLabels(times=subject.timestamps, ppg=subject.ppg, per_frame=True)
     kind = p.get("degradation")
     if not kind:
       return subject.source(), labels

@@ -13,7 +13,7 @@ Clocks:
   0.88 s and repeats values, so it is parsed but never used to align.
 - A copy that decodes to one frame more (or fewer) than the file has samples
   (8 of 16 re-encoded copies checked decode one extra frame) is trimmed to the
-  common length at the end, within `rppg_builder.trim_bound` (2 frames or
+  common length at the end, within `alignment.trim_bound` (2 frames or
   0.5 %), and counted in the example and the dataset's `item_counts`; a larger
   difference is a `PreparationError` naming the subject.
 - Repeated or backward logging times (5 of 16 files) change nothing: that
@@ -29,6 +29,8 @@ from typing import Sequence
 import numpy as np
 import tensorflow_datasets as tfds
 
+from codephys_jax import alignment
+from codephys_jax import preprocess as preprocess_lib
 from codephys_jax import raw_tree
 from codephys_jax import rppg_builder
 from codephys_jax import video as video_lib
@@ -86,7 +88,7 @@ TEST_SUBJECTS = _KEPT[30:]  # 42 .. 49
 _SUBJECT_RE = re.compile(r"^subject(\d+)$")
 
 
-def parse_ground_truth(path: str) -> rppg_builder.RawLabels:
+def parse_ground_truth(path: str) -> alignment.RawLabels:
   """Parse `ground_truth.txt`: line 1 PPG, line 2 device HR, line 3 logging times (s).
 
   The reference HR is derived from line 1, never from the glitchy line 2. The
@@ -95,7 +97,7 @@ def parse_ground_truth(path: str) -> rppg_builder.RawLabels:
   """
   lines = [ln for ln in raw_tree.read_lines(path) if ln.strip()]
   if len(lines) < 3:
-    raise rppg_builder.PreparationError(
+    raise alignment.PreparationError(
         f"{path}: expected 3 lines (PPG, HR, timestamps), found {len(lines)}"
     )
   rows = []
@@ -103,24 +105,24 @@ def parse_ground_truth(path: str) -> rppg_builder.RawLabels:
     try:
       rows.append(np.array([float(v) for v in line.split()], dtype=np.float64))
     except ValueError as e:
-      raise rppg_builder.PreparationError(f"{path}: line {number} is not numeric ({e})") from e
+      raise alignment.PreparationError(f"{path}: line {number} is not numeric ({e})") from e
   ppg, _, times = rows
   if ppg.size != times.size:
-    raise rppg_builder.PreparationError(
+    raise alignment.PreparationError(
         f"{path}: {ppg.size} PPG samples but {times.size} timestamps"
     )
   if not np.all(np.isfinite(ppg)):
-    raise rppg_builder.PreparationError(f"{path}: PPG line contains NaN/inf")
-  return rppg_builder.RawLabels(times=times - times[0], ppg=ppg, per_frame=True)
+    raise alignment.PreparationError(f"{path}: PPG line contains NaN/inf")
+  return alignment.RawLabels(times=times - times[0], ppg=ppg, per_frame=True)
 
 
 def find_video(subject_dir: str) -> str:
   """The subject's `vid.*` file, whatever its container (avi, mp4, ...)."""
   names = sorted(n for n in os.listdir(subject_dir) if n.startswith("vid."))
   if not names:
-    raise rppg_builder.PreparationError(f"{subject_dir}: no vid.* video file")
+    raise alignment.PreparationError(f"{subject_dir}: no vid.* video file")
   if len(names) > 1:
-    raise rppg_builder.PreparationError(
+    raise alignment.PreparationError(
         f"{subject_dir}: several video files {names}; keep exactly one vid.*"
     )
   return os.path.join(subject_dir, names[0])
@@ -151,7 +153,7 @@ class UbfcRppg(rppg_builder.RppgBuilder):
   """
   BUILDER_CONFIGS = [
       rppg_builder.RppgConfig(
-          preprocess=rppg_builder.preprocess_lib.PreprocessConfig(size=72),
+          preprocess=preprocess_lib.PreprocessConfig(size=72),
           name="default",
           version=VERSION,
       )

@@ -11,7 +11,9 @@ import sys
 import numpy as np
 import pytest
 
+from codephys_jax import alignment
 from codephys_jax import data as data_lib
+from codephys_jax import preparation
 from codephys_jax import preprocess as preprocess_lib
 from codephys_jax import rppg_builder
 from codephys_jax._builders import builder_test_utils
@@ -163,7 +165,7 @@ def _check_skipped_preparation(tree, data_dir):
   # Readable afterwards from a fresh builder: the file and the dataset info agree.
   again = data_lib.make_builder("ubfc_rppg", **kwargs)
   assert again.is_prepared()
-  skipped = rppg_builder.skipped_items(again)
+  skipped = preparation.skipped_items(again)
   assert list(skipped) == ["subject45"] and "ground_truth.txt" in skipped["subject45"]
   assert dict(again.info.metadata["skipped"]) == skipped
   # subject42 decodes one frame more than its labels: trimmed and counted.
@@ -180,8 +182,8 @@ def _check_skipped_preparation(tree, data_dir):
       "ubfc_rppg", data_dir=str(data_dir), manual_dir=str(tree), preprocess={"size": 16}
   )
   assert strict.data_path != again.data_path and not strict.is_prepared()
-  with pytest.raises(rppg_builder.PreparationError, match="subject45.*ground_truth.txt"):
-    rppg_builder.prepare(strict, manual_dir=str(tree))
+  with pytest.raises(alignment.PreparationError, match="subject45.*ground_truth.txt"):
+    preparation.prepare(strict, manual_dir=str(tree))
 
 
 def test_skip_option_leaves_out_and_records_bad_items(tmp_path, caplog):
@@ -212,13 +214,13 @@ def test_skip_option_is_validated():
 
 def test_videos_in_several_splits_are_preprocessed_once(tmp_path, monkeypatch):
   calls = []
-  original = rppg_builder.build_example
+  original = alignment.build_example
 
   def counting(item_key, *args, **kwargs):
     calls.append(item_key)
     return original(item_key, *args, **kwargs)
 
-  monkeypatch.setattr(rppg_builder, "build_example", counting)
+  monkeypatch.setattr(alignment, "build_example", counting)
   monkeypatch.setenv("CODEPHYS_PREP_WORKERS", "1")  # count calls in this process
   builder = data_lib.load_builder(
       "ubfc_rppg", data_dir=str(tmp_path), manual_dir=DUMMY, preprocess={"size": 8}
@@ -251,7 +253,7 @@ def _example(tree, name, *, edit=None):
   if edit is not None:
     labels = edit(labels)
   with source:
-    return rppg_builder.build_example(
+    return alignment.build_example(
         name, name[len("subject") :], source, labels, preprocess_lib.PreprocessConfig(size=16)
     )
 
@@ -314,9 +316,9 @@ def test_count_difference_within_bound_is_trimmed(tmp_path, extra):
 
 @pytest.mark.parametrize("extra", [3, -3])
 def test_count_difference_beyond_bound_names_the_item(tmp_path, extra):
-  assert rppg_builder.trim_bound(123) == 2
+  assert alignment.trim_bound(123) == 2
   with pytest.raises(
-      rppg_builder.PreparationError,
+      alignment.PreparationError,
       match=r"subject45: \d+ PPG samples but the video has \d+ frames",
   ):
     _example(_with_frames(tmp_path, extra), "subject45")

@@ -22,10 +22,10 @@ Clocks:
   these timestamps.
 - A video that decodes to one frame more than `time.txt` has lines: the extra
   frame is dropped and counted (`trimmed_frames`), within
-  `rppg_builder.trim_bound`; a larger difference is an error naming the file.
+  `alignment.trim_bound`; a larger difference is an error naming the file.
   Frames (either clock) beyond the end of `wave.csv` are trimmed the same way.
 - Repeated or backward values in `time.txt` are repaired by
-  `rppg_builder.repair_timestamps` (their frames dropped), counted in
+  `alignment.repair_timestamps` (their frames dropped), counted in
   `repaired_timestamps`; more than 5 % of them is an error naming the file.
   A gap in `time.txt` (frames the phone dropped) is real time and kept.
 
@@ -45,6 +45,8 @@ import numpy as np
 import scipy.io
 import tensorflow_datasets as tfds
 
+from codephys_jax import alignment
+from codephys_jax import preprocess as preprocess_lib
 from codephys_jax import raw_tree
 from codephys_jax import rppg_builder
 from codephys_jax import video as video_lib
@@ -66,10 +68,10 @@ class TimestampedSource(video_lib.FrameSource):
 
   Used for VIPL-HR's phone/tablet videos, whose container frame rate is not the
   real one: frame i gets `timestamps_s[i]`. Repeated or backward timestamps are
-  repaired by `rppg_builder.repair_timestamps`: their frames are dropped (a
+  repaired by `alignment.repair_timestamps`: their frames are dropped (a
   frame cannot be placed on the clock). Decoded frames beyond the list's end
   are dropped, and a list longer than the video is accepted, both within
-  `rppg_builder.trim_bound`; more is an error naming the timestamp file. What
+  `alignment.trim_bound`; more is an error naming the timestamp file. What
   was dropped is in `alignment_counts` once the source has been iterated.
   """
 
@@ -82,7 +84,7 @@ class TimestampedSource(video_lib.FrameSource):
     self.path = inner.path
     if ts.ndim != 1 or ts.size < 2:
       raise video_lib.VideoError(timestamps_path, f"need >= 2 frame timestamps, got {ts.size}")
-    self.keep, self.repaired = rppg_builder.repair_timestamps(timestamps_path, ts)
+    self.keep, self.repaired = alignment.repair_timestamps(timestamps_path, ts)
     self.timestamps = ts
     self.fps = float(1.0 / np.median(np.diff(ts[self.keep])))
     self.num_frames = ts.size
@@ -94,7 +96,7 @@ class TimestampedSource(video_lib.FrameSource):
 
   def __iter__(self) -> Iterator[tuple[float, np.ndarray]]:
     count = 0
-    bound = rppg_builder.trim_bound(self.timestamps.size)
+    bound = alignment.trim_bound(self.timestamps.size)
     for _, frame in self.inner:
       if count < self.timestamps.size and self.keep[count]:
         yield float(self.timestamps[count]), frame
@@ -117,7 +119,7 @@ def _numeric_lines(path: str, *, header: str | None) -> np.ndarray:
   lines = [(i, ln) for i, ln in enumerate(lines, start=1) if ln]
   if header is not None:
     if not lines or lines[0][1].strip('"').lower() != header.lower():
-      raise rppg_builder.PreparationError(
+      raise alignment.PreparationError(
           f"{path}: expected a '{header}' header line, found "
           f"{lines[0][1] if lines else 'an empty file'!r}"
       )
@@ -127,25 +129,25 @@ def _numeric_lines(path: str, *, header: str | None) -> np.ndarray:
     try:
       values.append(float(ln.split(",")[0]))
     except ValueError as e:
-      raise rppg_builder.PreparationError(f"{path}: line {number} is not numeric ({ln!r})") from e
+      raise alignment.PreparationError(f"{path}: line {number} is not numeric ({ln!r})") from e
   return np.array(values, dtype=np.float64)
 
 
-def parse_wave(path: str) -> rppg_builder.RawLabels:
+def parse_wave(path: str) -> alignment.RawLabels:
   """`wave.csv`: header `Wave`, one PPG sample per line at 60 Hz from the first frame."""
   ppg = _numeric_lines(path, header="Wave")
   if not np.all(np.isfinite(ppg)):
-    raise rppg_builder.PreparationError(f"{path}: PPG contains NaN/inf")
-  return rppg_builder.RawLabels(times=np.arange(ppg.size) / PPG_HZ, ppg=ppg)
+    raise alignment.PreparationError(f"{path}: PPG contains NaN/inf")
+  return alignment.RawLabels(times=np.arange(ppg.size) / PPG_HZ, ppg=ppg)
 
 
 def parse_time(path: str) -> np.ndarray:
   """`time.txt`: one frame timestamp (ms) per line -> seconds from the first line."""
   ms = _numeric_lines(path, header=None)
   if ms.size < 2:
-    raise rppg_builder.PreparationError(f"{path}: {ms.size} timestamps; need >= 2")
+    raise alignment.PreparationError(f"{path}: {ms.size} timestamps; need >= 2")
   if not np.all(np.isfinite(ms)):
-    raise rppg_builder.PreparationError(f"{path}: timestamps contain NaN/inf")
+    raise alignment.PreparationError(f"{path}: timestamps contain NaN/inf")
   # Repeated / backward values are repaired (and counted) by TimestampedSource.
   return (ms - ms[0]) / 1000.0
 
@@ -154,14 +156,14 @@ def _fold_entries(values: np.ndarray, path: str) -> list[int]:
   flat = np.asarray(values).ravel()
   if flat.dtype.kind in "iuf":
     if not np.all(np.isfinite(flat)) or np.any(flat != np.round(flat)) or np.any(flat < 1):
-      raise rppg_builder.PreparationError(f"{path}: subject ids must be positive integers")
+      raise alignment.PreparationError(f"{path}: subject ids must be positive integers")
     return sorted({int(v) for v in flat})
   out = set()
   for v in flat:  # cell arrays of strings load as object arrays of arrays
     text = str(np.asarray(v).ravel()[0] if np.asarray(v).size else "").strip()
     m = _FOLD_ENTRY_RE.match(text)
     if not m:
-      raise rppg_builder.PreparationError(f"{path}: cannot read subject id {text!r}")
+      raise alignment.PreparationError(f"{path}: cannot read subject id {text!r}")
     out.add(int(m.group(1)))
   return sorted(out)
 
@@ -171,14 +173,14 @@ def read_fold(path: str, fold: int) -> list[int]:
   try:
     mat = scipy.io.loadmat(path)
   except (OSError, ValueError, NotImplementedError) as e:
-    raise rppg_builder.PreparationError(f"{path}: cannot read MATLAB file ({e})") from e
+    raise alignment.PreparationError(f"{path}: cannot read MATLAB file ({e})") from e
   variables = {k: v for k, v in mat.items() if not k.startswith("__")}
   for name in (f"fold{fold}", "fold"):
     if name in variables:
       return _fold_entries(variables[name], path)
   if len(variables) == 1:
     return _fold_entries(next(iter(variables.values())), path)
-  raise rppg_builder.PreparationError(
+  raise alignment.PreparationError(
       f"{path}: no variable 'fold{fold}' or 'fold' and not exactly one variable "
       f"(found {sorted(variables)})"
   )
@@ -219,7 +221,7 @@ class ViplHr(rppg_builder.RppgBuilder):
   """
   BUILDER_CONFIGS = [
       rppg_builder.RppgConfig(
-          preprocess=rppg_builder.preprocess_lib.PreprocessConfig(size=72),
+          preprocess=preprocess_lib.PreprocessConfig(size=72),
           name="default",
           version=VERSION,
       )
@@ -258,7 +260,7 @@ class ViplHr(rppg_builder.RppgBuilder):
       folds[k] = read_fold(paths[0], k)
       for subject in folds[k]:
         if subject in owner:
-          raise rppg_builder.PreparationError(
+          raise alignment.PreparationError(
               f"{paths[0]}: subject {subject} is also in fold{owner[subject]}.mat; "
               "folds must be subject-exclusive"
           )

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import scipy.io
 
+from codephys_jax import alignment
 from codephys_jax import data as data_lib
 from codephys_jax import rppg_builder
 from codephys_jax import video as video_lib
@@ -56,10 +57,10 @@ def test_read_fold_formats(tmp_path, contents, expected):
 def test_read_fold_rejects_ambiguous_and_fractional(tmp_path):
   path = str(tmp_path / "fold1.mat")
   scipy.io.savemat(path, {"a": np.array([1.0]), "b": np.array([2.0])})
-  with pytest.raises(rppg_builder.PreparationError, match="fold1.mat.*not exactly one"):
+  with pytest.raises(alignment.PreparationError, match="fold1.mat.*not exactly one"):
     vipl.read_fold(path, 1)
   scipy.io.savemat(path, {"fold1": np.array([1.5])})
-  with pytest.raises(rppg_builder.PreparationError, match="positive integers"):
+  with pytest.raises(alignment.PreparationError, match="positive integers"):
     vipl.read_fold(path, 1)
 
 
@@ -128,7 +129,7 @@ def test_folds_are_subject_exclusive(tmp_path):
   tree = tmp_path / "raw"
   shutil.copytree(DUMMY, tree)
   scipy.io.savemat(str(tree / "fold3.mat"), {"fold3": np.array([[3.0, 2.0]])})
-  with pytest.raises(rppg_builder.PreparationError, match="fold3.mat: subject 2 is also"):
+  with pytest.raises(alignment.PreparationError, match="fold3.mat: subject 2 is also"):
     vipl.ViplHr(data_dir=str(tmp_path / "d")).fold_subjects(str(tree))
 
 

@@ -1,0 +1,175 @@
+"""From a method to a predictor: the one resolver behind eval.py, predict.py and
+the comparison and robustness tables.
+
+A method is one of:
+
+* an unsupervised method by name (``pos``, ``chrom``, ...) on the skin-RGB
+  trace (`from_name`);
+* a training workdir (`from_workdir`): a stage directory with ``checkpoints/``
+  or, when the stage is not given, the top workdir, where ``codephys/`` is
+  preferred to ``physnet/``; its model runs on face crops prepared with the
+  preprocessing settings it was trained with;
+* an exported model file (`from_exported`: ``export.py`` output with its
+  ``.json`` sidecar) on face crops of the size and frame rate the sidecar
+  records.
+
+`resolve` tells the three apart from one string (predict.py's ``--method``);
+eval.py names the method and the checkpoint separately (`eval_lib.make_predictor`).
+Every predictor maps a video dict (``frames``, ``rgb``, ``fps``, ``video_id``) to
+a waveform at the video's frame rate. JAX is imported only when a trained model
+is asked for.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from codephys_jax import unsupervised
+
+# video dict -> predicted waveform at the video's fps
+Predictor = Callable[[Mapping[str, Any]], np.ndarray]
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+  """A resolved method: its predictor, the preprocessing it needs, what it is."""
+
+  predictor: Predictor
+  # PreprocessConfig fields the predictor needs (crop size, frame rate, ...); {} = any.
+  preprocess: dict[str, Any]
+  description: str
+
+
+def model_methods() -> tuple[str, ...]:
+  """The methods that are trained models: `codephys_jax.stages.METHODS`."""
+  from codephys_jax import stages  # JAX/Flax only when a model may be evaluated
+
+  return stages.METHODS
+
+
+def video_methods() -> tuple[str, ...]:
+  """Trained-model methods, CodePhys first; each is also its stage's sub-workdir name."""
+  return tuple(sorted(model_methods(), key=lambda m: m != "codephys"))
+
+
+def needs_checkpoint(method: str) -> bool:
+  """Whether `method` is a trained model (then it needs a training workdir)."""
+  method = method.lower()
+  return method not in unsupervised.METHODS and method in model_methods()
+
+
+def unsupervised_predictor(name: str) -> Predictor:
+  """The predictor of an unsupervised method; an unknown name is a ValueError now."""
+  unsupervised.get_method(name)  # unknown names fail before any data work
+
+  def predict(video: Mapping[str, Any]) -> np.ndarray:
+    return unsupervised.extract_bvp(name, video["rgb"], float(video["fps"]))
+
+  return predict
+
+
+def from_name(name: str) -> Method:
+  """An unsupervised method by name (case-insensitive)."""
+  return Method(unsupervised_predictor(name), {}, name)
+
+
+def _checkpoint(stage_dir: str | os.PathLike, method: str, batch_size: int, which: str) -> Method:
+  from codephys_jax import inference  # JAX/Flax only when a model is asked for
+
+  predictor = inference.load_predictor(
+      os.fspath(stage_dir), method=method, batch_size=batch_size, which=which
+  )
+  settings = dict(getattr(predictor, "preprocess", {}) or {})
+  return Method(predictor, settings, f"{method} ({stage_dir})")
+
+
+def from_workdir(
+    path: str | os.PathLike,
+    *,
+    method: str | None = None,
+    batch_size: int = 4,
+    which: str = "best",
+) -> Method:
+  """A training workdir's predictor (`which`: its "best" or "latest" checkpoint).
+
+  With `method`, `path` is that stage's directory and must hold its run. Without,
+  the stage is found: a directory with ``checkpoints/`` is the stage its name says
+  (or whichever video model it holds), a top workdir gives its first stage
+  directory with checkpoints in `video_methods` order.
+
+  Raises:
+    ValueError: not a training workdir, or no video model in it.
+  """
+  if method is not None:
+    return _checkpoint(path, method, batch_size, which)
+  path = Path(path)
+  if (path / "checkpoints").is_dir():
+    candidates = [(path, m) for m in video_methods() if path.name == m] or [
+        (path, m) for m in video_methods()
+    ]
+  else:
+    candidates = [(path / m, m) for m in video_methods() if (path / m / "checkpoints").is_dir()][
+        :1
+    ]
+  if not candidates:
+    raise ValueError(
+        f"{path}: not a training workdir (no checkpoints/, codephys/checkpoints/ "
+        "or physnet/checkpoints/)"
+    )
+  err: Exception | None = None
+  for stage_dir, stage in candidates:
+    try:
+      return _checkpoint(stage_dir, stage, batch_size, which)
+    except ValueError as e:  # stage/method mismatch: try the other model kind
+      err = e
+  raise ValueError(f"{path}: {err}")
+
+
+def from_exported(path: str | os.PathLike, *, batch_size: int = 4) -> Method:
+  """An exported model file (``export.py`` output and its ``.json`` sidecar)."""
+  from codephys_jax import export as export_lib
+  from codephys_jax import inference
+
+  meta = export_lib.load_sidecar(path)
+  call = export_lib.load_exported(path)
+  _, clip_length, size, _, _ = meta["input_shape"]
+  settings = {"size": int(size)}
+  if meta.get("fs"):
+    settings["target_fps"] = float(meta["fs"])
+
+  def predict(video: Mapping[str, Any]) -> np.ndarray:
+    return inference.predict_video(
+        video["frames"],
+        lambda b: np.asarray(call(b)),
+        clip_length=int(clip_length),
+        batch_size=batch_size,
+    )
+
+  return Method(predict, settings, f"exported model {path}")
+
+
+def resolve(spec: str) -> Method:
+  """The method one string names: an existing directory is a training workdir,
+  an existing file an exported model, anything else an unsupervised method name.
+
+  Raises:
+    ValueError: none of the three (the message names the unsupervised methods).
+  """
+  path = Path(spec)
+  if path.is_dir():
+    return from_workdir(path)
+  if path.is_file():
+    return from_exported(path)
+  try:
+    return from_name(spec)
+  except (KeyError, ValueError):
+    raise ValueError(
+        f"--method {spec!r} is neither an unsupervised method "
+        f"({', '.join(sorted(unsupervised.METHODS))}) nor an existing training "
+        "workdir or exported model file"
+    ) from None
