@@ -138,4 +138,6 @@ def export_model(workdir: str) -> dict[str, Any]:
       path,
       fs=float(config.preprocess.target_fps),
       description=f"{meta['stage']}: uint8 face clips -> rPPG waveform (standardised)",
+      # The face pipeline the clips must come from (crop size, ROI, detector, ...).
+      extra_meta={"stage": meta["stage"], "preprocess": dict(config.preprocess)},
   )

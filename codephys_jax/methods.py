@@ -10,8 +10,8 @@ A method is one of:
   preferred to ``physnet/``; its model runs on face crops prepared with the
   preprocessing settings it was trained with;
 * an exported model file (`from_exported`: ``export.py`` output with its
-  ``.json`` sidecar) on face crops of the size and frame rate the sidecar
-  records.
+  ``.json`` sidecar) on frames prepared as the sidecar records (the whole face
+  pipeline; crop size and frame rate only for exports that predate that).
 
 `resolve` tells the three apart from one string (predict.py's ``--method``);
 eval.py names the method and the checkpoint separately (`eval_lib.make_predictor`).
@@ -138,7 +138,9 @@ def from_exported(path: str | os.PathLike, *, batch_size: int = 4) -> Method:
   meta = export_lib.load_sidecar(path)
   call = export_lib.load_exported(path)
   _, clip_length, size, _, _ = meta["input_shape"]
-  settings = {"size": int(size)}
+  # The whole face pipeline where the sidecar records it; older exports: size and rate.
+  settings = dict(meta.get("preprocess") or {})
+  settings["size"] = int(size)
   if meta.get("fs"):
     settings["target_fps"] = float(meta["fs"])
 

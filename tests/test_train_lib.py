@@ -15,6 +15,7 @@ from codephys_jax import data as data_lib
 from codephys_jax import eval_lib
 from codephys_jax import export as export_lib
 from codephys_jax import inference
+from codephys_jax import methods
 from codephys_jax import models
 from codephys_jax import stages
 from codephys_jax import train_lib
@@ -198,6 +199,9 @@ def test_export_round_trip_equals_direct_call(run):
         variables, stage_base.normalize_frames(clips, config.input_norm), train=False
     )["rppg"]
     np.testing.assert_allclose(np.asarray(exported(clips)), np.asarray(direct), atol=1e-5)
+  # The sidecar records the face pipeline, and the exported model asks for it.
+  assert export_lib.load_sidecar(path)["preprocess"] == dict(config.preprocess)
+  assert methods.from_exported(path).preprocess == dict(config.preprocess)
 
 
 def test_eval_py_accepts_each_checkpoint(run, tmp_path):
