@@ -26,7 +26,8 @@ def main(argv: list[str] | None = None) -> int:
   ap.add_argument(
       "--method",
       default="pos",
-      help="unsupervised method name, training workdir or exported model file",
+      help="unsupervised method name (pos, chrom, ...), shipped model name "
+      "(codephys-synthetic), training workdir or exported model file",
   )
   ap.add_argument("--out", required=True, help="output directory")
   ap.add_argument("--seconds", type=float, default=30.0, help="recording length for a camera")
@@ -39,8 +40,9 @@ def main(argv: list[str] | None = None) -> int:
   ap.add_argument(
       "--roi",
       default=None,
-      help="'face' (default: detect and track the face) or 'full_frame' (the whole "
-      "frame, for videos that are already a face or skin crop); config preprocess.roi",
+      help="'face' (default: detect and track the face), 'landmark_patches' (its "
+      "forehead and cheek patches) or 'full_frame' (the whole frame, for videos that "
+      "are already a face or skin crop); config preprocess.roi",
   )
   ap.add_argument(
       "--rgb_roi",
@@ -55,11 +57,12 @@ def main(argv: list[str] | None = None) -> int:
   if args.roi in ("landmarks", "box"):
     # --roi once named the skin-colour region; it now matches preprocess.roi.
     ap.error(
-        f"--roi={args.roi}: --roi selects face or full_frame (config preprocess.roi); "
+        f"--roi={args.roi}: --roi selects face, landmark_patches or full_frame "
+        "(config preprocess.roi); "
         f"the skin-colour region is --rgb_roi={args.roi}"
     )
-  if args.roi not in (None, "face", "full_frame"):
-    ap.error(f"--roi must be face or full_frame, got {args.roi!r}")
+  if args.roi not in (None, "face", "landmark_patches", "full_frame"):
+    ap.error(f"--roi must be face, landmark_patches or full_frame, got {args.roi!r}")
   overrides = {
       k: v
       for k, v in (("detector", args.detector), ("rgb_roi", args.rgb_roi), ("roi", args.roi))

@@ -41,14 +41,18 @@ def eval_settings(config: ml_collections.ConfigDict, fps: float) -> evaluation.E
 
 
 def make_predictor(config: ml_collections.ConfigDict) -> methods.Predictor:
-  """The predictor of `config.method`: an unsupervised method by name, or a trained
-  model's (`methods.model_methods`) from the stage directory `config.checkpoint`."""
+  """The predictor of `config.method`: an unsupervised method or a shipped model by
+  name, or a trained model's (`methods.model_methods`) from the stage directory
+  `config.checkpoint`."""
   method = config.method.lower()
   if method in unsupervised.METHODS:
     return methods.from_name(method).predictor
+  if method in methods.pretrained_models():
+    return methods.from_pretrained(method, batch_size=config.get("batch_size", 4)).predictor
   if not methods.needs_checkpoint(method):
     raise ValueError(
         f"unknown method {method!r}; unsupervised: {sorted(unsupervised.METHODS)}, "
+        f"shipped models: {list(methods.pretrained_models())}, "
         f"trained models: {list(methods.model_methods())}"
     )
   if not config.get("checkpoint"):

@@ -13,7 +13,11 @@ A method is one of:
   ``.json`` sidecar) on frames prepared as the sidecar records (the whole face
   pipeline; crop size and frame rate only for exports that predate that).
 
-`resolve` tells the three apart from one string (predict.py's ``--method``);
+* a model shipped with the package by name (`from_pretrained`, e.g.
+  ``codephys-synthetic``): an exported model under ``assets/pretrained/<name>/``
+  with its sidecar and a MODEL_CARD.md saying how it was made.
+
+`resolve` tells them apart from one string (predict.py's ``--method``);
 eval.py names the method and the checkpoint separately (`eval_lib.make_predictor`).
 Every predictor maps a video dict (``frames``, ``rgb``, ``fps``, ``video_id``) to
 a waveform at the video's frame rate. JAX is imported only when a trained model
@@ -33,6 +37,28 @@ from codephys_jax import unsupervised
 
 # video dict -> predicted waveform at the video's fps
 Predictor = Callable[[Mapping[str, Any]], np.ndarray]
+
+# Shipped models: assets/pretrained/<name>/rppg_model.jax (+ .json sidecar, MODEL_CARD.md).
+PRETRAINED_DIR = Path(__file__).resolve().parent / "assets" / "pretrained"
+PRETRAINED_FILE = "rppg_model.jax"
+
+
+def pretrained_models() -> tuple[str, ...]:
+  """Names of the models shipped with the package."""
+  if not PRETRAINED_DIR.is_dir():
+    return ()
+  return tuple(
+      sorted(d.name for d in PRETRAINED_DIR.iterdir() if (d / PRETRAINED_FILE).is_file())
+  )
+
+
+def from_pretrained(name: str, *, batch_size: int = 4) -> Method:
+  """A shipped model by name (case-insensitive): its exported file and face pipeline."""
+  key = name.lower()
+  if key not in pretrained_models():
+    raise ValueError(f"no shipped model {name!r}; shipped: {list(pretrained_models())}")
+  method = from_exported(PRETRAINED_DIR / key / PRETRAINED_FILE, batch_size=batch_size)
+  return dataclasses.replace(method, description=f"{key} (shipped model)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,13 +171,20 @@ def from_exported(path: str | os.PathLike, *, batch_size: int = 4) -> Method:
     settings["target_fps"] = float(meta["fs"])
 
   def predict(video: Mapping[str, Any]) -> np.ndarray:
+    frames = video["frames"]
+    if frames.shape[1:3] != (int(size), int(size)):
+      raise ValueError(
+          f"{video['video_id']}: frames are {frames.shape[1:3]}, the exported model {path} "
+          f"takes {size}x{size}"
+      )
     return inference.predict_video(
-        video["frames"],
+        frames,
         lambda b: np.asarray(call(b)),
         clip_length=int(clip_length),
         batch_size=batch_size,
     )
 
+  predict.preprocess = settings  # for callers that prepare data to match
   return Method(predict, settings, f"exported model {path}")
 
 
@@ -162,6 +195,8 @@ def resolve(spec: str) -> Method:
   Raises:
     ValueError: none of the three (the message names the unsupervised methods).
   """
+  if spec.lower() in pretrained_models():
+    return from_pretrained(spec)
   path = Path(spec)
   if path.is_dir():
     return from_workdir(path)
@@ -172,6 +207,7 @@ def resolve(spec: str) -> Method:
   except (KeyError, ValueError):
     raise ValueError(
         f"--method {spec!r} is neither an unsupervised method "
-        f"({', '.join(sorted(unsupervised.METHODS))}) nor an existing training "
+        f"({', '.join(sorted(unsupervised.METHODS))}), a shipped model "
+        f"({', '.join(pretrained_models()) or 'none'}) nor an existing training "
         "workdir or exported model file"
     ) from None
