@@ -16,39 +16,19 @@ from codephys_jax import distributed  # noqa: E402  (must run before JAX backend
 
 LAUNCH = distributed.maybe_initialize()
 
-import flax.linen as nn  # noqa: E402
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
 from codephys_jax import checkpointing, trainer  # noqa: E402
+import tiny_net  # noqa: E402  (tests/, this script's folder)
+from tiny_net import TinyNet  # noqa: E402
 
 GLOBAL_BATCH, T, C, STEPS = 8, 8, 2, 3
 
 
-class TinyNet(nn.Module):
-
-  @nn.compact
-  def __call__(self, x, *, train: bool):
-    x = nn.Conv(3, (3,), use_bias=False)(x)
-    x = nn.BatchNorm(use_running_average=not train)(x)
-    x = nn.Dropout(0.2, deterministic=not train)(nn.relu(x))
-    return nn.Dense(1)(x.mean(axis=1))[:, 0]
-
-
-MODEL = TinyNet()
-
-
-def loss_fn(params, model_state, batch, rng, step):
-  pred, updates = MODEL.apply(
-      {"params": params, **model_state},
-      batch["x"],
-      train=True,
-      rngs={"dropout": rng},
-      mutable=["batch_stats"],
-  )
-  return jnp.mean((pred - batch["y"]) ** 2), (dict(updates), {})
+MODEL = TinyNet(features=3, dropout=0.2)  # flax's BatchNorm momentum
+loss_fn = tiny_net.mse_loss_fn(MODEL)
 
 
 def global_batch(step):
@@ -68,7 +48,7 @@ def local_batch(step):
 def main(out_path, ckpt_dir):
   mesh = trainer.make_mesh()
   state = trainer.create_train_state(
-      init_fn=lambda r, b: MODEL.init(r, b["x"], train=False),
+      init_fn=tiny_net.init_fn(MODEL),
       tx=optax.adam(1e-2),
       rng=jax.random.key(0),
       mesh=mesh,

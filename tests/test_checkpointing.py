@@ -12,38 +12,17 @@ import optax
 import pytest
 
 from codephys_jax import checkpointing, trainer
+import tiny_net
+from tiny_net import TinyNet
 
 T, C, B = 8, 2, 8
 
 
-class TinyNet(nn.Module):
-
-  @nn.compact
-  def __call__(self, x, *, train: bool):
-    x = nn.Conv(3, (3,), use_bias=False)(x)
-    x = nn.BatchNorm(use_running_average=not train, momentum=0.8)(x)
-    x = nn.Dropout(0.2, deterministic=not train)(nn.relu(x))
-    return nn.Dense(1)(x.mean(axis=1))[:, 0]
-
-
-MODEL = TinyNet()
+MODEL = TinyNet(features=3, momentum=0.8, dropout=0.2)
 TX = optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(3e-2, weight_decay=1e-3))
 CONFIG = {"model": "tiny", "lr": 3e-2, "nested": {"a": [1, 2]}}
-
-
-def init_fn(rng, batch):
-  return MODEL.init(rng, batch["x"], train=False)
-
-
-def loss_fn(params, model_state, batch, rng, step):
-  pred, updates = MODEL.apply(
-      {"params": params, **model_state},
-      batch["x"],
-      train=True,
-      rngs={"dropout": rng},
-      mutable=["batch_stats"],
-  )
-  return jnp.mean((pred - batch["y"]) ** 2), (dict(updates), {})
+init_fn = tiny_net.init_fn(MODEL)
+loss_fn = tiny_net.mse_loss_fn(MODEL)
 
 
 def batch_for_step(step):

@@ -1,8 +1,15 @@
 """End-to-end training library on a tiny synthetic dataset: every stage, resume,
-determinism, export and evaluation of the resulting checkpoints."""
+determinism, export and evaluation of the resulting checkpoints.
+
+The run under test is the session's `tiny_run` (tests/conftest.py): every stage
+of `helpers.tiny_config`, trained once in a process without TensorFlow and
+shared with tests/test_without_tensorflow.py. The tests here that train again
+train only what they need (a stage or two) and compare with it bit for bit.
+"""
 
 import json
 import os
+import shutil
 
 import jax
 import ml_collections
@@ -26,29 +33,19 @@ from codephys_jax.stages import codephys as codephys_stage
 from codephys_jax.stages import physnet as physnet_stage
 from configs import common
 from configs import default as default_config
+from helpers import tiny_config
 
 
-def tiny_config(data_dir: str) -> ml_collections.ConfigDict:
-  c = common.tiny(default_config.get_config())
-  c.data_dir = data_dir
-  c.dataset_options = dict(
-      num_train=2, num_test=1, duration_s=4.0, width=160, height=120, degraded_types=("jpeg",)
-  )
-  c.codebook.num_steps = 4
-  return c
+@pytest.fixture
+def data_dir(tiny_run):
+  """The tiny dataset, prepared by the `tiny_run` process."""
+  return tiny_run.config.data_dir
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-  return str(tmp_path_factory.mktemp("tfds"))
-
-
-@pytest.fixture(scope="module")
-def run(data_dir, tmp_path_factory):
-  workdir = str(tmp_path_factory.mktemp("run"))
-  config = tiny_config(data_dir)
-  summary = train_lib.train_and_evaluate(config, workdir)
-  return config, workdir, summary
+@pytest.fixture
+def run(tiny_run):
+  """(a fresh copy of the config, the run's workdir, its summary)."""
+  return tiny_config(tiny_run.config.data_dir), tiny_run.workdir, tiny_run.summary
 
 
 def test_workdir_layout_and_results_table(run):
@@ -101,10 +98,18 @@ def test_curves_and_scalars_are_written(run):
 def test_same_config_on_the_same_machine_gives_identical_results(run, tmp_path):
   """What is deterministic: the same config and seed, with the same jax/XLA build
   and the same CPU and thread settings, give a bit-identical results.json and
-  identical parameters (across machines, XLA's CPU code generation may differ)."""
+  identical parameters (across machines, XLA's CPU code generation may differ).
+
+  Trains the two video stages again (2 steps each) on a copy of the run's Stage I,
+  and compares all of results.json, every row of which they produce again. Stage I
+  trained twice is compared in test_killed_run_resumes_to_identical_parameters.
+  """
   config, workdir, _ = run
   again = str(tmp_path / "again")
-  train_lib.train_and_evaluate(ml_collections.ConfigDict(config.to_dict()), again)
+  shutil.copytree(os.path.join(workdir, "codebook"), os.path.join(again, "codebook"))
+  config.stages = tuple(s for s in config.stages if s != "codebook")  # physnet, codephys
+  config.export = False  # the exported file is not compared
+  train_lib.train_and_evaluate(config, again)
   with open(os.path.join(workdir, "results.json")) as f, open(
       os.path.join(again, "results.json")
   ) as g:
@@ -112,7 +117,7 @@ def test_same_config_on_the_same_machine_gives_identical_results(run, tmp_path):
   for stage in ("codephys", "physnet"):
     a, _, _ = checkpointing.load_params(os.path.join(workdir, stage, "checkpoints"), which="latest")
     b, _, _ = checkpointing.load_params(os.path.join(again, stage, "checkpoints"), which="latest")
-    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
       np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
@@ -192,12 +197,12 @@ def test_export_round_trip_equals_direct_call(run):
   path = os.path.join(workdir, "codephys", "export", export_lib.EXPORT_NAME)
   exported = export_lib.load_exported(path)
   model, variables, _, _ = inference.load_run(os.path.join(workdir, "codephys"))
+  # The model's own apply, jitted (op by op it costs a minute of dispatch here).
+  direct_fn = jax.jit(lambda v, x: model.apply(v, x, train=False)["rppg"])
   rng = np.random.default_rng(0)
   for batch in (1, 3):
     clips = rng.integers(0, 255, (batch, config.clip_length, 16, 16, 3), dtype=np.uint8)
-    direct = model.apply(
-        variables, stage_base.normalize_frames(clips, config.input_norm), train=False
-    )["rppg"]
+    direct = direct_fn(variables, stage_base.normalize_frames(clips, config.input_norm))
     np.testing.assert_allclose(np.asarray(exported(clips)), np.asarray(direct), atol=1e-5)
   # The sidecar records the face pipeline, and the exported model asks for it.
   assert export_lib.load_sidecar(path)["preprocess"] == dict(config.preprocess)

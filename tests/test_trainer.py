@@ -1,6 +1,5 @@
 """Tests for codephys_jax.trainer: mesh/sharding, data-parallel equivalence, metrics, loop."""
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,41 +8,17 @@ import pytest
 
 from codephys_jax import tb_writer
 from codephys_jax import trainer
+import tiny_net
+from tiny_net import TinyNet
 
 T, C, B = 16, 3, 16  # signal length, channels, global batch
 
 
-class TinyNet(nn.Module):
-  """Conv + BatchNorm + Dropout + Dense: exercises params, batch_stats and rng."""
-
-  @nn.compact
-  def __call__(self, x, *, train: bool):
-    # No conv bias: BatchNorm cancels it, its gradient is pure rounding noise, and
-    # Adam would amplify that noise into device-count-dependent updates.
-    x = nn.Conv(4, (3,), use_bias=False)(x)
-    x = nn.BatchNorm(use_running_average=not train, momentum=0.9)(x)
-    x = nn.relu(x)
-    x = nn.Dropout(0.25, deterministic=not train)(x)
-    return nn.Dense(1)(x.mean(axis=1))[:, 0]
-
-
-MODEL = TinyNet()
-
-
-def init_fn(rng, batch):
-  return MODEL.init(rng, batch["x"], train=False)
-
-
-def loss_fn(params, model_state, batch, rng, step):
-  pred, updates = MODEL.apply(
-      {"params": params, **model_state},
-      batch["x"],
-      train=True,
-      rngs={"dropout": rng},
-      mutable=["batch_stats"],
-  )
-  loss = jnp.mean((pred - batch["y"]) ** 2)
-  return loss, (dict(updates), {"pred_mean": pred.mean(), "step_seen": step.astype(jnp.float32)})
+MODEL = TinyNet(features=4, momentum=0.9, dropout=0.25)
+init_fn = tiny_net.init_fn(MODEL)
+loss_fn = tiny_net.mse_loss_fn(
+    MODEL, metrics=lambda pred, step: {"pred_mean": pred.mean(), "step_seen": step.astype(jnp.float32)}
+)
 
 
 def make_batch(step, n=B):

@@ -6,7 +6,9 @@ Prepares the tiny synthetic dataset with TFDS's shuffler forced to spill every
 example to disk (the path that needed tf.io.gfile past 1 GB per split), trains
 every stage of `configs/common.tiny`, evaluates them (the comparison table),
 reads every TensorBoard event file back with TensorBoard's own loader, and
-writes what it saw to OUT.json.
+writes what it saw to OUT.json. The run is `helpers.tiny_config`, the one that
+tests/test_train_lib.py asserts on: the `tiny_run` fixture (tests/conftest.py)
+runs this script once and both test files read its workdir.
 """
 
 import glob
@@ -14,15 +16,21 @@ import json
 import os
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/
+
+import helpers  # noqa: E402
+
+
+def _plain(x):
+  """JSON for the numpy scalars of a training summary."""
+  return x.item() if hasattr(x, "item") else str(x)
+
 
 def main(data_dir: str, workdir: str, out_path: str) -> None:
-  from tensorboard.backend.event_processing import event_file_loader
   from tensorflow_datasets.core import shuffle
 
   from codephys_jax import tfds_spill
   from codephys_jax import train_lib
-  from configs import common
-  from configs import default as default_config
 
   # Every example goes through the on-disk buckets, not only splits past 1 GB.
   shuffle.MAX_MEM_BUFFER_SIZE = 0
@@ -35,25 +43,13 @@ def main(data_dir: str, workdir: str, out_path: str) -> None:
 
   tfds_spill.SpillBucket.add = counting_add
 
-  config = common.tiny(default_config.get_config())
-  config.data_dir = data_dir
-  config.dataset_options = dict(
-      num_train=2, num_test=1, duration_s=4.0, width=160, height=120, degraded_types=("jpeg",)
-  )
+  config = helpers.tiny_config(data_dir)
   summary = train_lib.train_and_evaluate(config, workdir)
 
-  events = {}
-  for path in sorted(glob.glob(os.path.join(workdir, "*", "events.out.tfevents.*"))):
-    scalars = {}
-    for event in event_file_loader.EventFileLoader(path).Load():
-      for value in event.summary.value:
-        number = (
-            value.simple_value
-            if value.WhichOneof("value") == "simple_value"
-            else float(value.tensor.float_val[0])
-        )
-        scalars.setdefault(value.tag, []).append([int(event.step), number])
-    events[os.path.relpath(path, workdir)] = scalars
+  events = {
+      os.path.relpath(path, workdir): helpers.read_events(path)
+      for path in sorted(glob.glob(os.path.join(workdir, "*", "events.out.tfevents.*")))
+  }
   with open(os.path.join(workdir, "results.json")) as f:
     table = json.load(f)["table"]
   loaded = sorted(m for m in sys.modules if m == "tensorflow" or m.startswith("tensorflow."))
@@ -64,9 +60,11 @@ def main(data_dir: str, workdir: str, out_path: str) -> None:
             "events": events,
             "table": table,
             "stages": sorted(summary),
+            "summary": summary,
             "tensorflow_modules": loaded,
         },
         f,
+        default=_plain,
     )
 
 
