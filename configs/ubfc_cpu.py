@@ -5,7 +5,22 @@
 
 Trains on the tree's `train` split (checkpoints selected on subjects held out of
 it) and compares with POS/CHROM/GREEN on `test`. `:demo` is the synthetic demo's
-recipe (configs/default.py) pointed at the same tree, for comparison.
+recipe (configs/default.py) pointed at the same tree, for comparison. The recipe
+is the demo's (cell trunk, 16 px, 128-frame clips, `relative_band`, the same
+augmentation and steps) with two changes: the frames are the forehead and cheek
+patches (`preprocess.roi=landmark_patches`), and checkpoints are selected on the
+validation subjects' SNR.
+
+Hardware / runtime: 2-core x86-64 CPU, no accelerator. On 8 UBFC-rPPG subjects
+(6 trained, 2 selecting; data already prepared, ~1.5 min more to prepare them)
+training took 4 min 48 s on an idle machine; the comparison adds seconds.
+
+Expected result, measured with the cross-validation below on the 8 subjects of
+the UBFC-rPPG development subset (4 folds of 2 test subjects, 1 validation
+subject per fold; whole-video HR MAE in bpm): CodePhys 17.85 (selected) / 11.92
+(final), its baseline 11.15 / 24.88, POS 18.62, CHROM 20.93 on the same videos;
+the demo's recipe (`:demo`) 29.28 / 30.60 and 28.12 / 26.64
+(benchmarks/RESULTS.md).
 
 Cross-validation over the subjects of any UBFC-layout tree (the way this recipe
 is measured; codephys_jax/crossval.py):
