@@ -206,6 +206,36 @@ def make_predictors(config: ml_collections.ConfigDict) -> dict[str, methods.Pred
   return {m: eval_lib.make_predictor(_method_config(config, m)) for m in names}
 
 
+def _with_roi(
+    config: ml_collections.ConfigDict, predictors: Mapping[str, methods.Predictor]
+) -> ml_collections.ConfigDict:
+  """`config` with `preprocess.roi` set: the trained models' frames (one ROI for all).
+
+  Every method sees the same prepared frames, so the checkpoints must agree on
+  their ROI (face box or landmark patches); the unsupervised methods read the
+  RGB trace, which the ROI of the frames does not change. Unset and no
+  checkpoint: the face box.
+  """
+  wanted = {
+      m: dict(getattr(p, "preprocess", None) or {}).get("roi", "face")
+      for m, p in predictors.items()
+      if getattr(p, "preprocess", None)
+  }
+  roi = config.preprocess.get("roi")
+  if roi is None and len(set(wanted.values())) > 1:
+    raise ValueError(f"the checkpoints were trained on different frames {wanted}; run them separately")
+  if roi is not None and set(wanted.values()) - {roi}:
+    raise ValueError(
+        f"preprocess.roi={roi!r}, but the checkpoints were trained on {wanted}; "
+        "leave --config.preprocess.roi unset"
+    )
+  if roi is not None:
+    return config
+  config = ml_collections.ConfigDict(config.to_dict())
+  config.preprocess.roi = next(iter(wanted.values()), "face")
+  return config
+
+
 def _split_items(
     config: ml_collections.ConfigDict,
 ) -> tuple[rppg_builder.RppgBuilder, list[rppg_builder.Item]]:
@@ -271,6 +301,7 @@ def evaluate(
   rob = config.robustness
   conds = conditions(rob.degradations, rob.severities)
   predictors = dict(predictors) if predictors is not None else make_predictors(config)
+  config = _with_roi(config, predictors)
   builder, items = _split_items(config)
   preprocess = builder.builder_config.preprocess
   read_item = type(builder).read_item

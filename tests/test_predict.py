@@ -213,7 +213,7 @@ def test_old_roi_values_point_at_rgb_roi(old, tmp_path, capsys):
   with pytest.raises(SystemExit):
     predict.main(["--video=x.avi", f"--out={tmp_path}", f"--roi={old}"])
   err = capsys.readouterr().err
-  assert f"--rgb_roi={old}" in err and "face or full_frame" in err
+  assert f"--rgb_roi={old}" in err and "face, landmark_patches or full_frame" in err
 
 
 def test_no_face_error_suggests_full_frame(tmp_path, capsys):

@@ -175,3 +175,25 @@ def test_conditions_validation_and_seeds():
   assert robustness.video_seed(0, "a") == robustness.video_seed(0, "a")
   assert robustness.video_seed(0, "a") != robustness.video_seed(0, "b")
   assert robustness.video_seed(0, "a") != robustness.video_seed(1, "a")
+
+
+def test_frames_follow_the_checkpoints_roi():
+  def trained(roi):
+    def predict(video):
+      return video
+
+    predict.preprocess = {"size": 16, "roi": roi}
+    return predict
+
+  pos = methods.unsupervised_predictor("pos")
+  cfg = tiny_config()
+  assert cfg.preprocess.roi is None
+  assert robustness._with_roi(cfg, {"pos": pos}).preprocess.roi == "face"
+  both = {"pos": pos, "codephys": trained("landmark_patches")}
+  assert robustness._with_roi(cfg, both).preprocess.roi == "landmark_patches"
+  with pytest.raises(ValueError, match="different frames"):
+    robustness._with_roi(cfg, {"codephys": trained("landmark_patches"), "physnet": trained("face")})
+  with cfg.unlocked():
+    cfg.preprocess.roi = "face"
+  with pytest.raises(ValueError, match="leave --config.preprocess.roi unset"):
+    robustness._with_roi(cfg, both)
