@@ -8,6 +8,7 @@ symbolic batch dimension and writes two files:
                 platforms, output shapes.
 
 `load_exported(path)` returns a callable taking one input batch of any batch size.
+Loading needs only jax: the training and model modules are imported when exporting.
 `export_model(workdir)` exports a trained video model (clip -> rPPG) of a training
 stage's workdir to `<workdir>/export/rppg_model.jax`.
 """
@@ -22,8 +23,6 @@ from typing import Any
 import jax
 import numpy as np
 
-from codephys_jax import inference
-from codephys_jax import trainer
 
 PyTree = Any
 EXPORT_NAME = "rppg_model.jax"
@@ -65,6 +64,8 @@ def export_inference(
   path = os.fspath(path)
   shape = tuple(int(d) for d in example_input_shape_without_batch)
   dtype = np.dtype(dtype)
+  from codephys_jax import trainer  # model-side code only when exporting
+
   # Host copies, so the baked-in constants carry no device or sharding.
   constants = trainer.fetch(params_and_state)
 
@@ -123,6 +124,8 @@ def load_sidecar(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def export_model(workdir: str) -> dict[str, Any]:
   """Export clip -> rPPG (uint8 [b, T, S, S, 3] -> [b, T]) with jax.export."""
+  from codephys_jax import inference  # model-side code only when exporting
+
   model, variables, config, meta = inference.load_run(workdir)
   size = int(config.preprocess.size)
 

@@ -158,8 +158,8 @@ def from_workdir(
 
 def from_exported(path: str | os.PathLike, *, batch_size: int = 4) -> Method:
   """An exported model file (``export.py`` output and its ``.json`` sidecar)."""
+  from codephys_jax import clips  # NumPy: no model code for an exported model
   from codephys_jax import export as export_lib
-  from codephys_jax import inference
 
   meta = export_lib.load_sidecar(path)
   call = export_lib.load_exported(path)
@@ -177,7 +177,7 @@ def from_exported(path: str | os.PathLike, *, batch_size: int = 4) -> Method:
           f"{video['video_id']}: frames are {frames.shape[1:3]}, the exported model {path} "
           f"takes {size}x{size}"
       )
-    return inference.predict_video(
+    return clips.predict_video(
         frames,
         lambda b: np.asarray(call(b)),
         clip_length=int(clip_length),
