@@ -220,11 +220,27 @@ def _fit(
 # ---------------------------------------------------------------------------- entry
 
 
+def _check_compare_splits(config: ml_collections.ConfigDict) -> None:
+  """Every comparison split exists, before any training (a tree without a `test`
+  split, say, fails now rather than after the stages)."""
+  builder = _builder(config)
+  for condition, spec in config.compare.splits.items():
+    name, _ = data_lib.parse_split(spec)
+    if name not in builder.info.splits or not builder.info.splits[name].num_examples:
+      raise ValueError(
+          f"compare.splits[{condition!r}] = {spec!r}: {builder.name} has no videos in split "
+          f"{name!r} (splits: {sorted(builder.info.splits)}); set --config.compare.splits, "
+          "or cross-validate with benchmarks/crossval.py"
+      )
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Run `config.stages` in order, then the comparison if `config.compare.enabled`."""
   distributed.maybe_initialize()
   for stage in config.stages:
     stages_lib.get_stage(stage)  # unknown names fail before any work
+  if config.get("compare") is not None and config.compare.get("enabled", False):
+    _check_compare_splits(config)
   summary: dict[str, Any] = {}
   for stage in config.stages:
     stage_dir = os.path.join(workdir, stage)

@@ -114,3 +114,12 @@ def test_open_split_names_missing_subjects(tmp_path):
   assert sorted(v["subject_id"] for v in sub) == ["3", "45"]
   with pytest.raises(ValueError, match=r"no subject\(s\) \['7'\]"):
     data_lib.open_split(builder, "full[subjects=3,7]")
+
+
+def test_missing_comparison_split_fails_before_training(tmp_path):
+  c = ubfc_intra.get_config("smoke")
+  c.data_dir = str(tmp_path / "tfds")
+  c.compare.splits = {"clean": "validation"}
+  with pytest.raises(ValueError, match=r"no videos in split 'validation'.*crossval"):
+    crossval.train_lib.train_and_evaluate(c, str(tmp_path / "run"))
+  assert not os.path.exists(tmp_path / "run" / "codebook")
