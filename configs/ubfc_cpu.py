@@ -19,8 +19,10 @@ Expected result, measured with the cross-validation below on the 8 subjects of
 the UBFC-rPPG development subset (4 folds of 2 test subjects, 1 validation
 subject per fold; whole-video HR MAE in bpm): CodePhys 17.85 (selected) / 11.92
 (final), its baseline 11.15 / 24.88, POS 18.62, CHROM 20.93 on the same videos;
-the demo's recipe (`:demo`) 29.28 / 30.60 and 28.12 / 26.64
-(benchmarks/RESULTS.md).
+the demo's recipe (`:demo`) 29.28 / 30.60 and 28.12 / 26.64. With 2 validation
+subjects per fold (`--num_val=2`): CodePhys 15.11 / 15.11, baseline 19.56 /
+23.73 (benchmarks/RESULTS.md). A 4-fold run takes about 20 min on an idle
+2-core machine.
 
 Cross-validation over the subjects of any UBFC-layout tree (the way this recipe
 is measured; codephys_jax/crossval.py):
