@@ -95,11 +95,10 @@ def resolve_preprocess(
     config.preprocess.size = int(ckpt["size"]) if ckpt else DEFAULT_SIZE
   if ckpt:
     logging.info(
-        "preprocess.size=%d, preprocess.roi=%r and input_norm=%r from the checkpoint %s",
+        "preprocess.size=%d and preprocess.roi=%r from the model %s",
         config.preprocess.size,
         config.preprocess.roi,
-        getattr(predictor, "input_norm", None),
-        config.get("checkpoint"),
+        config.get("checkpoint") or config.method,
     )
   return config
 
