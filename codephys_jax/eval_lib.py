@@ -95,10 +95,11 @@ def resolve_preprocess(
     config.preprocess.size = int(ckpt["size"]) if ckpt else DEFAULT_SIZE
   if ckpt:
     logging.info(
-        "preprocess.size=%d and preprocess.roi=%r from the model %s",
+        "preprocess.size=%d and preprocess.roi=%r from the model %s (input_norm %r)",
         config.preprocess.size,
         config.preprocess.roi,
         config.get("checkpoint") or config.method,
+        getattr(predictor, "input_norm", "recorded in the exported program"),
     )
   return config
 
