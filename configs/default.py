@@ -5,16 +5,17 @@ Command:
 
   ./run.sh demo  # = python train.py --config=configs/default.py --workdir=workdirs/default
 
-Hardware / runtime: 2-core x86-64 CPU, no accelerator; 8 min 19 s from scratch,
-dataset preparation included, on an idle machine (benchmarks/RESULTS.md).
-Output: workdir/{codebook,codephys,physnet}/ (each a workdir `eval.py
---config.checkpoint=` accepts), workdir/eval/ per method and split, and
+Hardware / runtime: 2-core x86-64 CPU, no accelerator; 5 min 45 s with the
+dataset already prepared (2026-12-03, idle machine), 8 min 19 s from scratch
+(2026-11-27). Output: workdir/{codebook,codephys,physnet}/ (each a workdir
+`eval.py --config.checkpoint=` accepts), workdir/eval/ per method and split, and
 workdir/results.json with MAE/RMSE/Pearson per method and condition (clean test
 split, degraded test split), with the selected (held-out subjects) and the final
 checkpoint of each learned model, and workdir/curves.png. Expected result
-(measured with this file): both learned models exact on all 8 clean test videos
-(MAE 0.00 bpm), the two slowest (51, 53 bpm) included, and on 7 of the 8
-degraded ones, one FFT bin off on the eighth (MAE 0.22 bpm).
+(measured with this file on 2026-12-03): the baseline exact on all 8 clean test
+videos (MAE 0.00 bpm), CodePhys on 7, the 53 bpm subject at its second harmonic
+(MAE 6.37; the same code gave 0.00 on the machine of 2026-11-27), and both on 7
+of the 8 degraded ones, one FFT bin off on the eighth (MAE 0.22 bpm).
 
 How each setting below was chosen, with the runs behind it: docs/EXPERIMENTS.md.
 """
