@@ -71,6 +71,13 @@ class Method:
   description: str
 
 
+def trained_roi(predictor: Predictor) -> str | None:
+  """The frames (`preprocess.roi`) a trained or exported model expects; None for
+  methods that read only the RGB trace. Models from before the ROI choice: the face box."""
+  settings = getattr(predictor, "preprocess", None)
+  return dict(settings).get("roi", "face") if settings else None
+
+
 def model_methods() -> tuple[str, ...]:
   """The methods that are trained models: `codephys_jax.stages.METHODS`."""
   from codephys_jax import stages  # JAX/Flax only when a model may be evaluated

@@ -216,11 +216,8 @@ def _with_roi(
   RGB trace, which the ROI of the frames does not change. Unset and no
   checkpoint: the face box.
   """
-  wanted = {
-      m: dict(getattr(p, "preprocess", None) or {}).get("roi", "face")
-      for m, p in predictors.items()
-      if getattr(p, "preprocess", None)
-  }
+  wanted = {m: methods.trained_roi(p) for m, p in predictors.items()}
+  wanted = {m: roi for m, roi in wanted.items() if roi is not None}
   roi = config.preprocess.get("roi")
   if roi is None and len(set(wanted.values())) > 1:
     raise ValueError(f"the checkpoints were trained on different frames {wanted}; run them separately")
