@@ -3,6 +3,7 @@
 Layout of one step directory (orbax `CheckpointManager`, one item per part):
 
   <directory>/<step>/params       parameters (orbax StandardSave)
+  <directory>/<step>/ema_params   their moving average (only when the run keeps one)
   <directory>/<step>/model_state  non-trainable collections (absent when empty)
   <directory>/<step>/opt_state    optimizer state (absent when it holds no arrays)
   <directory>/<step>/train        {"step", "rng"}
@@ -37,7 +38,7 @@ from codephys_jax import trainer
 
 PyTree = Any
 
-_ARRAY_ITEMS = ("params", "model_state", "opt_state", "train")
+_ARRAY_ITEMS = ("params", "ema_params", "model_state", "opt_state", "train")
 _JSON_ITEMS = ("meta",)
 _SETTINGS_FILE = "codephys_checkpointer.json"
 _WHICH = ("best", "latest")
@@ -141,6 +142,7 @@ class Checkpointer:
       return False
     items = {
         "params": state.params,
+        "ema_params": state.ema_params,
         "model_state": state.model_state,
         "opt_state": state.opt_state,
         "train": {"step": state.step, "rng": state.rng},
@@ -187,6 +189,7 @@ class Checkpointer:
       )
     parts = {
         "params": target.params,
+        "ema_params": target.ema_params,
         "model_state": target.model_state,
         "opt_state": target.opt_state,
         "train": {"step": target.step, "rng": target.rng},
@@ -201,6 +204,7 @@ class Checkpointer:
     out = {k: restored[k] if k in wanted else v for k, v in parts.items()}
     return target.replace(
         params=out["params"],
+        ema_params=out["ema_params"],
         model_state=out["model_state"],
         opt_state=out["opt_state"],
         step=out["train"]["step"],
@@ -280,6 +284,9 @@ def load_params(
 ) -> tuple[PyTree, PyTree, dict[str, Any]]:
   """(params, model_state, meta) of a checkpoint, without knowing the optimizer.
 
+  A run that kept a parameter average (`TrainState.ema_params`) gives the average:
+  it is what the run evaluated and selected.
+
   For frozen teachers / codebooks and evaluation. `which="best"` uses the metric
   the run tracked (falls back to "latest" when it tracked none); an explicit `step`
   overrides `which`. Arrays are restored replicated over `mesh` (default: all
@@ -312,7 +319,8 @@ def load_params(
       raise FileNotFoundError(f"No checkpoint {'' if step is None else step} in {directory}.")
     sharding = trainer.replicated(mesh if mesh is not None else trainer.make_mesh())
     metadata = manager.item_metadata(step)
-    present = [k for k in ("params", "model_state") if metadata.get(k) is not None]
+    params_item = "ema_params" if metadata.get("ema_params") is not None else "params"
+    present = [k for k in (params_item, "model_state") if metadata.get(k) is not None]
     targets = {
         k: jax.tree.map(
             lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=sharding), metadata[k].tree
@@ -324,8 +332,8 @@ def load_params(
     restored = manager.restore(step, args=ocp.args.Composite(**args))
   finally:
     manager.close()
-  if "params" not in restored or restored["params"] is None:
+  if params_item not in present or restored[params_item] is None:
     raise ValueError(f"Checkpoint {step} in {directory} has no params.")
   model_state = restored["model_state"] if "model_state" in present else {}
   # The step read, so callers can say which checkpoint (selected / final) they use.
-  return restored["params"], model_state, {**dict(restored["meta"] or {}), "step": int(step)}
+  return restored[params_item], model_state, {**dict(restored["meta"] or {}), "step": int(step)}

@@ -92,7 +92,7 @@ def _video_eval(model, videos, config, *, batch_size: int):
   def on_eval(state, step):
     del step
     predict = inference.frames_predictor(
-        apply, trainer.fetch(state.variables), config, batch_size=batch_size
+        apply, trainer.fetch(state.eval_variables), config, batch_size=batch_size
     )
     results = eval_lib.run_method(
         videos, lambda v: predict(v["frames"]), progress=False, total=len(videos)

@@ -154,7 +154,9 @@ class TrainState(flax.struct.PyTreeNode):
 
   `model_state` holds the non-trainable variable collections (e.g. batch_stats,
   vq_state) as a dict keyed by collection name. `rng` is a raw uint32 key (key data,
-  not a typed key) so that it checkpoints like any other array.
+  not a typed key) so that it checkpoints like any other array. `ema_params` is an
+  exponential moving average of `params` (Polyak averaging, `ema_decay`), or None
+  when the run keeps none; evaluation and export then use the average.
   """
 
   step: jax.Array
@@ -164,11 +166,30 @@ class TrainState(flax.struct.PyTreeNode):
   rng: jax.Array
   apply_fn: Callable[..., Any] | None = flax.struct.field(pytree_node=False, default=None)
   tx: optax.GradientTransformation | None = flax.struct.field(pytree_node=False, default=None)
+  ema_params: PyTree = None
+  ema_decay: float = flax.struct.field(pytree_node=False, default=0.0)
 
   @property
   def variables(self) -> dict[str, PyTree]:
     """params + model_state in the layout `flax.linen.Module.apply` expects."""
     return {"params": self.params, **self.model_state}
+
+  @property
+  def eval_variables(self) -> dict[str, PyTree]:
+    """`variables` with the averaged parameters when the run keeps an average."""
+    params = self.params if self.ema_params is None else self.ema_params
+    return {"params": params, **self.model_state}
+
+
+def ema_update(ema: PyTree, params: PyTree, step: jax.Array, decay: float) -> PyTree:
+  """One step of the parameter average after optimizer step `step` (0-based).
+
+  The decay ramps up as min(decay, (1 + step) / (10 + step)), so the average is not
+  dominated by the initialisation in the first hundred steps.
+  """
+  t = step.astype(jnp.float32)
+  d = jnp.minimum(jnp.float32(decay), (1.0 + t) / (10.0 + t))
+  return jax.tree.map(lambda e, p: (d * e + (1.0 - d) * p).astype(p.dtype), ema, params)
 
 
 def _raw_key(rng: jax.Array) -> np.ndarray:
@@ -189,6 +210,7 @@ def create_train_state(
     mesh: Mesh,
     example_batch: PyTree,
     apply_fn: Callable[..., Any] | None = None,
+    ema_decay: float = 0.0,
 ) -> TrainState:
   """Initialises a `TrainState` directly in replicated sharding on `mesh`.
 
@@ -204,7 +226,11 @@ def create_train_state(
     mesh: the data mesh; everything is replicated over it.
     example_batch: pytree of arrays or ShapeDtypeStructs shaped like one batch.
     apply_fn: stored on the state for convenience (not used here).
+    ema_decay: in (0, 1): the state keeps `ema_params`, a moving average of the
+      parameters updated by every train step (`ema_update`); 0: none.
   """
+  if not 0.0 <= ema_decay < 1.0:
+    raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}.")
   keys = jax.random.split(jax.random.wrap_key_data(_raw_key(rng)))
   init_rng, state_rng = np.asarray(jax.random.key_data(keys))
   batch_shapes = _abstract_like(example_batch)
@@ -225,6 +251,8 @@ def create_train_state(
         rng=jnp.asarray(state_rng),
         apply_fn=apply_fn,
         tx=tx,
+        ema_params=jax.tree.map(jnp.copy, params) if ema_decay > 0 else None,
+        ema_decay=float(ema_decay),
     )
 
   abstract = jax.eval_shape(init)
@@ -269,8 +297,15 @@ def make_train_step(
     )
     updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
+    ema = state.ema_params
+    if ema is not None:
+      ema = ema_update(ema, params, state.step, state.ema_decay)
     new_state = state.replace(
-        step=state.step + 1, params=params, opt_state=opt_state, model_state=new_model_state
+        step=state.step + 1,
+        params=params,
+        opt_state=opt_state,
+        model_state=new_model_state,
+        ema_params=ema,
     )
     if post_update is not None:
       new_state = post_update(new_state, batch, post_rng)

@@ -188,3 +188,69 @@ def test_load_params_other_mesh_and_stateless_optimizer(tmp_path):
     assert json.load(f) == {"best_metric": None, "best_mode": "min"}
   with pytest.raises(FileNotFoundError, match="missing codephys_checkpointer.json"):
     checkpointing.load_params(tmp_path / "nowhere")
+
+
+def test_parameter_average_trains_resumes_and_is_what_load_params_gives(tmp_path):
+  """ema_decay keeps a moving average of the parameters: updated by every step with
+  the ramped decay, checkpointed and resumed bit for bit, returned by load_params."""
+  mesh = trainer.make_mesh()
+
+  def state_for(seed):
+    return trainer.create_train_state(
+        init_fn=init_fn,
+        tx=TX,
+        rng=jax.random.key(seed),
+        mesh=mesh,
+        example_batch=batch_for_step(0),
+        ema_decay=0.9,
+    )
+
+  with pytest.raises(ValueError, match="ema_decay"):
+    trainer.create_train_state(
+        init_fn=init_fn, tx=TX, rng=jax.random.key(0), mesh=mesh,
+        example_batch=batch_for_step(0), ema_decay=1.0,
+    )
+  step_fn = trainer.make_train_step(loss_fn, mesh=mesh, donate=False)
+  state = state_for(0)
+  assert_trees_equal(trainer.fetch(state.ema_params), trainer.fetch(state.params))
+  # The average by hand: decay min(0.9, (1 + t) / (10 + t)) after step t.
+  expected = trainer.fetch(state.params)
+  for s in range(6):
+    state, _ = step_fn(state, trainer.shard_batch(mesh, batch_for_step(s)))
+    d = min(0.9, (1 + s) / (10 + s))
+    expected = jax.tree.map(lambda e, p: d * e + (1 - d) * p, expected, trainer.fetch(state.params))
+  for a, b in zip(jax.tree.leaves(trainer.fetch(state.ema_params)), jax.tree.leaves(expected)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+  assert not np.allclose(
+      jax.tree.leaves(trainer.fetch(state.ema_params))[0],
+      jax.tree.leaves(trainer.fetch(state.params))[0],
+  )
+  assert trainer.fetch(state.eval_variables)["params"] is not None
+
+  def lifetime(workdir, num_steps):
+    ckpt = checkpointing.Checkpointer(workdir, max_to_keep=5, meta=CONFIG)
+    st = state_for(3)
+    restored = ckpt.restore_latest(st)
+    st = st if restored is None else restored
+    st = trainer.train_loop(
+        st,
+        train_step=trainer.make_train_step(loss_fn, mesh=mesh),
+        make_iterator=make_iterator,
+        num_steps=num_steps,
+        mesh=mesh,
+        checkpointer=ckpt,
+        checkpoint_every=4,
+        log_every=100,
+    )
+    out = trainer.fetch(st)
+    ckpt.close()
+    return out
+
+  whole = lifetime(tmp_path / "whole", 10)
+  lifetime(tmp_path / "split", 4)
+  resumed = lifetime(tmp_path / "split", 10)
+  assert_trees_equal(resumed.ema_params, whole.ema_params)
+  assert_trees_equal(resumed.params, whole.params)
+  params, _, meta = checkpointing.load_params(tmp_path / "whole", which="latest")
+  assert meta["step"] == 10
+  assert_trees_equal(trainer.fetch(params), whole.ema_params)

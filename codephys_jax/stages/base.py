@@ -240,6 +240,7 @@ def video_setup(
       rng=jax.random.key(config.seed),
       mesh=mesh,
       example_batch=example,
+      ema_decay=float(cfg.get("ema_decay", 0.0)),
   )
   return StageSetup(
       model=model,
