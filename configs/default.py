@@ -82,6 +82,7 @@ def get_config():
       model=dict(backbone="cell_tcn", backbone_kwargs=backbone),
       # Frequency CE 1.0 (0.1-0.2 did not): keeps a slow double-humped beat off its 2nd harmonic.
       loss_weights=dict(neg_pearson=1.0, freq_ce=1.0, freq_kl=0.0),
+      ema_decay=0.0,  # > 0: evaluate, select and export a moving average of the parameters
       **common.optim(num_steps=1000, eval_every=100, **video_optim),
   )
   # Stage II starts from the baseline's selected backbone (from scratch it learned no pulse).
@@ -91,6 +92,7 @@ def get_config():
       init_backbone="physnet",  # the sibling physnet/ run; "" = from scratch
       loss_weights=dict(common.codephys_losses(), freq_ce=1.0),  # as the baseline's
       soft_query_warmup_steps=40,
+      ema_decay=0.0,
       **common.optim(num_steps=400, eval_every=50, **video_optim),
   )
   c.compare.splits = {"clean": "test", "degraded": "test_degraded"}
