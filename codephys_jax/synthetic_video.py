@@ -43,6 +43,7 @@ class _Face:
   pulse: np.ndarray  # float32 [H, W, 3]: RGB change per unit pulse (already x fg)
   background: np.ndarray  # float32 [H, W, 3]
   centre: tuple[float, float]
+  axes: tuple[float, float] = (1.0, 1.0)  # face ellipse half width, half height
 
 
 def _smooth_noise(rng: np.random.Generator, h: int, w: int, cell: int) -> np.ndarray:
@@ -230,6 +231,7 @@ def _build_face(rng: np.random.Generator, width: int, height: int) -> _Face:
       pulse=pulse.astype(np.float32),
       background=bg.astype(np.float32),
       centre=(cx, cy),
+      axes=(a, b),
   )
 
 
@@ -244,6 +246,7 @@ def render_video(
     motion: float = 1.0,
     lighting: float = 1.0,
     noise_std: float | None = None,
+    active_motion: float = 0.0,
 ) -> Iterator[np.ndarray]:
   """Streams uint8 RGB frames ``[height, width, 3]``, one per PPG sample.
 
@@ -257,6 +260,11 @@ def render_video(
     motion: scales head translation/scale motion (0 = still head).
     lighting: scales slow illumination variation (0 = constant light).
     noise_std: Gaussian sensor noise in grey levels (default: drawn in [1, 2.5]).
+    active_motion: scales head movement inside the heart-rate band (0 = none, the
+      default, which draws nothing more from `rng`): nods, turns and talking at
+      0.7-2.2 Hz in bursts, which move the face, turn its shading (the side facing
+      the light brightens) and move a white specular highlight on the forehead.
+      Real recordings have these; the slow drift above does not reach the band.
   """
   ppg = np.asarray(ppg, np.float64)
   if ppg.ndim != 1 or len(ppg) == 0:
@@ -290,6 +298,21 @@ def render_video(
       2 * np.pi * f_light * t + rng.uniform(0, 2 * np.pi)
   )
   light = light.astype(np.float32)
+  turn = None
+  if active_motion > 0:
+    turn, (bx, by, bs) = _active_motion(rng, t, active_motion)
+    dx, dy, ds = dx + bx * width, dy + by * height, ds + bs
+    fa, fb = face.axes
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    u = (xx - face.centre[0]) / fa
+    skin = face.fg[..., 3] * (np.abs(u) <= 1.2)
+    # Diffuse: the side turned towards the light brightens, the other darkens.
+    shading = (active_motion * rng.uniform(0.02, 0.05) * u * skin).astype(np.float32)
+    # Specular: a soft white highlight above the brows, stronger as the head turns to it.
+    hx = face.centre[0] + rng.uniform(-0.3, 0.3) * fa
+    hy = face.centre[1] - rng.uniform(0.45, 0.65) * fb
+    blob = np.exp(-(((xx - hx) / (0.35 * fa)) ** 2 + ((yy - hy) / (0.15 * fb)) ** 2) / 2)
+    specular = (active_motion * rng.uniform(4.0, 12.0) * blob * face.fg[..., 3]).astype(np.float32)
 
   cx, cy = face.centre
   layer = np.empty((height, width, 4), np.float32)
@@ -298,6 +321,9 @@ def render_video(
   for i in range(n):
     layer[:] = face.fg
     layer[..., :3] += p[i] * face.pulse
+    if turn is not None:
+      layer[..., :3] *= (1.0 + turn[i] * shading)[..., None]
+      layer[..., :3] += (max(0.0, 0.5 + 0.5 * float(turn[i])) * specular)[..., None]
     s = float(ds[i])
     m = np.array([[s, 0.0, (1 - s) * cx + dx[i]], [0.0, s, (1 - s) * cy + dy[i]]], np.float32)
     moved = cv2.warpAffine(
@@ -315,6 +341,36 @@ def render_video(
     noise[:] = rng.standard_normal((height, width, 3), dtype=np.float32)
     out += noise_std * noise
     yield np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+def _active_motion(
+    rng: np.random.Generator, t: np.ndarray, scale: float
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+  """(head turn in [-1, 1], (dx, dy) as fractions of the frame, scale change)
+  of in-band head movement: 1-3 movements at 0.7-2.2 Hz, each on for random bursts."""
+  n = len(t)
+  turn = np.zeros(n)
+  dx, dy, ds = np.zeros(n), np.zeros(n), np.zeros(n)
+  fps = 1.0 / (t[1] - t[0]) if n > 1 else 30.0
+  for _ in range(int(rng.integers(1, 4))):
+    f = rng.uniform(0.7, 2.2) * (1.0 + 0.05 * np.cumsum(rng.standard_normal(n)) / np.sqrt(n))
+    phase = 2 * np.pi * np.cumsum(f) / fps + rng.uniform(0, 2 * np.pi)
+    # Bursts: on/off segments of 1-6 s, edges smoothed over ~0.5 s.
+    on = np.zeros(n)
+    i = 0
+    while i < n:
+      length = int(rng.uniform(1.0, 6.0) * fps)
+      on[i : i + length] = float(rng.random() < 0.5)
+      i += length
+    k = max(1, int(0.5 * fps))
+    env = np.convolve(on, np.ones(k) / k, mode="same")
+    wave = env * np.sin(phase)
+    turn += rng.uniform(0.3, 1.0) * wave
+    dx += scale * rng.uniform(0.0, 0.012) * wave
+    dy += scale * rng.uniform(0.0, 0.012) * np.roll(wave, int(rng.integers(0, 10)))
+    ds += scale * rng.uniform(0.0, 0.012) * wave
+  turn = np.clip(turn, -1.0, 1.0).astype(np.float32)
+  return turn, (dx, dy, ds)
 
 
 SKIN_LOWPASS_HZ = 3.0

@@ -17,4 +17,8 @@ from configs import default
 def get_config() -> ml_collections.ConfigDict:
   c = default.get_config()
   c.preprocess.roi = "landmark_patches"
+  # Nods, turns and talking inside the heart-rate band (shading and a specular
+  # highlight move with them): real recordings' motion artefacts, which the demo's
+  # slow drift never puts in the band the pulse is read from.
+  c.dataset_options.active_motion = 1.0
   return c

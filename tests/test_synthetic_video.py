@@ -76,3 +76,27 @@ def test_render_video_validates_inputs():
     next(render_video(np.zeros((2, 2)), 30.0, rng=np.random.default_rng(0)))
   with pytest.raises(ValueError, match="fps"):
     next(render_video(np.zeros(3), 0.0, rng=np.random.default_rng(0)))
+
+
+def _band_power(frames: np.ndarray, fps: float, lo: float, hi: float) -> float:
+  x = frames[:, :, :, 1].astype(np.float64).mean(axis=(1, 2))
+  spec = np.abs(np.fft.rfft(x - x.mean())) ** 2
+  f = np.fft.rfftfreq(len(x), 1 / fps)
+  return float(spec[(f >= lo) & (f <= hi)].sum())
+
+
+def test_active_motion_adds_in_band_movement_and_is_off_by_default():
+  fps = 30.0
+  still = np.stack(list(make_subject(3, duration_s=8.0, width=128, height=96).frames()))
+  off = np.stack(list(make_subject(3, duration_s=8.0, width=128, height=96, active_motion=0.0).frames()))
+  # Off draws nothing more: the default subject, frame for frame.
+  np.testing.assert_array_equal(still, off)
+  moving = np.stack(list(make_subject(3, duration_s=8.0, width=128, height=96, active_motion=1.0).frames()))
+  assert moving.shape == still.shape and moving.dtype == np.uint8
+  # The centre of the face (cheeks, nose) gains power inside the heart-rate band...
+  centre = (slice(None), slice(36, 60), slice(52, 76))
+  assert _band_power(moving[centre], fps, 0.7, 2.5) > 3 * _band_power(still[centre], fps, 0.7, 2.5)
+  # ...while the slow drift below it is the default subject's.
+  np.testing.assert_allclose(
+      moving.astype(float).mean(), still.astype(float).mean(), rtol=0.02
+  )

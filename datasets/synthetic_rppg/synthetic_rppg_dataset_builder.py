@@ -51,6 +51,8 @@ class SyntheticOptions:
   seed: int = 0
   degraded_types: tuple[str, ...] = ("sensor_noise", "defocus", "motion_blur", "jpeg")
   degraded_severity: int = 3
+  # Head movement inside the heart-rate band (synthetic_video.render_video); 0 = none.
+  active_motion: float = 0.0
 
   def __post_init__(self):
     if self.num_train < 1 or self.num_test < 1:
@@ -98,7 +100,10 @@ class SyntheticRppg(rppg_builder.RppgBuilder):
       opts["degraded_types"] = tuple(opts["degraded_types"])
     synth = SyntheticOptions(**opts)
     preprocess = preprocess or preprocess_lib.PreprocessConfig(size=cls.DEFAULT_SIZE)
-    source_id = "synthetic:" + json.dumps(dataclasses.asdict(synth), sort_keys=True)
+    fields = dataclasses.asdict(synth)
+    if not synth.active_motion:
+      del fields["active_motion"]  # datasets prepared before the option keep their identity
+    source_id = "synthetic:" + json.dumps(fields, sort_keys=True)
     return rppg_builder.RppgConfig(
         preprocess=preprocess,
         source_id=source_id,
@@ -125,6 +130,7 @@ class SyntheticRppg(rppg_builder.RppgBuilder):
         "width": o.width,
         "height": o.height,
         "hr_range": (o.hr_min_bpm, o.hr_max_bpm),
+        "active_motion": o.active_motion,
     }
     for i in range(o.num_train):
       items.append(
@@ -176,6 +182,7 @@ class SyntheticRppg(rppg_builder.RppgBuilder):
         width=p["width"],
         height=p["height"],
         hr_range_bpm=tuple(p["hr_range"]),
+        active_motion=p.get("active_motion", 0.0),
     )
     labels = alignment.RawLabels(times=subject.timestamps, ppg=subject.ppg, per_frame=True)
     kind = p.get("degradation")
