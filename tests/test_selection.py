@@ -32,7 +32,7 @@ def test_video_eval_reports_every_selection_metric(monkeypatch):
   monkeypatch.setattr(train_lib.trainer, "fetch", lambda x: x)
 
   class State:
-    variables = {}
+    eval_variables = {}
 
   config = ml_collections.ConfigDict({"input_norm": "standardized", "eval": {}})
   out = train_lib._video_eval(None, [], config, batch_size=1)(State(), 0)
