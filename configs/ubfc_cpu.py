@@ -58,4 +58,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # their HR MAE jumps between 0 and a harmonic's error.
   c.physnet.select_metric = "neg_snr"
   c.codephys.select_metric = "neg_snr"
+  # The paper's speed augmentation (0.6-1.4 times the clip's own rate) instead of
+  # the demo's HR-balanced one, which replays real clips at up to 2.5 times (or
+  # 0.4 times) their speed, head motion and all.
+  c.augment.target_hr_bpm = ()
+  c.augment.speed_range = (0.6, 1.4)
+  # No synthetic camera degradations: UBFC's frames are already compressed, and
+  # defocus, motion blur or JPEG applied to a 16 px patch mosaic blur the patches
+  # into each other.
+  c.augment.degradation_prob = 0.0
   return c
