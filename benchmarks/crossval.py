@@ -22,7 +22,10 @@ from codephys_jax import logs
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Training config file.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Output directory.", required=True)
 _FOLDS = flags.DEFINE_integer("folds", 4, "Number of subject folds (leave-k-out: subjects / k).")
-_NUM_VAL = flags.DEFINE_integer("num_val", 1, "Training subjects held out for checkpoint selection.")
+_NUM_VAL = flags.DEFINE_integer(
+    "num_val", 2, "Training subjects held out for checkpoint selection (one subject's "
+    "whole-video error jumps between checkpoints)."
+)
 _SPLIT = flags.DEFINE_string("split", "full", "The dataset split whose subjects are folded.")
 _SUBJECTS = flags.DEFINE_list("subjects", [], "Subject ids to fold (default: all of --split).")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the fold and validation assignment.")

@@ -168,7 +168,7 @@ def run(
     workdir: str,
     *,
     num_folds: int,
-    num_val: int = 1,
+    num_val: int = 2,
     split: str = "full",
     subjects: Sequence[str] = (),
     seed: int = 0,
