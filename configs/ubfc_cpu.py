@@ -7,28 +7,30 @@ Trains on the tree's `train` split (checkpoints selected on subjects held out of
 it) and compares with POS/CHROM/GREEN on `test`. `:demo` is the synthetic demo's
 recipe (configs/default.py) pointed at the same tree, for comparison. The recipe
 is the demo's (cell trunk, 16 px, 128-frame clips, `relative_band`, the same
-augmentation and steps) with two changes: the frames are the forehead and cheek
-patches (`preprocess.roi=landmark_patches`), and checkpoints are selected on the
-validation subjects' SNR.
+losses and steps) with these changes: the frames are the forehead and cheek
+patches (`preprocess.roi=landmark_patches`); checkpoints are selected on the
+validation subjects' SNR; the speed augmentation is the paper's (0.6-1.4 times
+the clip's own rate), with no camera degradations and no illumination changes.
 
 Hardware / runtime: 2-core x86-64 CPU, no accelerator. On 8 UBFC-rPPG subjects
 (6 trained, 2 selecting; data already prepared, ~1.5 min more to prepare them)
-training took 4 min 48 s on an idle machine; the comparison adds seconds.
+training took 4 min 48 s on an idle machine (measured before the augmentation
+changes, which do not change the step count); the comparison adds seconds.
 
 Expected result, measured with the cross-validation below on the 8 subjects of
-the UBFC-rPPG development subset (4 folds of 2 test subjects, 1 validation
-subject per fold; whole-video HR MAE in bpm): CodePhys 17.85 (selected) / 11.92
-(final), its baseline 11.15 / 24.88, POS 18.62, CHROM 20.93 on the same videos;
-the demo's recipe (`:demo`) 29.28 / 30.60 and 28.12 / 26.64. With 2 validation
-subjects per fold (`--num_val=2`): CodePhys 15.11 / 15.11, baseline 19.56 /
-23.73 (benchmarks/RESULTS.md). A 4-fold run takes about 20 min on an idle
-2-core machine.
+the UBFC-rPPG development subset (4 folds of 2 test subjects, 2 validation
+subjects per fold; whole-video HR MAE in bpm, 2026-12-03): CodePhys 5.55
+(selected) / 6.10 (final), its baseline 6.70 / 5.49, POS 18.62, CHROM 20.93 on
+the same videos; the demo's recipe (`:demo`, 1 validation subject) 29.28 /
+30.60 and 28.12 / 26.64. The ablation behind each change, and the test reads
+it followed: benchmarks/RESULTS.md. A 4-fold run takes about 17-20 min on an
+idle 2-core machine.
 
 Cross-validation over the subjects of any UBFC-layout tree (the way this recipe
 is measured; codephys_jax/crossval.py):
 
   ./run.sh python benchmarks/crossval.py --config=configs/ubfc_cpu.py \
-      --config.manual_dir=/path/to/tree --workdir=workdirs/cv_ubfc_cpu --folds=4
+      --config.manual_dir=/path/to/tree --workdir=workdirs/cv_ubfc_cpu --folds=4 --num_val=2
 """
 
 import ml_collections
