@@ -1,10 +1,11 @@
 """Heart rate from your own video (or a camera), with any rPPG method of this project.
 
-  python predict.py --video=PATH --method=pos --out=DIR
+  python predict.py --video=PATH --out=DIR
 
 --video: a video file OpenCV can read, or a camera index (e.g. 0; recorded for
---seconds). --method: an unsupervised method name (pos, chrom, green, ica, lgi,
-pbv, omit), a training workdir, or an exported model file. --roi=full_frame
+--seconds). --method: the shipped model codephys-synthetic (the default), an
+unsupervised method name (pos, chrom, green, ica, lgi, pbv, omit), a training
+workdir, or an exported model file. --roi=full_frame
 uses whole frames, for videos that are already a face or skin crop. Writes
 DIR/summary.json, DIR/hr.csv, DIR/waveform.csv and DIR/predict.png (written by
 codephys_jax/predict_lib.py, write_outputs).
@@ -25,9 +26,9 @@ def main(argv: list[str] | None = None) -> int:
   ap.add_argument("--video", required=True, help="video file, or a camera index such as 0")
   ap.add_argument(
       "--method",
-      default="pos",
+      default=predict_lib.DEFAULT_METHOD,
       help="unsupervised method name (pos, chrom, ...), shipped model name "
-      "(codephys-synthetic), training workdir or exported model file",
+      f"(default: {predict_lib.DEFAULT_METHOD}), training workdir or exported model file",
   )
   ap.add_argument("--out", required=True, help="output directory")
   ap.add_argument("--seconds", type=float, default=30.0, help="recording length for a camera")

@@ -187,7 +187,8 @@ def crop_video(tmp_path_factory):
 def test_crop_video_reports_few_detected_faces_and_suggests_full_frame(crop_video, tmp_path, capsys):
   path, _ = crop_video
   out = tmp_path / "face"
-  assert predict.main([f"--video={path}", f"--out={out}", "--window=6", "--no-progress"]) == 0
+  argv = [f"--video={path}", "--method=pos", f"--out={out}", "--window=6", "--no-progress"]
+  assert predict.main(argv) == 0
   err = capsys.readouterr().err
   summary = json.loads((out / "summary.json").read_text())
   assert summary["roi"] == "face"
@@ -200,7 +201,10 @@ def test_crop_video_reports_few_detected_faces_and_suggests_full_frame(crop_vide
 def test_full_frame_roi_on_a_crop_video(crop_video, tmp_path):
   path, ref_hr = crop_video
   out = tmp_path / "full"
-  argv = [f"--video={path}", f"--out={out}", "--window=6", "--roi=full_frame", "--no-progress"]
+  argv = [
+      f"--video={path}", "--method=pos", f"--out={out}", "--window=6", "--roi=full_frame",
+      "--no-progress",
+  ]
   assert predict.main(argv) == 0
   summary = json.loads((out / "summary.json").read_text())
   assert summary["roi"] == "full_frame" and summary["face_fraction"] is None

@@ -41,13 +41,14 @@ def test_eval_config_takes_the_shipped_model_by_name():
 
 
 @pytest.mark.parametrize("seed", [3])
-def test_predict_recovers_a_known_hr(seed, tmp_path):
+def test_predict_runs_it_by_default_and_recovers_a_known_hr(seed, tmp_path):
   subject = make_subject(seed, duration_s=12.0, fps=FPS, width=256, height=192)
   path = tmp_path / "face.avi"
   write_video(path, subject.frames(), FPS)
   ref = hr.hr_fft(sig.postprocess(subject.ppg.astype(np.float64), FPS), FPS)
   out = tmp_path / "out"
-  assert predict.main([f"--video={path}", f"--method={NAME}", f"--out={out}", "--no-progress"]) == 0
+  # No --method: the shipped model is the default.
+  assert predict.main([f"--video={path}", f"--out={out}", "--no-progress"]) == 0
   summary = json.loads((out / "summary.json").read_text())
   assert summary["method"].startswith(NAME)
   assert abs(summary["hr_fft_bpm"] - ref) < 3.0, (summary, ref)
