@@ -22,7 +22,8 @@ the UBFC-rPPG development subset (4 folds of 2 test subjects, 2 validation
 subjects per fold; whole-video HR MAE in bpm, 2026-12-03): CodePhys 5.55
 (selected) / 6.10 (final), its baseline 6.70 / 5.49, POS 18.62, CHROM 20.93 on
 the same videos; the demo's recipe (`:demo`, 1 validation subject) 29.28 /
-30.60 and 28.12 / 26.64. The ablation behind each change, and the test reads
+30.60 and 28.12 / 26.64. With the folds drawn by `--seed=1`: CodePhys 5.27 /
+8.40, baseline 7.75 / 8.02. The ablation behind each change, and the test reads
 it followed: benchmarks/RESULTS.md. A 4-fold run takes about 17-20 min on an
 idle 2-core machine.
 
