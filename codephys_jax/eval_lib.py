@@ -79,7 +79,7 @@ def resolve_preprocess(
   than it was trained on).
   """
   ckpt = getattr(predictor, "preprocess", None)
-  ckpt_roi = methods.trained_roi(predictor) if predictor is not None else None
+  ckpt_roi = methods.trained_roi(predictor)
   roi = config.preprocess.get("roi")
   if ckpt and roi is not None and roi != ckpt_roi:
     raise ValueError(

@@ -300,7 +300,7 @@ def render_video(
   light = light.astype(np.float32)
   turn = None
   if active_motion > 0:
-    turn, (bx, by, bs) = _active_motion(rng, t, active_motion)
+    turn, (bx, by, bs) = _active_motion(rng, n, fps, active_motion)
     dx, dy, ds = dx + bx * width, dy + by * height, ds + bs
     fa, fb = face.axes
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
@@ -344,14 +344,13 @@ def render_video(
 
 
 def _active_motion(
-    rng: np.random.Generator, t: np.ndarray, scale: float
+    rng: np.random.Generator, n: int, fps: float, scale: float
 ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-  """(head turn in [-1, 1], (dx, dy) as fractions of the frame, scale change)
-  of in-band head movement: 1-3 movements at 0.7-2.2 Hz, each on for random bursts."""
-  n = len(t)
+  """(head turn in [-1, 1], (dx, dy) as fractions of the frame, scale change) over
+  `n` frames of in-band head movement: 1-3 movements at 0.7-2.2 Hz, each on for
+  random bursts."""
   turn = np.zeros(n)
   dx, dy, ds = np.zeros(n), np.zeros(n), np.zeros(n)
-  fps = 1.0 / (t[1] - t[0]) if n > 1 else 30.0
   for _ in range(int(rng.integers(1, 4))):
     f = rng.uniform(0.7, 2.2) * (1.0 + 0.05 * np.cumsum(rng.standard_normal(n)) / np.sqrt(n))
     phase = 2 * np.pi * np.cumsum(f) / fps + rng.uniform(0, 2 * np.pi)
