@@ -271,6 +271,8 @@ def render_video(
     raise ValueError(f"ppg must be a non-empty 1-D array, got shape {ppg.shape}")
   if fps <= 0:
     raise ValueError(f"fps must be > 0, got {fps}")
+  if active_motion < 0:
+    raise ValueError(f"active_motion must be >= 0 (0 = none), got {active_motion}")
   face = _build_face(rng, width, height)
   if pulse_amplitude is None:
     pulse_amplitude = float(rng.uniform(0.005, 0.01))

@@ -100,3 +100,13 @@ def test_active_motion_adds_in_band_movement_and_is_off_by_default():
   np.testing.assert_allclose(
       moving.astype(float).mean(), still.astype(float).mean(), rtol=0.02
   )
+
+
+def test_negative_active_motion_is_refused_by_the_renderer_and_the_builder():
+  from codephys_jax import data as data_lib
+
+  with pytest.raises(ValueError, match="active_motion must be >= 0"):
+    next(iter(make_subject(3, duration_s=2.0, width=64, height=48, active_motion=-0.5).frames()))
+  cls = data_lib.builder_class("synthetic_rppg")
+  with pytest.raises(ValueError, match="active_motion must be >= 0"):
+    cls.make_config(options={"active_motion": -1.0})
