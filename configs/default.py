@@ -83,6 +83,7 @@ def get_config():
       # Frequency CE 1.0 (0.1-0.2 did not): keeps a slow double-humped beat off its 2nd harmonic.
       loss_weights=dict(neg_pearson=1.0, freq_ce=1.0, freq_kl=0.0),
       ema_decay=0.0,  # > 0: evaluate, select and export a moving average of the parameters
+      init_backbone="",  # "" = from scratch; a run's physnet/ or codephys/ dir = fine-tune its backbone
       **common.optim(num_steps=1000, eval_every=100, **video_optim),
   )
   # Stage II starts from the baseline's selected backbone (from scratch it learned no pulse).

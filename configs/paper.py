@@ -91,6 +91,7 @@ def paper_config(
   )
   c.physnet = dict(
       model=dict(backbone="physnet", backbone_kwargs=dict(BACKBONE)),
+      init_backbone="",  # "" = from scratch; a run's physnet/ or codephys/ dir = fine-tune its backbone
       **common.optim(**optim),
   )
   if compare_splits:

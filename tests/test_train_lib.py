@@ -160,10 +160,66 @@ def test_codephys_backbone_starts_from_the_selected_physnet_checkpoint(run):
     for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs)):
       np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
   other = dict(config.codephys.model.backbone_kwargs, base_width=2)
-  with pytest.raises(ValueError, match="has backbone"):
-    codephys_stage.load_backbone(physnet_dir, "physnet", other)
+  with pytest.raises(ValueError, match="codephys.init_backbone: .* has backbone"):
+    stages.get_stage("codephys").dependencies(
+        _with(config, "codephys.model.backbone_kwargs", other), os.path.join(workdir, "codephys")
+    )
   with pytest.raises(FileNotFoundError, match="physnet' before 'codephys'"):
-    codephys_stage.load_backbone(os.path.join(workdir, "nowhere"), "physnet", other)
+    stages.get_stage("codephys").dependencies(
+        _with(config, "codephys.init_backbone", os.path.join(workdir, "nowhere")),
+        os.path.join(workdir, "codephys"),
+    )
+
+
+def _with(config, field, value):
+  """A copy of `config` with the dotted `field` set to `value`."""
+  c = config.copy_and_resolve_references()
+  *path, last = field.split(".")
+  node = c
+  for name in path:
+    node = node[name]
+  node[last] = value
+  return c
+
+
+def test_physnet_fine_tunes_the_backbone_of_another_run(run, tmp_path):
+  """physnet.init_backbone=<a finished run's codephys/ dir>: the baseline's initial
+  backbone (BatchNorm statistics included) is that run's selected one, its head is
+  fresh, the checkpoint records where it came from; a missing run is named."""
+  config, workdir, _ = run
+  source = os.path.join(workdir, "codephys")
+  c_params, c_state, _ = checkpointing.load_params(os.path.join(source, "checkpoints"))
+  tuned = _with(config, "physnet.init_backbone", source)
+  deps, meta = stages.get_stage("physnet").dependencies(tuned, str(tmp_path / "physnet"))
+  assert meta == {"init_backbone_workdir": os.path.abspath(source)}
+  mesh = trainer.make_mesh()
+  builder = data_lib.load_builder(config.dataset, **data_lib.builder_kwargs(config))
+  start = trainer.fetch(stages.get_stage("physnet").setup(tuned, builder, mesh, deps).state.variables)
+  scratch_deps, _ = stages.get_stage("physnet").dependencies(config, str(tmp_path / "p2"))
+  assert scratch_deps is None
+  scratch = trainer.fetch(
+      stages.get_stage("physnet").setup(config, builder, mesh, scratch_deps).state.variables
+  )
+  for ours, theirs in (
+      (start["params"]["video_backbone"], c_params["video_backbone"]),
+      (start["batch_stats"]["video_backbone"], c_state["batch_stats"]["video_backbone"]),
+  ):
+    assert jax.tree.structure(ours) == jax.tree.structure(theirs)
+    for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs)):
+      np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  # Everything else is the from-scratch initialisation (same seed).
+  rest = {k: v for k, v in start["params"].items() if k != "video_backbone"}
+  assert rest
+  for a, b in zip(
+      jax.tree.leaves(rest),
+      jax.tree.leaves({k: scratch["params"][k] for k in rest}),
+      strict=True,
+  ):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  with pytest.raises(FileNotFoundError, match="physnet.init_backbone: no checkpoints in"):
+    stages.get_stage("physnet").dependencies(
+        _with(config, "physnet.init_backbone", str(tmp_path / "nowhere")), str(tmp_path)
+    )
 
 
 def test_training_freezes_exactly_the_models_frozen_subtrees(run):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from typing import Any, Callable, Mapping
 
 import jax
@@ -16,6 +17,7 @@ import ml_collections
 import numpy as np
 import optax
 
+from codephys_jax import checkpointing
 from codephys_jax import data as data_lib
 from codephys_jax import losses
 from codephys_jax import models
@@ -137,6 +139,46 @@ def optimizer(
   if labels is None:
     return tx
   return optax.multi_transform({"trainable": tx, "frozen": optax.set_to_zero()}, labels)
+
+
+# ------------------------------------------------------------------- warm starts
+
+BACKBONE = "video_backbone"  # the backbone's name in CodePhys and PhysNetRegression
+
+
+def load_backbone(
+    run_dir: str,
+    backbone: str,
+    backbone_kwargs: Mapping[str, Any],
+    *,
+    option: str,
+    hint: str = "",
+) -> dict[str, dict[str, Any]]:
+  """{collection: {'video_backbone': subtree}} of the selected checkpoint of the
+  video-model run in `run_dir` (a `physnet/` or `codephys/` stage directory),
+  checked to be the same backbone; errors name `option`, the config field that
+  asked for it."""
+  ckpt = os.path.join(run_dir, "checkpoints")
+  if not os.path.isdir(ckpt):
+    raise FileNotFoundError(
+        f"{option}: no checkpoints in {ckpt} (train that run first"
+        + (f"; {hint})" if hint else ")")
+    )
+  params, state, meta = checkpointing.load_params(ckpt, which="best")
+  other = dict(meta["config"].get(meta.get("stage", ""), {}).get("model", {}))
+  theirs = (other.get("backbone", "physnet"), dict(other.get("backbone_kwargs") or {}))
+  if theirs != (backbone, dict(backbone_kwargs)):
+    raise ValueError(
+        f"{option}: {run_dir} has backbone {theirs[0]!r} {theirs[1]}, "
+        f"this run {backbone!r} {dict(backbone_kwargs)}"
+    )
+  if BACKBONE not in params:
+    raise ValueError(f"{option}: {run_dir} has no {BACKBONE!r} parameters")
+  out = {"params": {BACKBONE: params[BACKBONE]}}
+  for collection, tree in dict(state or {}).items():
+    if BACKBONE in tree:
+      out[collection] = {BACKBONE: tree[BACKBONE]}
+  return trainer.fetch(out)
 
 
 # ------------------------------------------------------------------------- the record

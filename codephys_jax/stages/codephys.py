@@ -150,7 +150,7 @@ def make_loss(model, config: ml_collections.ConfigDict) -> trainer.LossFn:
   return loss_fn
 
 
-BACKBONE = "video_backbone"  # the backbone's name in CodePhys and PhysNetRegression
+BACKBONE = base.BACKBONE
 
 
 def backbone_dir(config: ml_collections.ConfigDict, workdir: str) -> str:
@@ -163,34 +163,6 @@ def backbone_dir(config: ml_collections.ConfigDict, workdir: str) -> str:
   return init
 
 
-def load_backbone(
-    run_dir: str, backbone: str, backbone_kwargs: Mapping[str, Any]
-) -> dict[str, dict[str, Any]]:
-  """{collection: {'video_backbone': subtree}} of the selected checkpoint of the
-  video-model run in `run_dir`, checked to be the same backbone."""
-  ckpt = os.path.join(run_dir, "checkpoints")
-  if not os.path.isdir(ckpt):
-    raise FileNotFoundError(
-        f"codephys.init_backbone: no checkpoints in {ckpt} (train that run first; "
-        "with init_backbone='physnet', put 'physnet' before 'codephys' in config.stages)"
-    )
-  params, state, meta = checkpointing.load_params(ckpt, which="best")
-  other = dict(meta["config"].get(meta.get("stage", ""), {}).get("model", {}))
-  theirs = (other.get("backbone", "physnet"), dict(other.get("backbone_kwargs") or {}))
-  if theirs != (backbone, dict(backbone_kwargs)):
-    raise ValueError(
-        f"codephys.init_backbone: {run_dir} has backbone {theirs[0]!r} {theirs[1]}, "
-        f"this run {backbone!r} {dict(backbone_kwargs)}"
-    )
-  if BACKBONE not in params:
-    raise ValueError(f"codephys.init_backbone: {run_dir} has no {BACKBONE!r} parameters")
-  out = {"params": {BACKBONE: params[BACKBONE]}}
-  for collection, tree in dict(state or {}).items():
-    if BACKBONE in tree:
-      out[collection] = {BACKBONE: tree[BACKBONE]}
-  return trainer.fetch(out)
-
-
 def _dependencies(
     config: ml_collections.ConfigDict, workdir: str
 ) -> tuple[tuple[Any, ...], dict[str, Any]]:
@@ -201,7 +173,13 @@ def _dependencies(
   warm = None
   if init_dir:
     model = config[NAME].model
-    warm = load_backbone(init_dir, model.backbone, dict(model.backbone_kwargs))
+    warm = base.load_backbone(
+        init_dir,
+        model.backbone,
+        dict(model.backbone_kwargs),
+        option=f"{NAME}.init_backbone",
+        hint="with init_backbone='physnet', put 'physnet' before 'codephys' in config.stages",
+    )
     meta["init_backbone_workdir"] = os.path.abspath(init_dir)
   return (*stage1, warm), meta
 
@@ -213,7 +191,7 @@ def setup(
     stage1: tuple[Any, ...] | None,
 ) -> base.StageSetup:
   """`stage1` = (Stage I subtrees, Stage I config[, warm-start backbone]), see
-  `load_stage1` and `load_backbone`."""
+  `load_stage1` and `base.load_backbone`."""
   if stage1 is None:
     raise ValueError("the codephys stage needs stage1=(subtrees, stage1_config)")
   subtrees, stage1_config = stage1[:2]

@@ -1,9 +1,18 @@
 """The `physnet` stage, the ablation baseline: the same video backbone with a plain
 regression head (PhysNet, model `physnet_regression`), trained with negative
-Pearson against the PPG; no codebook, nothing frozen."""
+Pearson against the PPG; no codebook, nothing frozen.
+
+Backbone warm start (`physnet.init_backbone`): "" trains from scratch; the path
+of another run's video-model stage directory (`W/physnet` or `W/codephys` of a
+finished run, e.g. one trained on synthetic data) starts the backbone, BatchNorm
+statistics included, from that run's selected checkpoint of the same backbone:
+fine-tuning. The regression head starts fresh.
+"""
 
 from __future__ import annotations
 
+import logging
+import os
 from typing import Any, Mapping
 
 import ml_collections
@@ -54,8 +63,34 @@ def make_loss(model, config: ml_collections.ConfigDict) -> trainer.LossFn:
   return loss_fn
 
 
-def setup(config: ml_collections.ConfigDict, builder, mesh, dependencies: None) -> base.StageSetup:
-  del dependencies
+def _dependencies(
+    config: ml_collections.ConfigDict, workdir: str
+) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+  init_dir = config[NAME].get("init_backbone") or ""
+  if not init_dir:
+    return None, {}
+  model = config[NAME].model
+  warm = base.load_backbone(
+      init_dir,
+      model.backbone,
+      dict(model.get("backbone_kwargs") or {}),
+      option=f"{NAME}.init_backbone",
+  )
+  return warm, {"init_backbone_workdir": os.path.abspath(init_dir)}
+
+
+def setup(
+    config: ml_collections.ConfigDict,
+    builder,
+    mesh,
+    dependencies: Mapping[str, Any] | None,
+) -> base.StageSetup:
+  """`dependencies`: None, or the warm-start backbone of `_dependencies`
+  ({collection: {'video_backbone': subtree}})."""
+  warm = dict(dependencies or {})
+  warm_params = warm.pop("params", {})
+  if warm_params:
+    logging.info("physnet: video backbone warm-started (params, %s)", sorted(warm))
   model = make_model(config)
   return base.video_setup(
       config,
@@ -64,6 +99,8 @@ def setup(config: ml_collections.ConfigDict, builder, mesh, dependencies: None) 
       stage=NAME,
       model=model,
       loss_fn=make_loss(model, config),
+      subtrees=warm_params,
+      state_subtrees=warm,
   )
 
 
@@ -72,4 +109,11 @@ def _build_model(config: ml_collections.ConfigDict, meta: Mapping[str, Any]):
   return make_model(config)
 
 
-STAGE = base.Stage(name=NAME, model=MODEL, video_model=True, build_model=_build_model, setup=setup)
+STAGE = base.Stage(
+    name=NAME,
+    model=MODEL,
+    video_model=True,
+    build_model=_build_model,
+    setup=setup,
+    dependencies=_dependencies,
+)
