@@ -271,7 +271,7 @@ def render_video(
     raise ValueError(f"ppg must be a non-empty 1-D array, got shape {ppg.shape}")
   if fps <= 0:
     raise ValueError(f"fps must be > 0, got {fps}")
-  if active_motion < 0:
+  if not active_motion >= 0:  # NaN too
     raise ValueError(f"active_motion must be >= 0 (0 = none), got {active_motion}")
   face = _build_face(rng, width, height)
   if pulse_amplitude is None:

@@ -77,8 +77,10 @@ def setup_stage(
 ) -> stages_lib.StageSetup:
   """Model, initial state, loss and data iterator of one stage.
 
-  `stage1` = (Stage I subtrees, Stage I config), required for 'codephys'
-  (see `stages.codephys.load_stage1`); the other stages take None.
+  `stage1`: what the stage's `dependencies` return: (Stage I subtrees, Stage I
+  config[, warm-start backbone]), required for 'codephys' (see
+  `stages.codephys.load_stage1`); for 'physnet' None (from scratch) or a warm-start
+  backbone (`stages.base.load_backbone`); 'codebook' takes None.
   """
   return stages_lib.get_stage(stage).setup(config, builder, mesh, stage1)
 

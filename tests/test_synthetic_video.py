@@ -110,3 +110,5 @@ def test_negative_active_motion_is_refused_by_the_renderer_and_the_builder():
   cls = data_lib.builder_class("synthetic_rppg")
   with pytest.raises(ValueError, match="active_motion must be >= 0"):
     cls.make_config(options={"active_motion": -1.0})
+  with pytest.raises(ValueError, match="active_motion must be >= 0"):
+    cls.make_config(options={"active_motion": float("nan")})

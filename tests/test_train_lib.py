@@ -216,6 +216,8 @@ def test_physnet_fine_tunes_the_backbone_of_another_run(run, tmp_path):
       strict=True,
   ):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  with pytest.raises(ValueError, match="sibling shorthand"):
+    stages.get_stage("physnet").dependencies(_with(config, "physnet.init_backbone", "physnet"), "")
   with pytest.raises(FileNotFoundError, match="physnet.init_backbone: no checkpoints in"):
     stages.get_stage("physnet").dependencies(
         _with(config, "physnet.init_backbone", str(tmp_path / "nowhere")), str(tmp_path)

@@ -69,6 +69,12 @@ def _dependencies(
   init_dir = config[NAME].get("init_backbone") or ""
   if not init_dir:
     return None, {}
+  if init_dir in ("physnet", "codephys"):
+    raise ValueError(
+        f"physnet.init_backbone={init_dir!r}: give the path of a finished run's stage "
+        "directory (e.g. W/physnet of a configs/pretrain_synthetic.py run); the "
+        "sibling shorthand is codephys.init_backbone's only"
+    )
   model = config[NAME].model
   warm = base.load_backbone(
       init_dir,

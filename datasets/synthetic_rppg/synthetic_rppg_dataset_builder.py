@@ -57,7 +57,7 @@ class SyntheticOptions:
   def __post_init__(self):
     if self.num_train < 1 or self.num_test < 1:
       raise ValueError(f"need >= 1 train and test subject, got {self}")
-    if self.active_motion < 0:
+    if not self.active_motion >= 0:  # NaN too
       raise ValueError(f"active_motion must be >= 0 (0 = none), got {self.active_motion}")
     for name in self.degraded_types:
       if name not in degradations.DEGRADATIONS:  # fail before any rendering
