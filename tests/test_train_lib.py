@@ -152,13 +152,7 @@ def test_codephys_backbone_starts_from_the_selected_physnet_checkpoint(run):
   deps, _ = stages.get_stage("codephys").dependencies(config, os.path.join(workdir, "codephys"))
   setup = stages.get_stage("codephys").setup(config, builder, mesh, deps)
   start = trainer.fetch(setup.state.variables)
-  for ours, theirs in (
-      (start["params"]["video_backbone"], p_params["video_backbone"]),
-      (start["batch_stats"]["video_backbone"], p_state["batch_stats"]["video_backbone"]),
-  ):
-    assert jax.tree.structure(ours) == jax.tree.structure(theirs)
-    for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs)):
-      np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  _assert_same_backbone(start, p_params, p_state)
   other = dict(config.codephys.model.backbone_kwargs, base_width=2)
   with pytest.raises(ValueError, match="codephys.init_backbone: .* has backbone"):
     stages.get_stage("codephys").dependencies(
@@ -169,6 +163,18 @@ def test_codephys_backbone_starts_from_the_selected_physnet_checkpoint(run):
         _with(config, "codephys.init_backbone", os.path.join(workdir, "nowhere")),
         os.path.join(workdir, "codephys"),
     )
+
+
+def _assert_same_backbone(variables, params, state):
+  """`variables`' video backbone (params and BatchNorm statistics) is exactly
+  that of the checkpoint's `params` / `state`."""
+  for ours, theirs in (
+      (variables["params"]["video_backbone"], params["video_backbone"]),
+      (variables["batch_stats"]["video_backbone"], state["batch_stats"]["video_backbone"]),
+  ):
+    assert jax.tree.structure(ours) == jax.tree.structure(theirs)
+    for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs)):
+      np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
 def _with(config, field, value):
@@ -200,13 +206,7 @@ def test_physnet_fine_tunes_the_backbone_of_another_run(run, tmp_path):
   scratch = trainer.fetch(
       stages.get_stage("physnet").setup(config, builder, mesh, scratch_deps).state.variables
   )
-  for ours, theirs in (
-      (start["params"]["video_backbone"], c_params["video_backbone"]),
-      (start["batch_stats"]["video_backbone"], c_state["batch_stats"]["video_backbone"]),
-  ):
-    assert jax.tree.structure(ours) == jax.tree.structure(theirs)
-    for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs)):
-      np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  _assert_same_backbone(start, c_params, c_state)
   # Everything else is the from-scratch initialisation (same seed).
   rest = {k: v for k, v in start["params"].items() if k != "video_backbone"}
   assert rest
