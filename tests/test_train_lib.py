@@ -144,9 +144,10 @@ def test_codephys_backbone_starts_from_the_selected_physnet_checkpoint(run):
   included) is the baseline run's selected one; another backbone shape is refused."""
   config, workdir, _ = run
   physnet_dir = os.path.join(workdir, "physnet")
-  p_params, p_state, _ = checkpointing.load_params(os.path.join(physnet_dir, "checkpoints"))
+  p_params, p_state, p_meta = checkpointing.load_params(os.path.join(physnet_dir, "checkpoints"))
   _, _, meta = checkpointing.load_params(os.path.join(workdir, "codephys", "checkpoints"))
   assert meta["init_backbone_workdir"] == os.path.abspath(physnet_dir)
+  assert meta["init_backbone_step"] == p_meta["step"]
   mesh = trainer.make_mesh()
   builder = data_lib.load_builder(config.dataset, **data_lib.builder_kwargs(config))
   deps, _ = stages.get_stage("codephys").dependencies(config, os.path.join(workdir, "codephys"))
@@ -194,10 +195,13 @@ def test_physnet_fine_tunes_the_backbone_of_another_run(run, tmp_path):
   fresh, the checkpoint records where it came from; a missing run is named."""
   config, workdir, _ = run
   source = os.path.join(workdir, "codephys")
-  c_params, c_state, _ = checkpointing.load_params(os.path.join(source, "checkpoints"))
+  c_params, c_state, c_meta = checkpointing.load_params(os.path.join(source, "checkpoints"))
   tuned = _with(config, "physnet.init_backbone", source)
   deps, meta = stages.get_stage("physnet").dependencies(tuned, str(tmp_path / "physnet"))
-  assert meta == {"init_backbone_workdir": os.path.abspath(source)}
+  assert meta == {
+      "init_backbone_workdir": os.path.abspath(source),
+      "init_backbone_step": c_meta["step"],
+  }
   mesh = trainer.make_mesh()
   builder = data_lib.load_builder(config.dataset, **data_lib.builder_kwargs(config))
   start = trainer.fetch(stages.get_stage("physnet").setup(tuned, builder, mesh, deps).state.variables)

@@ -153,11 +153,11 @@ def load_backbone(
     *,
     option: str,
     hint: str = "",
-) -> dict[str, dict[str, Any]]:
-  """{collection: {'video_backbone': subtree}} of the selected checkpoint of the
-  video-model run in `run_dir` (a `physnet/` or `codephys/` stage directory),
-  checked to be the same backbone; errors name `option`, the config field that
-  asked for it."""
+) -> tuple[dict[str, dict[str, Any]], int]:
+  """({collection: {'video_backbone': subtree}}, its step) of the selected
+  checkpoint of the video-model run in `run_dir` (a `physnet/` or `codephys/`
+  stage directory), checked to be the same backbone; errors name `option`, the
+  config field that asked for it."""
   ckpt = os.path.join(run_dir, "checkpoints")
   if not os.path.isdir(ckpt):
     raise FileNotFoundError(
@@ -178,7 +178,7 @@ def load_backbone(
   for collection, tree in dict(state or {}).items():
     if BACKBONE in tree:
       out[collection] = {BACKBONE: tree[BACKBONE]}
-  return trainer.fetch(out)
+  return trainer.fetch(out), int(meta["step"])
 
 
 # ------------------------------------------------------------------------- the record

@@ -173,7 +173,7 @@ def _dependencies(
   warm = None
   if init_dir:
     model = config[NAME].model
-    warm = base.load_backbone(
+    warm, step = base.load_backbone(
         init_dir,
         model.backbone,
         dict(model.backbone_kwargs),
@@ -181,6 +181,7 @@ def _dependencies(
         hint="with init_backbone='physnet', put 'physnet' before 'codephys' in config.stages",
     )
     meta["init_backbone_workdir"] = os.path.abspath(init_dir)
+    meta["init_backbone_step"] = step
   return (*stage1, warm), meta
 
 

@@ -76,13 +76,13 @@ def _dependencies(
         "sibling shorthand is codephys.init_backbone's only"
     )
   model = config[NAME].model
-  warm = base.load_backbone(
+  warm, step = base.load_backbone(
       init_dir,
       model.backbone,
       dict(model.get("backbone_kwargs") or {}),
       option=f"{NAME}.init_backbone",
   )
-  return warm, {"init_backbone_workdir": os.path.abspath(init_dir)}
+  return warm, {"init_backbone_workdir": os.path.abspath(init_dir), "init_backbone_step": step}
 
 
 def setup(
