@@ -153,11 +153,11 @@ def load_backbone(
     *,
     option: str,
     hint: str = "",
-) -> tuple[dict[str, dict[str, Any]], int]:
-  """({collection: {'video_backbone': subtree}}, its step) of the selected
-  checkpoint of the video-model run in `run_dir` (a `physnet/` or `codephys/`
-  stage directory), checked to be the same backbone; errors name `option`, the
-  config field that asked for it."""
+) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+  """({collection: {'video_backbone': subtree}}, checkpoint meta naming it) of the
+  selected checkpoint of the video-model run in `run_dir` (a `physnet/` or
+  `codephys/` stage directory), checked to be the same backbone; errors name
+  `option`, the config field that asked for it."""
   ckpt = os.path.join(run_dir, "checkpoints")
   if not os.path.isdir(ckpt):
     raise FileNotFoundError(
@@ -178,7 +178,11 @@ def load_backbone(
   for collection, tree in dict(state or {}).items():
     if BACKBONE in tree:
       out[collection] = {BACKBONE: tree[BACKBONE]}
-  return trainer.fetch(out), int(meta["step"])
+  source = {
+      "init_backbone_workdir": os.path.abspath(run_dir),
+      "init_backbone_step": int(meta["step"]),
+  }
+  return trainer.fetch(out), source
 
 
 # ------------------------------------------------------------------------- the record
@@ -246,13 +250,15 @@ def video_setup(
     loss_fn: trainer.LossFn,
     subtrees: Mapping[str, Any] | None = None,
     frozen: tuple[str, ...] = (),
-    state_subtrees: Mapping[str, Mapping[str, Any]] | None = None,
+    warm_start: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> StageSetup:
   """StageSetup of a video model: face clips (augmented if configured), its initial
-  state with `subtrees` merged into the params and `state_subtrees` ({collection:
-  {name: subtree}}, e.g. BatchNorm statistics) into the model state, `frozen`
-  masked in the optimiser."""
+  state with `subtrees` merged into the params and `warm_start` ({collection:
+  {name: subtree}} of `load_backbone`: parameters and e.g. BatchNorm statistics)
+  merged into the variables over them, `frozen` masked in the optimiser."""
   cfg = config[stage]
+  if warm_start:
+    logging.info("%s: video backbone warm-started (%s)", stage, sorted(warm_start))
   representations.check_fps(config.input_norm, config.preprocess.target_fps)
   # Training subjects only; the held-out ones select the checkpoint (never test).
   train_videos, _ = data_lib.train_val_videos(builder, config)
@@ -268,7 +274,7 @@ def video_setup(
   def init_fn(r, b):
     variables = dict(model.init(r, normalize_frames(b["frames"], config.input_norm), train=False))
     variables["params"] = {**variables["params"], **(subtrees or {})}
-    for collection, trees in (state_subtrees or {}).items():
+    for collection, trees in (warm_start or {}).items():
       variables[collection] = {**variables[collection], **trees}
     return variables
 

@@ -23,7 +23,6 @@ mapping to the codes instead of finding the pulse through a frozen decoder.
 
 from __future__ import annotations
 
-import logging
 import os
 from typing import Any, Mapping
 
@@ -150,9 +149,6 @@ def make_loss(model, config: ml_collections.ConfigDict) -> trainer.LossFn:
   return loss_fn
 
 
-BACKBONE = base.BACKBONE
-
-
 def backbone_dir(config: ml_collections.ConfigDict, workdir: str) -> str:
   """The run whose backbone starts Stage II ('' = none): `codephys.init_backbone`."""
   init = config[NAME].get("init_backbone") or ""
@@ -173,15 +169,14 @@ def _dependencies(
   warm = None
   if init_dir:
     model = config[NAME].model
-    warm, step = base.load_backbone(
+    warm, source = base.load_backbone(
         init_dir,
         model.backbone,
         dict(model.backbone_kwargs),
         option=f"{NAME}.init_backbone",
         hint="with init_backbone='physnet', put 'physnet' before 'codephys' in config.stages",
     )
-    meta["init_backbone_workdir"] = os.path.abspath(init_dir)
-    meta["init_backbone_step"] = step
+    meta.update(source)
   return (*stage1, warm), meta
 
 
@@ -196,10 +191,6 @@ def setup(
   if stage1 is None:
     raise ValueError("the codephys stage needs stage1=(subtrees, stage1_config)")
   subtrees, stage1_config = stage1[:2]
-  warm = dict(stage1[2] or {}) if len(stage1) > 2 else {}
-  warm_params = warm.pop("params", {})
-  if warm_params:
-    logging.info("codephys: video backbone warm-started (params, %s)", sorted(warm))
   model = make_model(config, stage1_config)
   # What stays frozen is the model's definition (models.codephys.FROZEN).
   return base.video_setup(
@@ -209,9 +200,9 @@ def setup(
       stage=NAME,
       model=model,
       loss_fn=make_loss(model, config),
-      subtrees={**subtrees, **warm_params},
+      subtrees=subtrees,
       frozen=model.frozen_subtrees(),
-      state_subtrees=warm,
+      warm_start=stage1[2] if len(stage1) > 2 else None,
   )
 
 

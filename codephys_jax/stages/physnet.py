@@ -11,8 +11,6 @@ fine-tuning. The regression head starts fresh.
 
 from __future__ import annotations
 
-import logging
-import os
 from typing import Any, Mapping
 
 import ml_collections
@@ -76,13 +74,12 @@ def _dependencies(
         "sibling shorthand is codephys.init_backbone's only"
     )
   model = config[NAME].model
-  warm, step = base.load_backbone(
+  return base.load_backbone(
       init_dir,
       model.backbone,
       dict(model.get("backbone_kwargs") or {}),
       option=f"{NAME}.init_backbone",
   )
-  return warm, {"init_backbone_workdir": os.path.abspath(init_dir), "init_backbone_step": step}
 
 
 def setup(
@@ -93,10 +90,6 @@ def setup(
 ) -> base.StageSetup:
   """`dependencies`: None, or the warm-start backbone of `_dependencies`
   ({collection: {'video_backbone': subtree}})."""
-  warm = dict(dependencies or {})
-  warm_params = warm.pop("params", {})
-  if warm_params:
-    logging.info("physnet: video backbone warm-started (params, %s)", sorted(warm))
   model = make_model(config)
   return base.video_setup(
       config,
@@ -105,8 +98,7 @@ def setup(
       stage=NAME,
       model=model,
       loss_fn=make_loss(model, config),
-      subtrees=warm_params,
-      state_subtrees=warm,
+      warm_start=dependencies,
   )
 
 
