@@ -8,6 +8,11 @@ with background, lighting drift, head motion and sensor noise
 pipeline as real videos (Haar detection, tracking, crop, skin mask), so the
 default run exercises the real code path.
 
+Option `codec_qp=(low, high)`: each training video goes through an emulated
+H.264-style inter-frame codec (`codephys_jax.codec`) at a quantisation
+parameter drawn per subject, as real recordings are lossy files; the test
+splits stay lossless.
+
 Splits: `train`, `test` (clean) and `test_degraded`: the same test subjects with
 one camera degradation each (sensor noise, defocus, motion blur, JPEG, in turn)
 applied to the frames before the face pipeline, as a camera would produce them.
@@ -26,9 +31,11 @@ import dataclasses
 import json
 from typing import Any, Mapping, Sequence
 
+import numpy as np
 import tensorflow_datasets as tfds
 
 from codephys_jax import alignment
+from codephys_jax import codec
 from codephys_jax import degradations
 from codephys_jax import preprocess as preprocess_lib
 from codephys_jax import rppg_builder
@@ -53,12 +60,25 @@ class SyntheticOptions:
   degraded_severity: int = 3
   # Head movement inside the heart-rate band (synthetic_video.render_video); 0 = none.
   active_motion: float = 0.0
+  # Training videos go through the emulated inter-frame codec (codephys_jax.codec)
+  # at a quantisation parameter drawn per subject, uniformly in (low, high), with
+  # an intra frame every `codec_gop` frames; () = lossless. Test splits stay lossless.
+  codec_qp: tuple[float, ...] = ()
+  codec_gop: int = 250
 
   def __post_init__(self):
     if self.num_train < 1 or self.num_test < 1:
       raise ValueError(f"need >= 1 train and test subject, got {self}")
     if not self.active_motion >= 0:  # NaN too
       raise ValueError(f"active_motion must be >= 0 (0 = none), got {self.active_motion}")
+    if self.codec_qp:
+      if len(self.codec_qp) != 2 or not 0 <= self.codec_qp[0] <= self.codec_qp[1] <= codec.MAX_QP:
+        raise ValueError(
+            f"codec_qp must be () or (low, high) with 0 <= low <= high <= {codec.MAX_QP:g}, "
+            f"got {self.codec_qp}"
+        )
+      if int(self.codec_gop) != self.codec_gop or self.codec_gop < 1:
+        raise ValueError(f"codec_gop must be an integer >= 1, got {self.codec_gop}")
     for name in self.degraded_types:
       if name not in degradations.DEGRADATIONS:  # fail before any rendering
         raise ValueError(
@@ -98,13 +118,16 @@ class SyntheticRppg(rppg_builder.RppgBuilder):
     # skip_bad_items is accepted like every rPPG builder's (a rendered subject
     # only fails on a bug, but the option must mean the same everywhere).
     opts, skip = rppg_builder.pop_base_options(options)
-    if "degraded_types" in opts:
-      opts["degraded_types"] = tuple(opts["degraded_types"])
+    for key in ("degraded_types", "codec_qp"):
+      if key in opts:
+        opts[key] = tuple(opts[key])
     synth = SyntheticOptions(**opts)
     preprocess = preprocess or preprocess_lib.PreprocessConfig(size=cls.DEFAULT_SIZE)
     fields = dataclasses.asdict(synth)
     if not synth.active_motion:
       del fields["active_motion"]  # datasets prepared before the option keep their identity
+    if not synth.codec_qp:
+      del fields["codec_qp"], fields["codec_gop"]
     source_id = "synthetic:" + json.dumps(fields, sort_keys=True)
     return rppg_builder.RppgConfig(
         preprocess=preprocess,
@@ -120,6 +143,7 @@ class SyntheticRppg(rppg_builder.RppgBuilder):
       return SyntheticOptions()
     opts = json.loads(source_id[len("synthetic:") :])
     opts["degraded_types"] = tuple(opts["degraded_types"])
+    opts["codec_qp"] = tuple(opts.get("codec_qp", ()))
     return SyntheticOptions(**opts)
 
   def list_items(self, manual_dir: str | None) -> list[rppg_builder.Item]:
@@ -135,12 +159,14 @@ class SyntheticRppg(rppg_builder.RppgBuilder):
         "active_motion": o.active_motion,
     }
     for i in range(o.num_train):
+      seed = o.subject_seed("train", i)
+      payload = dict(common, seed=seed)
+      if o.codec_qp:
+        # Its own stream: the face, PPG and motion are those of the lossless subject.
+        qp = np.random.default_rng([seed, 2]).uniform(*o.codec_qp)
+        payload.update(codec_qp=round(float(qp), 2), codec_gop=o.codec_gop)
       items.append(
-          rppg_builder.Item(
-              key=f"train_{i:03d}",
-              subject_id=f"train_{i:03d}",
-              payload=dict(common, seed=o.subject_seed("train", i)),
-          )
+          rppg_builder.Item(key=f"train_{i:03d}", subject_id=f"train_{i:03d}", payload=payload)
       )
     for i in range(o.num_test):
       payload = dict(common, seed=o.subject_seed("test", i))
@@ -187,6 +213,16 @@ class SyntheticRppg(rppg_builder.RppgBuilder):
         active_motion=p.get("active_motion", 0.0),
     )
     labels = alignment.RawLabels(times=subject.timestamps, ppg=subject.ppg, per_frame=True)
+    if "codec_qp" in p:
+      qp, gop = p["codec_qp"], p["codec_gop"]
+      source = video_lib.FrameIterSource(
+          lambda: codec.encode_decode(subject.frames(), qp, gop=gop),
+          subject.fps,
+          size=(subject.width, subject.height),
+          num_frames=subject.num_frames,
+          name=f"{item.key} (codec qp {qp:g}, gop {gop})",
+      )
+      return source, labels
     kind = p.get("degradation")
     if not kind:
       return subject.source(), labels
