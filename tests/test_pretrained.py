@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import predict
+from codephys_jax import codec
 from codephys_jax import eval_lib
 from codephys_jax import hr
 from codephys_jax import methods
@@ -40,11 +41,13 @@ def test_eval_config_takes_the_shipped_model_by_name():
   assert (resolved.preprocess.size, resolved.preprocess.roi) == (16, "landmark_patches")
 
 
-@pytest.mark.parametrize("seed", [3])
-def test_predict_runs_it_by_default_and_recovers_a_known_hr(seed, tmp_path):
+@pytest.mark.parametrize("seed, qp", [(3, None), (5, 26.0)])
+def test_predict_runs_it_by_default_and_recovers_a_known_hr(seed, qp, tmp_path):
+  # qp: the video as a low-rate file (the emulated codec) rather than lossless.
   subject = make_subject(seed, duration_s=12.0, fps=FPS, width=256, height=192)
   path = tmp_path / "face.avi"
-  write_video(path, subject.frames(), FPS)
+  frames = subject.frames() if qp is None else codec.encode_decode(subject.frames(), qp)
+  write_video(path, frames, FPS)
   ref = hr.hr_fft(sig.postprocess(subject.ppg.astype(np.float64), FPS), FPS)
   out = tmp_path / "out"
   # No --method: the shipped model is the default.
