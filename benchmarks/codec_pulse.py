@@ -14,7 +14,10 @@ own HR, POS's HR error, and the share of pixels equal to the previous frame
 Real part (with `--manual_dir`, a UBFC-layout tree): the same three numbers for
 each real video, plus its bits per pixel, so the QP range whose synthetic
 numbers cover the real ones can be read off. Both parts use the labels only to
-score POS, never to fit anything.
+score POS, never to fit anything. The two are not the same kind of video: the
+synthetic frames are 256x192 with an intra frame every 250, the real files
+640x480 with their own encoder's choices; a face covering more blocks averages
+the held blocks' errors over more of them, so the match is approximate.
 """
 
 from __future__ import annotations
@@ -92,6 +95,8 @@ def real_rows(manual_dir: str, data_dir: str, pre: ml_collections.ConfigDict) ->
   for v in videos:
     fs = float(v["fps"])
     paths = glob.glob(os.path.join(manual_dir, f"subject{v['subject_id']}", "vid.*"))
+    if not paths:
+      raise FileNotFoundError(f"no vid.* in {manual_dir}/subject{v['subject_id']}")
     cap = cv2.VideoCapture(paths[0])
     n, w, h = (cap.get(p) for p in (cv2.CAP_PROP_FRAME_COUNT, cv2.CAP_PROP_FRAME_WIDTH, cv2.CAP_PROP_FRAME_HEIGHT))
     frames = []
@@ -101,7 +106,8 @@ def real_rows(manual_dir: str, data_dir: str, pre: ml_collections.ConfigDict) ->
         break
       frames.append(frame)
     cap.release()
-    bpp = os.path.getsize(paths[0]) * 8 / (n * w * h)
+    # The whole file (container included) over the container's frame count.
+    bpp = os.path.getsize(paths[0]) * 8 / (n * w * h) if n > 0 else float("nan")
     snr, err = pos_scores(v["rgb"], v["ppg"], fs)
     rows.append(f"| {v['subject_id']} | {bpp:.4f} | {snr:.1f} | {err:.1f} | {unchanged(frames):.3f} |")
   return rows

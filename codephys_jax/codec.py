@@ -13,12 +13,15 @@ emulation. What it models, per frame:
 
 - colour: full-range YCbCr (BT.601) with 4:2:0 chroma (area-averaged to half
   size, bilinear back);
-- transform: the orthonormal 4x4 DCT per block (H.264's integer core transform
-  with its scaling is this transform up to rounding);
-- quantisation: H.264's step for a quantisation parameter `qp`,
-  0.625 * 2 ** (qp / 6) (doubling every 6), with the reference encoder's
-  dead-zone rounding offsets, 1/3 of a step for intra and 1/6 for inter blocks;
-  the same step for luma and chroma;
+- transform: the orthonormal 4x4 DCT per block (H.264's scaled integer core
+  transform is an orthonormal approximation of it: its odd basis rows are
+  (2, 1, -1, -2) / sqrt(10) where the DCT's are (0.653, 0.271, -0.271, -0.653));
+- quantisation: a step of 0.625 * 2 ** (qp / 6) for a quantisation parameter
+  `qp`, which doubles every 6 like H.264's table and equals it at multiples of
+  6 (within 3.1% between them; fractional QPs are allowed), with the reference
+  encoder's dead-zone rounding offsets, 1/3 of a step for intra and 1/6 for
+  inter blocks; the same step for luma and chroma (H.264 lowers chroma's QP
+  above 30);
 - frames: an intra frame every `gop` frames (x264's default keyframe interval
   is 250) coding the block itself, and P-frames coding the difference from the
   previous decoded frame without motion compensation (a static camera: head
@@ -45,7 +48,7 @@ MAX_QP = 51.0
 
 
 def qp_step(qp: float) -> float:
-  """H.264's quantiser step for quantisation parameter `qp` (0.625 at qp 0)."""
+  """The quantiser step for `qp`: H.264's at multiples of 6 (0.625 at 0), doubling every 6."""
   return 0.625 * 2.0 ** (float(qp) / 6.0)
 
 

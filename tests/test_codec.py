@@ -15,10 +15,13 @@ def _smooth_frame(h=48, w=64, seed=0):
   return np.clip(base + rng.normal(0, 1.0, (h, w, 3)), 0, 255).astype(np.uint8)
 
 
-def test_qp_step_is_h264s_scale():
-  assert codec.qp_step(0) == pytest.approx(0.625)
-  assert codec.qp_step(4) == pytest.approx(1.0, rel=0.01)  # H.264's table: 1.0 at qp 4
-  assert codec.qp_step(28) == pytest.approx(16.0, rel=0.01)  # 16 at qp 28
+def test_qp_step_follows_h264s_table():
+  table = (0.625, 0.6875, 0.8125, 0.875, 1.0, 1.125)  # H.264's steps for qp 0-5
+  for qp in range(52):
+    h264 = table[qp % 6] * 2 ** (qp // 6)
+    assert codec.qp_step(qp) == pytest.approx(h264, rel=0.032), qp
+    if qp % 6 == 0:
+      assert codec.qp_step(qp) == pytest.approx(h264, rel=1e-12)
   assert codec.qp_step(34) == pytest.approx(2 * codec.qp_step(28))
 
 
@@ -107,6 +110,8 @@ def test_synthetic_builder_codes_training_subjects_only():
   got = np.stack([f for _, f in src])
   ref = np.stack([f for _, f in ref_src])
   assert got.shape == ref.shape
+  # The source restarts the codec: a second pass gives the same frames.
+  np.testing.assert_array_equal(np.stack([f for _, f in src]), got)
   # The codec holds blocks between frames: far more pixels repeat the previous frame.
   unchanged = lambda v: np.mean(v[1:] == v[:-1])
   assert unchanged(got) > unchanged(ref) + 0.2
@@ -118,5 +123,12 @@ def test_synthetic_builder_refuses_bad_codec_options():
   for bad in [(30.0,), (36.0, 24.0), (20.0, 60.0)]:
     with pytest.raises(ValueError, match="codec_qp must be"):
       cls.make_config(options={"codec_qp": bad})
-  with pytest.raises(ValueError, match="codec_gop must be"):
-    cls.make_config(options={"codec_qp": (20.0, 30.0), "codec_gop": 0})
+  for opts in ({"codec_qp": (20.0, 30.0), "codec_gop": 0}, {"codec_gop": 0}):
+    with pytest.raises(ValueError, match="codec_gop must be"):
+      cls.make_config(options=opts)
+  # Equal settings written as ints or floats are one dataset.
+  ids = {
+      cls.make_config(options={"codec_qp": qp, "codec_gop": gop}).source_id
+      for qp, gop in [((24, 36), 10), ((24.0, 36.0), 10.0)]
+  }
+  assert len(ids) == 1

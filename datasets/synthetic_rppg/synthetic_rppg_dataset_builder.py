@@ -71,14 +71,15 @@ class SyntheticOptions:
       raise ValueError(f"need >= 1 train and test subject, got {self}")
     if not self.active_motion >= 0:  # NaN too
       raise ValueError(f"active_motion must be >= 0 (0 = none), got {self.active_motion}")
-    if self.codec_qp:
-      if len(self.codec_qp) != 2 or not 0 <= self.codec_qp[0] <= self.codec_qp[1] <= codec.MAX_QP:
-        raise ValueError(
-            f"codec_qp must be () or (low, high) with 0 <= low <= high <= {codec.MAX_QP:g}, "
-            f"got {self.codec_qp}"
-        )
-      if int(self.codec_gop) != self.codec_gop or self.codec_gop < 1:
-        raise ValueError(f"codec_gop must be an integer >= 1, got {self.codec_gop}")
+    if self.codec_qp and (
+        len(self.codec_qp) != 2 or not 0 <= self.codec_qp[0] <= self.codec_qp[1] <= codec.MAX_QP
+    ):
+      raise ValueError(
+          f"codec_qp must be () or (low, high) with 0 <= low <= high <= {codec.MAX_QP:g}, "
+          f"got {self.codec_qp}"
+      )
+    if int(self.codec_gop) != self.codec_gop or self.codec_gop < 1:
+      raise ValueError(f"codec_gop must be an integer >= 1, got {self.codec_gop}")
     for name in self.degraded_types:
       if name not in degradations.DEGRADATIONS:  # fail before any rendering
         raise ValueError(
@@ -118,9 +119,12 @@ class SyntheticRppg(rppg_builder.RppgBuilder):
     # skip_bad_items is accepted like every rPPG builder's (a rendered subject
     # only fails on a bug, but the option must mean the same everywhere).
     opts, skip = rppg_builder.pop_base_options(options)
-    for key in ("degraded_types", "codec_qp"):
-      if key in opts:
-        opts[key] = tuple(opts[key])
+    if "degraded_types" in opts:
+      opts["degraded_types"] = tuple(opts["degraded_types"])
+    if "codec_qp" in opts:  # (24, 36) and (24.0, 36.0) are one dataset
+      opts["codec_qp"] = tuple(float(q) for q in opts["codec_qp"])
+    if "codec_gop" in opts and float(opts["codec_gop"]).is_integer():
+      opts["codec_gop"] = int(opts["codec_gop"])
     synth = SyntheticOptions(**opts)
     preprocess = preprocess or preprocess_lib.PreprocessConfig(size=cls.DEFAULT_SIZE)
     fields = dataclasses.asdict(synth)
