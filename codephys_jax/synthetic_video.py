@@ -417,13 +417,20 @@ class SyntheticSubject:
   def num_frames(self) -> int:
     return len(self.ppg)
 
-  def source(self) -> FrameIterSource:
+  def source(
+      self,
+      frames: Callable[[], Iterator[np.ndarray]] | None = None,
+      *,
+      name: str | None = None,
+  ) -> FrameIterSource:
+    """The video as a FrameSource; `frames`: a repeatable factory of the same
+    number of frames (e.g. degraded ones) to use instead of `self.frames`."""
     return FrameIterSource(
-        self.frames,
+        frames or self.frames,
         self.fps,
         size=(self.width, self.height),
         num_frames=self.num_frames,
-        name=f"synthetic-subject-{self.seed}",
+        name=name or f"synthetic-subject-{self.seed}",
     )
 
 

@@ -40,7 +40,6 @@ from codephys_jax import degradations
 from codephys_jax import preprocess as preprocess_lib
 from codephys_jax import rppg_builder
 from codephys_jax import synthetic_video
-from codephys_jax import video as video_lib
 
 
 @dataclasses.dataclass(frozen=True)
@@ -219,11 +218,8 @@ class SyntheticRppg(rppg_builder.RppgBuilder):
     labels = alignment.RawLabels(times=subject.timestamps, ppg=subject.ppg, per_frame=True)
     if "codec_qp" in p:
       qp, gop = p["codec_qp"], p["codec_gop"]
-      source = video_lib.FrameIterSource(
+      source = subject.source(
           lambda: codec.encode_decode(subject.frames(), qp, gop=gop),
-          subject.fps,
-          size=(subject.width, subject.height),
-          num_frames=subject.num_frames,
           name=f"{item.key} (codec qp {qp:g}, gop {gop})",
       )
       return source, labels
@@ -236,11 +232,4 @@ class SyntheticRppg(rppg_builder.RppgBuilder):
       for index, frame in enumerate(subject.frames()):
         yield degrade(frame, index)
 
-    source = video_lib.FrameIterSource(
-        frames,
-        subject.fps,
-        size=(subject.width, subject.height),
-        num_frames=subject.num_frames,
-        name=f"{item.key} ({kind} severity {p['severity']})",
-    )
-    return source, labels
+    return subject.source(frames, name=f"{item.key} ({kind} severity {p['severity']})"), labels
