@@ -23,10 +23,10 @@ the held blocks' errors over more of them, so the match is approximate.
 from __future__ import annotations
 
 import argparse
-import glob
+import itertools
 import os
+import sys
 
-import cv2
 import ml_collections
 import numpy as np
 
@@ -92,22 +92,16 @@ def real_rows(manual_dir: str, data_dir: str, pre: ml_collections.ConfigDict) ->
       "| real subject | bits per pixel | POS SNR (dB) | POS HR error (bpm) | unchanged pixels |",
       "|---|---|---|---|---|",
   ]
+  # The builder's own subject folders and video lookup (any vid.* container).
+  dirs = {it.subject_id: it.payload["dir"] for it in builder.list_items(manual_dir)}
+  find_video = sys.modules[type(builder).__module__].find_video
   for v in videos:
     fs = float(v["fps"])
-    paths = glob.glob(os.path.join(manual_dir, f"subject{v['subject_id']}", "vid.*"))
-    if not paths:
-      raise FileNotFoundError(f"no vid.* in {manual_dir}/subject{v['subject_id']}")
-    cap = cv2.VideoCapture(paths[0])
-    n, w, h = (cap.get(p) for p in (cv2.CAP_PROP_FRAME_COUNT, cv2.CAP_PROP_FRAME_WIDTH, cv2.CAP_PROP_FRAME_HEIGHT))
-    frames = []
-    while len(frames) < STILL_FRAMES:
-      ok, frame = cap.read()
-      if not ok:
-        break
-      frames.append(frame)
-    cap.release()
+    with video_lib.open_video(find_video(dirs[v["subject_id"]])) as source:
+      path, (w, h), n = source.path, source.size, source.num_frames
+      frames = [frame for _, frame in itertools.islice(source, STILL_FRAMES)]
     # The whole file (container included) over the container's frame count.
-    bpp = os.path.getsize(paths[0]) * 8 / (n * w * h) if n > 0 else float("nan")
+    bpp = os.path.getsize(path) * 8 / (n * w * h) if n else float("nan")
     snr, err = pos_scores(v["rgb"], v["ppg"], fs)
     rows.append(f"| {v['subject_id']} | {bpp:.4f} | {snr:.1f} | {err:.1f} | {unchanged(frames):.3f} |")
   return rows
