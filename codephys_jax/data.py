@@ -283,6 +283,54 @@ def train_val_videos(
   )
 
 
+def cotrain_videos(
+    config: Mapping[str, Any],
+) -> tuple[VideoSource | VideoSubset, float] | None:
+  """(videos, weight) of the second dataset a video stage trains on, or None.
+
+  `config.cotrain`: `dataset` ("" = none), its `manual_dir` and `dataset_options`,
+  the `split` whose videos are trained on and the `weight`, the share of training
+  clips drawn from it (0 < weight < 1; the rest come from `train_split`). It is
+  prepared with the run's `preprocess` and `data_dir`, so its frames have the
+  training split's size and rate. Checkpoints are still selected on the run's own
+  validation subjects; a test split, or the run's own dataset with the same
+  settings (its validation subjects would be trained on), is refused.
+  """
+  cot = dict(config.get("cotrain") or {})
+  name = cot.get("dataset") or ""
+  if not name:
+    return None
+  weight = float(cot.get("weight", 0.5))
+  if not 0.0 < weight < 1.0:
+    raise ValueError(f"cotrain.weight must be in (0, 1), got {weight}")
+  split = str(cot.get("split") or "train")
+  if "test" in split:
+    raise ValueError(f"cotrain.split={split!r} is a test split: training never reads test data")
+  manual_dir = cot.get("manual_dir") or None
+  options = dict(cot.get("dataset_options") or {})
+  if (
+      name == config["dataset"]
+      and (manual_dir or None) == (config.get("manual_dir") or None)
+      and options == dict(config.get("dataset_options") or {})
+  ):
+    raise ValueError(
+        f"cotrain.dataset={name!r} with the run's own manual_dir and options is the "
+        "training dataset itself (its validation subjects would be trained on)"
+    )
+  builder = load_builder(
+      name,
+      data_dir=config.get("data_dir") or None,
+      manual_dir=manual_dir,
+      preprocess=dict(config["preprocess"]),
+      options=options,
+  )
+  videos = open_split(builder, split)
+  logging.info(
+      "co-training on %s/%s: %d videos, %.2f of the training clips", name, split, len(videos), weight
+  )
+  return videos, weight
+
+
 def normalize_ppg(x: np.ndarray) -> np.ndarray:
   """CodePhys label normalisation: (x - mean) / max|x - mean| (float32)."""
   x = np.asarray(x, np.float32)
@@ -378,6 +426,46 @@ class ClipSource(grain.sources.RandomAccessDataSource):
 
 
 @dataclasses.dataclass(frozen=True)
+class ClipMixture:
+  """Training clips drawn from several clip sources at fixed proportions.
+
+  Element k of the training stream comes from `sources[i]` for a share
+  `weights[i] / sum(weights)` of the elements; each source is shuffled and
+  repeated on its own, so every source is cycled through at its own pace.
+  """
+
+  sources: tuple[ClipSource, ...]
+  weights: tuple[float, ...]
+
+  def __post_init__(self):
+    if len(self.sources) != len(self.weights) or len(self.sources) < 2:
+      raise ValueError(
+          f"a clip mixture needs >= 2 sources and one weight each, got "
+          f"{len(self.sources)} sources and {len(self.weights)} weights"
+      )
+    if any(not (w > 0.0 and math.isfinite(w)) for w in self.weights):
+      raise ValueError(f"mixture weights must be positive and finite, got {self.weights}")
+
+  def __repr__(self) -> str:
+    parts = ", ".join(f"{s!r} x {w:g}" for s, w in zip(self.sources, self.weights))
+    return f"ClipMixture({parts})"
+
+
+def _shuffled_stream(
+    clips: ClipSource | ClipMixture, seed: int
+) -> grain.MapDataset:
+  """The infinite shuffled stream of training clips (one source or a mixture)."""
+  if isinstance(clips, ClipMixture):
+    # The first source keeps the single-source seed; the others get their own.
+    parts = [
+        grain.MapDataset.source(c).shuffle(seed=seed + 7919 * i).repeat(None)
+        for i, c in enumerate(clips.sources)
+    ]
+    return grain.MapDataset.mix(parts, list(clips.weights))
+  return grain.MapDataset.source(clips).shuffle(seed=seed).repeat(None)
+
+
+@dataclasses.dataclass(frozen=True)
 class PipelineSpec:
   """What the training input pipeline needs to know (from the config)."""
 
@@ -388,7 +476,7 @@ class PipelineSpec:
 
 
 def train_pipeline(
-    clips: ClipSource,
+    clips: ClipSource | ClipMixture,
     spec: PipelineSpec,
     *,
     start_step: int = 0,
@@ -404,7 +492,7 @@ def train_pipeline(
   if spec.batch_size % process_count:
     raise ValueError(f"global batch {spec.batch_size} not divisible by {process_count} processes")
   local = spec.batch_size // process_count
-  ds = grain.MapDataset.source(clips).shuffle(seed=spec.seed).repeat(None)
+  ds = _shuffled_stream(clips, spec.seed)
   if augment is not None:
     # Seeded by the global element index: identical whatever the process count.
     ds = ds.random_map(augment, seed=spec.seed + 1)

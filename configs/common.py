@@ -107,6 +107,18 @@ def base(
           seed=0,
       )
   )
+  # A second dataset whose clips join the video stages' training batches (""
+  # = none): its `split` at `weight` of the clips, prepared with `preprocess`.
+  # Stage I and checkpoint selection use this config's own dataset only.
+  c.cotrain = ml_collections.ConfigDict(
+      dict(
+          dataset="",
+          manual_dir="",
+          dataset_options=ml_collections.ConfigDict(),
+          split="train",
+          weight=0.5,
+      )
+  )
   c.clip_length = clip_length
   # Model input: standardized, temporal, relative, relative_band or diff_normalized.
   c.input_norm = "standardized"

@@ -87,6 +87,15 @@ def train_iterator(
   has no host-only steps (`device_input.refuse_host_only`), else 'host'.
   """
   trainer.local_batch_size(batch_size, mesh)  # validates divisibility early
+  if isinstance(clips, data_lib.ClipMixture) and input_pipeline != "host":
+    # The device pipeline keeps one split resident; a mixture is read on the host.
+    if input_pipeline == "device":
+      raise ValueError(
+          "input_pipeline='device' reads one split; a co-training mixture "
+          f"({clips!r}) needs input_pipeline='host' or 'auto'"
+      )
+    logging.info("input_pipeline=auto: host input (a co-training mixture)")
+    input_pipeline = "host"
   if input_pipeline in ("device", "auto"):
     from codephys_jax import device_input
 
@@ -265,6 +274,11 @@ def video_setup(
   clips, augment = clip_source(
       train_videos, config.clip_length, cfg.clip_stride, config.get("augment")
   )
+  cotrain = data_lib.cotrain_videos(config)
+  if cotrain is not None:
+    # Both sources get the same augmentation (the function is per clip).
+    extra, _ = clip_source(cotrain[0], config.clip_length, cfg.clip_stride, config.get("augment"))
+    clips = data_lib.ClipMixture((clips, extra), (1.0 - cotrain[1], cotrain[1]))
   size = int(config.preprocess.size)
   example = {
       "frames": np.zeros((cfg.batch_size, config.clip_length, size, size, 3), np.uint8),
