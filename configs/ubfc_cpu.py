@@ -23,11 +23,15 @@ subjects per fold; whole-video HR MAE in bpm, 2026-12-03): CodePhys 5.55
 (selected) / 6.10 (final), its baseline 6.70 / 5.49, POS 18.62, CHROM 20.93 on
 the same videos; the demo's recipe (`:demo`, 1 validation subject) 29.28 /
 30.60 and 28.12 / 26.64. With the folds drawn by `--seed=1`: CodePhys 5.27 /
-8.40, baseline 7.75 / 8.02. The ablation behind each change, and the test reads
-it followed: benchmarks/RESULTS.md, which also has the changes tried and not
-kept (colour changes projected orthogonal to (1, 1, 1), the baseline fine-tuned
-from a synthetic run, 160-frame clips, 32 px frames, half the steps). A 4-fold run takes
-about 17-20 min on an idle 2-core machine.
+8.40, baseline 7.75 / 8.02; with `--config.seed=1` (training seed, seed-0
+folds): CodePhys 9.39 / 5.33, baseline 9.34 / 6.32. One subject's flip moves
+these by 2-4 bpm: expect 5-9.5 bpm on 8 subjects. The ablation behind each
+change, and the test reads it followed: benchmarks/RESULTS.md, which also has
+the changes tried and not kept (colour changes projected orthogonal to (1, 1,
+1), the baseline fine-tuned from a synthetic run, 160-frame clips, 32 px
+frames, half the steps, coded synthetic clips mixed into training with
+`cotrain`, the illumination changes on other folds). A 4-fold run takes about
+14-20 min on an idle 2-core machine.
 
 Cross-validation over the subjects of any UBFC-layout tree (the way this recipe
 is measured; codephys_jax/crossval.py):
