@@ -283,8 +283,12 @@ def train_val_videos(
   )
 
 
+def _subjects(videos: VideoSource | VideoSubset) -> set[str]:
+  return {str(videos[i]["subject_id"]) for i in range(len(videos))}
+
+
 def cotrain_videos(
-    config: Mapping[str, Any],
+    config: Mapping[str, Any], builder: rppg_builder.RppgBuilder | None = None
 ) -> tuple[VideoSource | VideoSubset, float] | None:
   """(videos, weight) of the second dataset a video stage trains on, or None.
 
@@ -293,8 +297,11 @@ def cotrain_videos(
   clips drawn from it (0 < weight < 1; the rest come from `train_split`). It is
   prepared with the run's `preprocess` and `data_dir`, so its frames have the
   training split's size and rate. Checkpoints are still selected on the run's own
-  validation subjects; a test split, or the run's own dataset with the same
-  settings (its validation subjects would be trained on), is refused.
+  validation subjects. Refused: a split named like a test split and, when
+  `cotrain.dataset` is the run's own dataset (`builder`, loaded if not given),
+  any co-training subject id that is one of the run's validation subjects or of
+  the subjects its comparison tests (whatever the tree path or options: a
+  synthetic subject's id names its seed).
   """
   cot = dict(config.get("cotrain") or {})
   name = cot.get("dataset") or ""
@@ -306,25 +313,33 @@ def cotrain_videos(
   split = str(cot.get("split") or "train")
   if "test" in split:
     raise ValueError(f"cotrain.split={split!r} is a test split: training never reads test data")
-  manual_dir = cot.get("manual_dir") or None
-  options = dict(cot.get("dataset_options") or {})
-  if (
-      name == config["dataset"]
-      and (manual_dir or None) == (config.get("manual_dir") or None)
-      and options == dict(config.get("dataset_options") or {})
-  ):
-    raise ValueError(
-        f"cotrain.dataset={name!r} with the run's own manual_dir and options is the "
-        "training dataset itself (its validation subjects would be trained on)"
-    )
-  builder = load_builder(
+  cot_builder = load_builder(
       name,
-      data_dir=config.get("data_dir") or None,
-      manual_dir=manual_dir,
-      preprocess=dict(config["preprocess"]),
-      options=options,
+      **builder_kwargs(
+          {
+              "data_dir": config.get("data_dir"),
+              "manual_dir": cot.get("manual_dir"),
+              "preprocess": config["preprocess"],
+              "dataset_options": cot.get("dataset_options"),
+          }
+      ),
   )
-  videos = open_split(builder, split)
+  videos = open_split(cot_builder, split)
+  if name == config["dataset"]:
+    if builder is None:
+      builder = load_builder(config["dataset"], **builder_kwargs(config))
+    held = _subjects(train_val_videos(builder, config)[1])
+    compare = config.get("compare") or {}
+    if compare.get("enabled"):
+      for spec in dict(compare.get("splits") or {}).values():
+        held |= _subjects(open_split(builder, spec))
+    shared = sorted(_subjects(videos) & held)
+    if shared:
+      raise ValueError(
+          f"cotrain {name}/{split} has subjects the run validates or tests on: "
+          f"{shared[:10]}{' ...' if len(shared) > 10 else ''} (another tree, another "
+          "split, or subjects outside the run's validation and test splits)"
+      )
   logging.info(
       "co-training on %s/%s: %d videos, %.2f of the training clips", name, split, len(videos), weight
   )

@@ -124,13 +124,25 @@ def test_cotrain_videos_use_the_runs_preprocess_and_the_cotrain_dataset(monkeypa
   assert calls["open"] == ("builder", "train")
 
 
+class Subjects:
+  """Videos that only carry a subject id (what the refusal reads)."""
+
+  def __init__(self, ids):
+    self.ids = list(ids)
+
+  def __len__(self):
+    return len(self.ids)
+
+  def __getitem__(self, i):
+    return {"subject_id": self.ids[i]}
+
+
 @pytest.mark.parametrize(
     "cotrain, match",
     [
         (dict(dataset="synthetic_rppg", weight=0.0), "cotrain.weight"),
         (dict(dataset="synthetic_rppg", weight=1.0), "cotrain.weight"),
         (dict(dataset="synthetic_rppg", split="test"), "test split"),
-        (dict(dataset="ubfc_rppg", manual_dir="/data/ubfc"), "training dataset itself"),
     ],
 )
 def test_cotrain_refusals(monkeypatch, cotrain, match):
@@ -139,8 +151,60 @@ def test_cotrain_refusals(monkeypatch, cotrain, match):
     data_lib.cotrain_videos(_config(**cotrain))
 
 
-def test_cotrain_on_another_tree_of_the_same_dataset_is_allowed(monkeypatch):
-  monkeypatch.setattr(data_lib, "load_builder", lambda name, **k: (name, k["manual_dir"]))
-  monkeypatch.setattr(data_lib, "open_split", lambda b, s: FakeVideos([40]))
+def _same_dataset(monkeypatch, cotrain_ids):
+  """The run: validation subjects 3, 5; compared on test subjects 9, 11."""
+  monkeypatch.setattr(data_lib, "load_builder", lambda name, **k: ("builder", k["manual_dir"]))
+  monkeypatch.setattr(
+      data_lib, "train_val_videos", lambda b, c: (Subjects(["1", "2"]), Subjects(["3", "5"]))
+  )
+  splits = {"train": Subjects(cotrain_ids), "test": Subjects(["9", "11"])}
+  monkeypatch.setattr(data_lib, "open_split", lambda b, spec: splits[spec])
+
+
+@pytest.mark.parametrize(
+    "manual_dir, options",
+    [
+        ("/data/ubfc", {}),
+        ("/data/ubfc/", {}),  # the same tree spelt otherwise
+        ("/data/ubfc", {"skip_bad_items": False}),  # the same prepared data
+        ("/data/other", {}),  # another tree with the run's subject ids
+    ],
+)
+def test_cotrain_refuses_the_runs_validation_and_test_subjects(monkeypatch, manual_dir, options):
+  _same_dataset(monkeypatch, ["1", "2", "3", "9"])
+  c = _config(dataset="ubfc_rppg", manual_dir=manual_dir)
+  c.cotrain.dataset_options = options
+  with pytest.raises(ValueError, match=r"validates or tests on: \['3', '9'\]"):
+    data_lib.cotrain_videos(c)
+
+
+def test_cotrain_on_other_subjects_of_the_same_dataset_is_allowed(monkeypatch):
+  _same_dataset(monkeypatch, ["21", "22"])
   videos, _ = data_lib.cotrain_videos(_config(dataset="ubfc_rppg", manual_dir="/data/other"))
-  assert len(videos) == 1
+  assert len(videos) == 2
+
+
+def test_training_clips_mix_the_run_and_the_cotrain_clips_at_the_weight(monkeypatch):
+  real, extra = FakeVideos([80, 64]), FakeVideos([48] * 5)
+  monkeypatch.setattr(data_lib, "train_val_videos", lambda b, c: (real, None))
+  monkeypatch.setattr(data_lib, "cotrain_videos", lambda c, b: (extra, 0.25))
+  c = _config()
+  c.clip_length = 16
+  mix, augment = base.training_clips(c, "builder", 16)
+  assert augment is None
+  assert isinstance(mix, data_lib.ClipMixture) and mix.weights == (0.75, 0.25)
+  assert mix.sources[0]._videos is real and mix.sources[1]._videos is extra
+  monkeypatch.setattr(data_lib, "cotrain_videos", lambda c, b: None)
+  plain, _ = base.training_clips(c, "builder", 16)
+  assert isinstance(plain, data_lib.ClipSource)
+
+
+def test_mixture_shards_per_process_into_the_global_batch():
+  real, extra = _sources()
+  mix = data_lib.ClipMixture((real, extra), (0.5, 0.5))
+  spec = data_lib.PipelineSpec(batch_size=8, seed=1, num_threads=1, prefetch=1)
+  whole = next(data_lib.train_pipeline(mix, spec))
+  parts = [
+      next(data_lib.train_pipeline(mix, spec, process_index=p, process_count=2)) for p in (0, 1)
+  ]
+  np.testing.assert_array_equal(np.concatenate([p["frames"] for p in parts]), whole["frames"])

@@ -249,6 +249,20 @@ class Stage:
   best_metric: str = "mae"
 
 
+def training_clips(config: ml_collections.ConfigDict, builder, clip_stride: int | None):
+  """(training clips, their augmentation) of a video stage: the clips of the
+  training subjects (the held-out ones select the checkpoint, never test), mixed
+  with the `cotrain` dataset's clips at `cotrain.weight` when one is set."""
+  train_videos, _ = data_lib.train_val_videos(builder, config)
+  clips, augment = clip_source(train_videos, config.clip_length, clip_stride, config.get("augment"))
+  cotrain = data_lib.cotrain_videos(config, builder)
+  if cotrain is None:
+    return clips, augment
+  # Both sources get the same augmentation (it is applied per clip, after mixing).
+  extra, _ = clip_source(cotrain[0], config.clip_length, clip_stride, config.get("augment"))
+  return data_lib.ClipMixture((clips, extra), (1.0 - cotrain[1], cotrain[1])), augment
+
+
 def video_setup(
     config: ml_collections.ConfigDict,
     builder,
@@ -269,16 +283,7 @@ def video_setup(
   if warm_start:
     logging.info("%s: video backbone warm-started (%s)", stage, sorted(warm_start))
   representations.check_fps(config.input_norm, config.preprocess.target_fps)
-  # Training subjects only; the held-out ones select the checkpoint (never test).
-  train_videos, _ = data_lib.train_val_videos(builder, config)
-  clips, augment = clip_source(
-      train_videos, config.clip_length, cfg.clip_stride, config.get("augment")
-  )
-  cotrain = data_lib.cotrain_videos(config)
-  if cotrain is not None:
-    # Both sources get the same augmentation (the function is per clip).
-    extra, _ = clip_source(cotrain[0], config.clip_length, cfg.clip_stride, config.get("augment"))
-    clips = data_lib.ClipMixture((clips, extra), (1.0 - cotrain[1], cotrain[1]))
+  clips, augment = training_clips(config, builder, cfg.clip_stride)
   size = int(config.preprocess.size)
   example = {
       "frames": np.zeros((cfg.batch_size, config.clip_length, size, size, 3), np.uint8),
