@@ -64,9 +64,7 @@ def synthetic_rows(num: int, qps: list[float | None], pre: preprocess.Preprocess
     frames = list(subject.frames())
     for q in qps:
       coded = frames if q is None else list(codec.encode_decode(frames, q))
-      source = video_lib.FrameIterSource(
-          lambda coded=coded: iter(coded), subject.fps, size=(256, 192), num_frames=len(coded)
-      )
+      source = subject.source(lambda coded=coded: iter(coded))
       rgb = preprocess.preprocess_video(source, pre).rgb
       per_qp[q].append((*pos_scores(rgb, subject.ppg, subject.fps), unchanged(coded)))
   rows = [
