@@ -13,10 +13,13 @@ The first run prepares the dataset (face crops 128x128 at 30 fps) into
 Model selection uses subjects held out of the training split (`val`, 20%;
 UBFC has no validation split), never the test split, which is read once.
 
-Hardware: an accelerator with >= 16 GB of memory for 4 x 160 x 128 x 128 clips
-(estimate; not measured on a GPU here), about 10 GB of disk for the prepared
-data. 2,500 steps per stage (~30 epochs of non-overlapping clips: 30 videos x
-~11 clips / batch 4 = ~83 steps per epoch); wall time not measured.
+Hardware: an accelerator with >= 16 GB of memory for 4 x 160 x 128 x 128 clips,
+about 10 GB of disk for the prepared data. 2,500 steps per stage (~30 epochs of
+non-overlapping clips: 30 videos x ~11 clips / batch 4 = ~83 steps per epoch).
+Measured on one H200 (benchmarks/gpu_crossval.sh, 8 real subjects, device input
+path): 30-33 ms per Stage I step, 111-117 ms per Stage II step, 70-71 ms per
+baseline step, so about 9 min of steps for the three stages; a whole run at the
+full step count was not measured.
 
 Expected (paper, CodePhys on UBFC-rPPG): MAE 0.21 bpm. Other metrics and the
 baseline's numbers: not reported in the material we have.

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# The paper-size config cross-validated over the subjects of a UBFC-layout tree on
+# one GPU, with a step count that fits a short device session; everything written
+# to one folder.
+#
+#   bash benchmarks/gpu_crossval.sh UBFC_TREE [OUT_DIR]     (default OUT_DIR: gpu_crossval_out)
+#
+# Settings (environment): CONFIG (configs/ubfc_intra.py), STEPS per stage (300;
+# the config's own is 2500), EVAL_EVERY (100), FOLDS (4), NUM_VAL (2), LIMIT_S
+# (430: the cross-validation is stopped after this many seconds and the folds
+# that finished are reported), WHEELS (a folder of wheels installed offline
+# first, as in benchmarks/gpu_session.sh).
+# Writes into OUT_DIR: environment.txt, crossval.log, summary.txt (the pooled
+# table of the finished folds and each stage's median steps/s) and results.tgz
+# (every fold's results.json, logs and TensorBoard files; no checkpoints).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+TREE=${1:?usage: bash benchmarks/gpu_crossval.sh UBFC_TREE [OUT_DIR]}
+OUT=${2:-gpu_crossval_out}
+CONFIG=${CONFIG:-configs/ubfc_intra.py}
+STEPS=${STEPS:-300}
+EVAL_EVERY=${EVAL_EVERY:-100}
+FOLDS=${FOLDS:-4}
+NUM_VAL=${NUM_VAL:-2}
+LIMIT_S=${LIMIT_S:-430}
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+WORK=${WORK:-/tmp/gpu_crossval}
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
+export PYTHONUNBUFFERED=1
+export CODEPHYS_PREP_WORKERS=${CODEPHYS_PREP_WORKERS:-$(nproc)}
+# Folds 2.. reuse the first fold's compiled steps.
+export JAX_COMPILATION_CACHE_DIR=${JAX_COMPILATION_CACHE_DIR:-$WORK/jax_cache}
+export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0
+PY=${PYTHON:-python3}
+if [[ -n "${WHEELS:-}" ]]; then
+  "$PY" -m pip install -q --no-index --find-links "$WHEELS" "$WHEELS"/*.whl 2>&1 | tail -3
+fi
+start=$(date +%s)
+{
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || true
+  nproc
+  "$PY" -c "import jax, flax, cv2; print('jax', jax.__version__, jax.devices()); print('flax', flax.__version__, 'cv2', cv2.__version__)"
+  echo "config=$CONFIG steps=$STEPS eval_every=$EVAL_EVERY folds=$FOLDS num_val=$NUM_VAL tree=$TREE"
+} > "$OUT/environment.txt" 2>&1
+cat "$OUT/environment.txt"
+
+stage_flags=()
+for stage in codebook codephys physnet; do
+  stage_flags+=("--config.$stage.num_steps=$STEPS" "--config.$stage.eval_every=$EVAL_EVERY"
+                "--config.$stage.warmup_steps=$(( STEPS / 10 ))" "--config.$stage.log_every=20")
+done
+timeout "$LIMIT_S" "$PY" benchmarks/crossval.py --config="$CONFIG" \
+  --config.manual_dir="$TREE" --config.data_dir="$WORK/tfds" "${stage_flags[@]}" \
+  --config.codephys.soft_query_warmup_steps=$(( STEPS / 10 )) \
+  --workdir="$WORK/cv" --folds="$FOLDS" --num_val="$NUM_VAL" 2>&1 | tee "$OUT/crossval.log"
+echo "crossval stopped after $(( $(date +%s) - start )) s (exit ${PIPESTATUS[0]})" | tee -a "$OUT/crossval.log"
+
+"$PY" - "$WORK/cv" "$OUT/crossval.log" > "$OUT/summary.txt" 2>&1 <<'PYEOF'
+# The pooled table (finished run) or each finished fold's table, and steps/s per stage.
+import glob, json, os, re, statistics, sys
+cv, log = sys.argv[1], sys.argv[2]
+md = os.path.join(cv, "crossval.md")
+if os.path.exists(md):
+  print(open(md).read())
+for path in sorted(glob.glob(os.path.join(cv, "fold*", "results.json"))):
+  res = json.load(open(path))
+  print(path, json.dumps(res, default=str)[:4000])
+rates = {}
+stage = None
+for line in open(log, errors="replace"):
+  m = re.search(r"=== stage (\w+)", line)
+  if m:
+    stage = m.group(1)
+  r = re.search(r"train/steps_per_sec=([0-9.eE+-]+)", line)
+  if r and stage:
+    rates.setdefault(stage, []).append(float(r.group(1)))
+for s, v in rates.items():
+  # The first reading of each run includes compilation.
+  v = v[1:] or v
+  print(f"{s}: median {statistics.median(v):.2f} steps/s ({1000 / statistics.median(v):.0f} ms/step) over {len(v)} readings")
+PYEOF
+cat "$OUT/summary.txt"
+(cd "$WORK" && find cv -name "*.json" -o -name "*.md" -o -name "*.csv" -o -name "*.log" \
+   -o -name "events.out.tfevents*" -o -name "*.png" | tar czf "$OUT/results.tgz" -T -)
+echo "gpu_crossval: total $(( $(date +%s) - start )) s; results in $OUT/"
