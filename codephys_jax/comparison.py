@@ -15,6 +15,10 @@ from codephys_jax import jsonio
 from codephys_jax import methods
 from codephys_jax import stages
 
+# Where `train_lib.refit` puts a run's video stages trained again on the whole
+# training split; compared as the `refit` checkpoint (`<stage>_refit` rows).
+REFIT_DIR = "refit"
+
 
 def compare(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Evaluate trained stages and unsupervised methods on every comparison split."""
@@ -28,6 +32,11 @@ def compare(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       for which, label in (("best", "selected"), ("latest", "final")):
         predictors[(method, label)] = methods.from_workdir(
             os.path.join(workdir, method), method=method, which=which
+        ).predictor
+      refit_dir = os.path.join(workdir, REFIT_DIR, method)
+      if os.path.isdir(os.path.join(refit_dir, "checkpoints")):
+        predictors[(method, "refit")] = methods.from_workdir(
+            refit_dir, method=method, which="latest"
         ).predictor
   for name in config.compare.unsupervised:
     predictors[(name, None)] = methods.unsupervised_predictor(name)

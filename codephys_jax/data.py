@@ -266,6 +266,14 @@ def train_val_videos(
   )
   train_idx = [i for i, s in enumerate(subjects) if s not in held_out]
   val_idx = [i for i, s in enumerate(subjects) if s in held_out]
+  if val_cfg.get("train_on_val", False):
+    # The refit pass (train_lib.refit): every subject is trained on; the
+    # validation videos are then training videos, read only for the curves.
+    logging.info("%s/%s: training on the validation subjects too (%s)", builder.name, train_split, sorted(held_out))
+    return (
+        VideoSubset(full, list(range(len(full))), split=f"{split_dirname(train_split)}-all"),
+        VideoSubset(full, val_idx, split=f"{split_dirname(train_split)}-{VAL_SPLIT}"),
+    )
   logging.info(
       "%s/%s: %d videos of %d subjects for training, %d videos of %d held-out "
       "subjects for validation (%s)",

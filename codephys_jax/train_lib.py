@@ -16,10 +16,16 @@ and a progress report. Video models are selected by whole-video HR MAE on
 `config.eval_split` and exported. After the stages, `config.compare` evaluates
 every trained model and the unsupervised baselines (`codephys_jax.comparison`)
 and writes `results.json` (the comparison table) into the workdir.
+
+With `config.refit`, each video stage is then trained once more, in
+`refit/<stage>/`, on the whole training split (the validation subjects
+included) up to the step selected on those subjects, with the same learning-rate
+schedule; the comparison adds these models as `<stage>_refit` rows.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -121,8 +127,14 @@ def _selection_metric(spec: stages_lib.base.Stage, cfg: ml_collections.ConfigDic
   return name
 
 
-def train_stage(config: ml_collections.ConfigDict, workdir: str, *, stage: str) -> dict[str, float]:
-  """Train one stage into `workdir`; returns its final evaluation metrics."""
+def train_stage(
+    config: ml_collections.ConfigDict, workdir: str, *, stage: str, until: int | None = None
+) -> dict[str, float]:
+  """Train one stage into `workdir`; returns its final evaluation metrics.
+
+  `until` stops the run at that step; the schedule stays the one of the stage's
+  `num_steps`.
+  """
   spec = stages_lib.get_stage(stage)
   cfg = config[stage]
   mesh = trainer.make_mesh()
@@ -145,6 +157,7 @@ def train_stage(config: ml_collections.ConfigDict, workdir: str, *, stage: str) 
       best_metric=_selection_metric(spec, cfg),
       stage=stage,
       extra_meta=extra_meta,
+      until=until,
   )
   if spec.video_model and config.get("export", True):
     export_lib.export_model(workdir)
@@ -165,7 +178,11 @@ def _fit(
     best_metric: str,
     stage: str,
     extra_meta: Mapping[str, Any] | None = None,
+    until: int | None = None,
 ) -> dict[str, float]:
+  num_steps = int(cfg.num_steps if until is None else until)
+  if not 1 <= num_steps <= int(cfg.num_steps):
+    raise ValueError(f"{stage}: until={until} must be in [1, num_steps={cfg.num_steps}]")
   state = setup.state
   os.makedirs(workdir, exist_ok=True)
   writer = _writer(workdir)
@@ -189,7 +206,7 @@ def _fit(
   train_step = trainer.make_train_step(setup.loss_fn, mesh=mesh, post_update=setup.post_update)
   hooks = [
       tb_writer.ProgressReport(
-          num_train_steps=cfg.num_steps, writer=writer, every_secs=30, name=stage
+          num_train_steps=num_steps, writer=writer, every_secs=30, name=stage
       )
   ]
   try:
@@ -197,7 +214,7 @@ def _fit(
         state,
         train_step=train_step,
         make_iterator=setup.make_iterator,
-        num_steps=cfg.num_steps,
+        num_steps=num_steps,
         mesh=mesh,
         checkpointer=ckpt,
         writer=writer,
@@ -236,6 +253,42 @@ def _check_compare_splits(config: ml_collections.ConfigDict) -> None:
       )
 
 
+def refit_config(config: ml_collections.ConfigDict, workdir: str) -> ml_collections.ConfigDict:
+  """`config` for the refit pass of the run in `workdir`: the validation subjects
+  are trained on, and Stage II keeps the run's own Stage I."""
+  c = copy.deepcopy(config)
+  with c.unlocked():
+    c.val.train_on_val = True
+    if "codephys" in c and not c.codephys.get("stage1_workdir"):
+      c.codephys.stage1_workdir = os.path.join(workdir, "codebook")
+  return c
+
+
+def selected_step(stage_dir: str) -> int:
+  """The step of the checkpoint a finished stage selected on its validation subjects."""
+  return int(checkpointing.load_params(os.path.join(stage_dir, "checkpoints"), which="best")[2]["step"])
+
+
+def refit(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+  """Train every video stage of the finished run in `workdir` again, on the whole
+  training split, up to its selected step, into `workdir/refit/<stage>`."""
+  if config.eval_split != data_lib.VAL_SPLIT:
+    raise ValueError(
+        f"refit needs validation subjects held out of train_split (eval_split="
+        f"'{data_lib.VAL_SPLIT}'), got eval_split={config.eval_split!r}"
+    )
+  cfg = refit_config(config, workdir)
+  summary = {}
+  for stage in config.stages:
+    if not stages_lib.get_stage(stage).video_model:
+      continue
+    step = selected_step(os.path.join(workdir, stage))
+    stage_dir = os.path.join(workdir, comparison.REFIT_DIR, stage)
+    logging.info("=== refit %s up to its selected step %d -> %s", stage, step, stage_dir)
+    summary[stage] = {**train_stage(cfg, stage_dir, stage=stage, until=step), "step": step}
+  return summary
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Run `config.stages` in order, then the comparison if `config.compare.enabled`."""
   distributed.maybe_initialize()
@@ -248,6 +301,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     stage_dir = os.path.join(workdir, stage)
     logging.info("=== stage %s -> %s", stage, stage_dir)
     summary[stage] = train_stage(config, stage_dir, stage=stage)
+  if config.get("refit", False):
+    summary["refit"] = refit(config, workdir)
   if jax.process_index() == 0:
     logging.info("training curves: %s", curves.plot_run(workdir))
   if config.get("compare") is not None and config.compare.get("enabled", False):

@@ -105,8 +105,13 @@ def base(
           fraction=0.2,  # of the training subjects, picked by a seeded hash of the subject id
           subjects=(),  # or explicit subject ids (overrides fraction)
           seed=0,
+          # True only in the refit pass (train_lib.refit): the subjects above are trained on too.
+          train_on_val=False,
       )
   )
+  # After the stages, train each video stage again on the whole training split up to
+  # the step selected on the validation subjects (train_lib.refit; `<stage>_refit` rows).
+  c.refit = False
   # A second dataset whose clips join the video stages' training batches (""
   # = none): its `split` at `weight` of the clips, prepared with `preprocess`.
   # Stage I and checkpoint selection use this config's own dataset only.

@@ -450,3 +450,47 @@ def test_device_input_pipeline_trains_and_resumes_bit_for_bit(data_dir, tmp_path
   ]
   for a, b in zip(jax.tree.leaves(base[0]), jax.tree.leaves(base[1])):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_refit_trains_on_the_validation_subjects_up_to_the_selected_step(run, tmp_path):
+  """config.refit: every video stage is trained again, on the training split with
+  its validation subjects, up to the step the run selected on them; Stage II keeps
+  the run's Stage I and starts from the refit baseline; the comparison gets
+  `<stage>_refit` rows. `until` outside [1, num_steps] is refused."""
+  config, workdir, _ = run
+  copy = str(tmp_path / "run")
+  shutil.copytree(workdir, copy, ignore=shutil.ignore_patterns(comparison.REFIT_DIR))
+  builder = data_lib.load_builder(config.dataset, **data_lib.builder_kwargs(config))
+  train, val = data_lib.train_val_videos(builder, config)
+  refit_cfg = train_lib.refit_config(config, copy)
+  train_all, val_again = data_lib.train_val_videos(builder, refit_cfg)
+  subjects = lambda videos: sorted(videos[i]["subject_id"] for i in range(len(videos)))
+  assert subjects(train_all) == sorted(subjects(train) + subjects(val))
+  assert subjects(val_again) == subjects(val) and not set(subjects(train)) & set(subjects(val))
+
+  summary = train_lib.refit(config, copy)
+  assert set(summary) == {"physnet", "codephys"}
+  for stage in ("physnet", "codephys"):
+    step = train_lib.selected_step(os.path.join(copy, stage))
+    assert summary[stage]["step"] == step
+    _, _, meta = checkpointing.load_params(
+        os.path.join(copy, comparison.REFIT_DIR, stage, "checkpoints"), which="latest"
+    )
+    assert meta["step"] == step
+  _, _, meta = checkpointing.load_params(
+      os.path.join(copy, comparison.REFIT_DIR, "codephys", "checkpoints"), which="latest"
+  )
+  assert meta["stage1_workdir"] == os.path.abspath(os.path.join(copy, "codebook"))
+  assert meta["init_backbone_workdir"] == os.path.abspath(
+      os.path.join(copy, comparison.REFIT_DIR, "physnet")
+  )
+  table = comparison.compare(config, copy)["table"]
+  refit_rows = {r["method"] for r in table if r["checkpoint"] == "refit"}
+  assert refit_rows == {"physnet", "codephys"}
+
+  with pytest.raises(ValueError, match="until=3 must be in"):
+    train_lib.train_stage(config, str(tmp_path / "too_far"), stage="physnet", until=3)
+  short = str(tmp_path / "short")
+  train_lib.train_stage(config, short, stage="physnet", until=1)
+  _, _, meta = checkpointing.load_params(os.path.join(short, "checkpoints"), which="latest")
+  assert meta["step"] == 1
