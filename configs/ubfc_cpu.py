@@ -31,8 +31,11 @@ change, and the test reads it followed: benchmarks/RESULTS.md, which also has
 the changes tried and not kept (colour changes projected orthogonal to (1, 1,
 1), the baseline fine-tuned from a synthetic run, 160-frame clips, 32 px
 frames, half the steps, coded synthetic clips mixed into training with
-`cotrain`, the illumination changes on other folds). A 4-fold run takes about
-14-20 min on an idle 2-core machine.
+`cotrain`, the illumination changes on other folds, flicker at the pulse's
+scale, a second pass trained on the validation subjects too with `refit`). The
+recipe's seed-0 folds read CodePhys 6.65 / 6.98 on another machine (2026-12-04;
+baseline identical): CodePhys is not bit for bit across machines. A 4-fold run
+takes about 14-20 min on an idle 2-core machine.
 
 Cross-validation over the subjects of any UBFC-layout tree (the way this recipe
 is measured; codephys_jax/crossval.py):
