@@ -33,11 +33,17 @@ def compare(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         predictors[(method, label)] = methods.from_workdir(
             os.path.join(workdir, method), method=method, which=which
         ).predictor
-      refit_dir = os.path.join(workdir, REFIT_DIR, method)
-      if os.path.isdir(os.path.join(refit_dir, "checkpoints")):
-        predictors[(method, "refit")] = methods.from_workdir(
-            refit_dir, method=method, which="latest"
-        ).predictor
+      if config.get("refit", False):
+        refit_dir = os.path.join(workdir, REFIT_DIR, method)
+        refit = methods.from_workdir(refit_dir, method=method, which="latest").predictor
+        selected = predictors[(method, "selected")].step
+        if refit.step != selected:
+          raise ValueError(
+              f"{refit_dir}: its last checkpoint is step {refit.step}, not the step "
+              f"{selected} that {os.path.join(workdir, method)} selected; refit again "
+              "into a new workdir"
+          )
+        predictors[(method, "refit")] = refit
   for name in config.compare.unsupervised:
     predictors[(name, None)] = methods.unsupervised_predictor(name)
   table = []

@@ -128,12 +128,18 @@ def _selection_metric(spec: stages_lib.base.Stage, cfg: ml_collections.ConfigDic
 
 
 def train_stage(
-    config: ml_collections.ConfigDict, workdir: str, *, stage: str, until: int | None = None
+    config: ml_collections.ConfigDict,
+    workdir: str,
+    *,
+    stage: str,
+    until: int | None = None,
+    select: bool = True,
 ) -> dict[str, float]:
   """Train one stage into `workdir`; returns its final evaluation metrics.
 
   `until` stops the run at that step; the schedule stays the one of the stage's
-  `num_steps`.
+  `num_steps`. `select=False` tracks no best checkpoint: every reader of the
+  run (export, eval.py, `init_backbone`) then takes its last one.
   """
   spec = stages_lib.get_stage(stage)
   cfg = config[stage]
@@ -154,7 +160,7 @@ def train_stage(
       setup=setup,
       mesh=mesh,
       on_eval=on_eval,
-      best_metric=_selection_metric(spec, cfg),
+      best_metric=_selection_metric(spec, cfg) if select else None,
       stage=stage,
       extra_meta=extra_meta,
       until=until,
@@ -175,7 +181,7 @@ def _fit(
     setup: stages_lib.StageSetup,
     mesh,
     on_eval,
-    best_metric: str,
+    best_metric: str | None,
     stage: str,
     extra_meta: Mapping[str, Any] | None = None,
     until: int | None = None,
@@ -201,7 +207,13 @@ def _fit(
   )
   restored = ckpt.restore_latest(trainer.abstract_state(state))
   if restored is not None:
-    logging.info("%s: resuming from step %d", stage, int(trainer.fetch(restored.step)))
+    restored_step = int(trainer.fetch(restored.step))
+    if restored_step > num_steps:
+      raise ValueError(
+          f"{stage}: {workdir} holds a checkpoint at step {restored_step}, past the "
+          f"{num_steps} steps this run stops at; use a new workdir"
+      )
+    logging.info("%s: resuming from step %d", stage, restored_step)
     state = restored
   train_step = trainer.make_train_step(setup.loss_fn, mesh=mesh, post_update=setup.post_update)
   hooks = [
@@ -285,7 +297,10 @@ def refit(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     step = selected_step(os.path.join(workdir, stage))
     stage_dir = os.path.join(workdir, comparison.REFIT_DIR, stage)
     logging.info("=== refit %s up to its selected step %d -> %s", stage, step, stage_dir)
-    summary[stage] = {**train_stage(cfg, stage_dir, stage=stage, until=step), "step": step}
+    # The validation subjects are trained on here: nothing is selected, the last
+    # checkpoint is the refit model (and the backbone a refit Stage II starts from).
+    metrics = train_stage(cfg, stage_dir, stage=stage, until=step, select=False)
+    summary[stage] = {**metrics, "step": step}
   return summary
 
 

@@ -477,6 +477,11 @@ def test_refit_trains_on_the_validation_subjects_up_to_the_selected_step(run, tm
         os.path.join(copy, comparison.REFIT_DIR, stage, "checkpoints"), which="latest"
     )
     assert meta["step"] == step
+    # Nothing is selected on the (now trained-on) validation subjects.
+    settings = os.path.join(
+        copy, comparison.REFIT_DIR, stage, "checkpoints", "codephys_checkpointer.json"
+    )
+    assert json.load(open(settings))["best_metric"] is None
   _, _, meta = checkpointing.load_params(
       os.path.join(copy, comparison.REFIT_DIR, "codephys", "checkpoints"), which="latest"
   )
@@ -484,7 +489,10 @@ def test_refit_trains_on_the_validation_subjects_up_to_the_selected_step(run, tm
   assert meta["init_backbone_workdir"] == os.path.abspath(
       os.path.join(copy, comparison.REFIT_DIR, "physnet")
   )
-  table = comparison.compare(config, copy)["table"]
+  assert meta["init_backbone_step"] == summary["physnet"]["step"]
+  assert not any(r["checkpoint"] == "refit" for r in comparison.compare(config, copy)["table"])
+  refit_on = _with(config, "refit", True)
+  table = comparison.compare(refit_on, copy)["table"]
   refit_rows = {r["method"] for r in table if r["checkpoint"] == "refit"}
   assert refit_rows == {"physnet", "codephys"}
 
@@ -494,3 +502,12 @@ def test_refit_trains_on_the_validation_subjects_up_to_the_selected_step(run, tm
   train_lib.train_stage(config, short, stage="physnet", until=1)
   _, _, meta = checkpointing.load_params(os.path.join(short, "checkpoints"), which="latest")
   assert meta["step"] == 1
+  # A refit whose step is not the selected one (a stale directory) is refused.
+  shutil.rmtree(os.path.join(copy, comparison.REFIT_DIR, "physnet"))
+  shutil.copytree(short, os.path.join(copy, comparison.REFIT_DIR, "physnet"))
+  with pytest.raises(ValueError, match="not the step"):
+    comparison.compare(refit_on, copy)
+  # A workdir past the step a run stops at is refused, not silently kept.
+  train_lib.train_stage(config, short, stage="physnet")
+  with pytest.raises(ValueError, match="past the 1 steps"):
+    train_lib.train_stage(config, short, stage="physnet", until=1)

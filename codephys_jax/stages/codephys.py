@@ -16,7 +16,8 @@ the soft mixture of all codes to the matched ones.
 Backbone warm start (`codephys.init_backbone`): "" trains the video backbone
 from scratch (the paper); "physnet" (the sibling `physnet/` run, which must then
 come first in `config.stages`) or a workdir path starts it, BatchNorm statistics
-included, from that run's selected checkpoint of the same backbone. The queries
+included, from that run's selected checkpoint of the same backbone (its last
+one when the run selected nothing: a `refit` pass). The queries
 then start from features that already follow the pulse, and Stage II learns the
 mapping to the codes instead of finding the pulse through a frozen decoder.
 """
