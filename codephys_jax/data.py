@@ -264,29 +264,26 @@ def train_val_videos(
           seed=int(val_cfg.get("seed", 0)),
       )
   )
-  train_idx = [i for i, s in enumerate(subjects) if s not in held_out]
+  # The refit pass (train_lib.refit) trains on every subject; its validation
+  # videos are then training videos, read only for the curves.
+  train_on_val = bool(val_cfg.get("train_on_val", False))
+  train_idx = [i for i, s in enumerate(subjects) if train_on_val or s not in held_out]
   val_idx = [i for i, s in enumerate(subjects) if s in held_out]
-  if val_cfg.get("train_on_val", False):
-    # The refit pass (train_lib.refit): every subject is trained on; the
-    # validation videos are then training videos, read only for the curves.
-    logging.info("%s/%s: training on the validation subjects too (%s)", builder.name, train_split, sorted(held_out))
-    return (
-        VideoSubset(full, list(range(len(full))), split=f"{split_dirname(train_split)}-all"),
-        VideoSubset(full, val_idx, split=f"{split_dirname(train_split)}-{VAL_SPLIT}"),
-    )
   logging.info(
-      "%s/%s: %d videos of %d subjects for training, %d videos of %d held-out "
+      "%s/%s: %d videos of %d subjects for training, %d videos of %d %s "
       "subjects for validation (%s)",
       builder.name,
       train_split,
       len(train_idx),
-      len(set(subjects) - held_out),
+      len({subjects[i] for i in train_idx}),
       len(val_idx),
       len(held_out),
+      "trained-on" if train_on_val else "held-out",
       sorted(held_out),
   )
+  train_name = "all" if train_on_val else "train"
   return (
-      VideoSubset(full, train_idx, split=f"{split_dirname(train_split)}-train"),
+      VideoSubset(full, train_idx, split=f"{split_dirname(train_split)}-{train_name}"),
       VideoSubset(full, val_idx, split=f"{split_dirname(train_split)}-{VAL_SPLIT}"),
   )
 
