@@ -11,8 +11,9 @@
 # that finished are reported), WHEELS (a folder of wheels installed offline
 # first, as in benchmarks/gpu_session.sh).
 # Writes into OUT_DIR: environment.txt, crossval.log, summary.txt (the pooled
-# table of the finished folds and each stage's median steps/s) and results.tgz
-# (every fold's results.json, logs and TensorBoard files; no checkpoints).
+# table, over the finished folds when stopped early, and each stage's median
+# steps/s) and results.tgz (every fold's results.json, logs and TensorBoard
+# files; no checkpoints).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 TREE=${1:?usage: bash benchmarks/gpu_crossval.sh UBFC_TREE [OUT_DIR]}
@@ -58,15 +59,28 @@ timeout "$LIMIT_S" "$PY" benchmarks/crossval.py --config="$CONFIG" \
 echo "crossval stopped after $(( $(date +%s) - start )) s (exit ${PIPESTATUS[0]})" | tee -a "$OUT/crossval.log"
 
 "$PY" - "$WORK/cv" "$OUT/crossval.log" > "$OUT/summary.txt" 2>&1 <<'PYEOF'
-# The pooled table (finished run) or each finished fold's table, and steps/s per stage.
-import glob, json, os, re, statistics, sys
+# The pooled table (finished run) or the finished folds pooled, and steps/s per stage.
+import json, os, re, statistics, sys
+from codephys_jax import crossval
 cv, log = sys.argv[1], sys.argv[2]
 md = os.path.join(cv, "crossval.md")
 if os.path.exists(md):
   print(open(md).read())
-for path in sorted(glob.glob(os.path.join(cv, "fold*", "results.json"))):
-  res = json.load(open(path))
-  print(path, json.dumps(res, default=str)[:4000])
+elif os.path.exists(os.path.join(cv, "folds.json")):
+  folds = json.load(open(os.path.join(cv, "folds.json")))["folds"]
+  rows, per_fold = [], []
+  for i in range(len(folds)):
+    fold_dir = os.path.join(cv, f"fold{i}")
+    if not os.path.exists(os.path.join(fold_dir, "results.json")):
+      break
+    results = json.load(open(os.path.join(fold_dir, "results.json")))
+    mine = [dict(r, fold=i, subject=r["video_id"]) for r in crossval.fold_rows(fold_dir, results)]
+    rows += mine
+    per_fold.append({"metrics": crossval.pooled_metrics(mine)})
+  if rows:
+    print(f"{len(per_fold)} of {len(folds)} folds finished (rows named by video id):")
+    print(crossval.format_table(crossval.pooled_metrics(rows), per_fold) + "\n")
+    print(crossval.format_subjects(rows) + "\n")
 rates = {}
 stage = None
 for line in open(log, errors="replace"):
