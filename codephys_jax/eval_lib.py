@@ -2,8 +2,9 @@
 
 Prepares the dataset if needed, runs a method (an unsupervised baseline on the
 skin-RGB traces, or a trained CodePhys / PhysNet checkpoint on the face crops)
-on every video of a split, and writes `metrics.json`, `per_video.csv`, a
-Bland-Altman plot and a few waveform plots into the workdir. HR follows the
+on every video of a split, and writes `metrics.json`, `per_video.csv`,
+`signals.npz` (every video's predicted and reference signal), a Bland-Altman
+plot and a few waveform plots into the workdir. HR follows the
 rPPG-Toolbox convention (see `codephys_jax.evaluation`); the robust estimator is
 reported beside it under its own name.
 """
@@ -142,6 +143,40 @@ def score(
   return evaluation.evaluate_signals([(v, p, r) for v, p, r, _ in results], settings)
 
 
+SIGNALS_FILE = "signals.npz"
+
+
+def write_signals(path: str, results: list[tuple[str, np.ndarray, np.ndarray, float]]) -> None:
+  """Every video's predicted and reference signal and frame rate, in one .npz.
+
+  Keys per video i: `video_id_i`, `pred_i`, `ref_i`, `fps_i` (read_signals
+  returns them as (video_id, pred, ref, fps) tuples, the order of `results`).
+  Written next to `path` and renamed: a reader never sees a half-written file.
+  """
+  arrays = {}
+  for i, (vid, pred, ref, fps) in enumerate(results):
+    arrays[f"video_id_{i}"] = np.asarray(vid)
+    arrays[f"pred_{i}"] = np.asarray(pred, np.float32)
+    arrays[f"ref_{i}"] = np.asarray(ref, np.float32)
+    arrays[f"fps_{i}"] = np.asarray(fps, np.float64)
+  tmp = path + ".tmp.npz"
+  np.savez_compressed(tmp, num_videos=np.asarray(len(results)), **arrays)
+  os.replace(tmp, path)
+
+
+def read_signals(path: str) -> list[tuple[str, np.ndarray, np.ndarray, float]]:
+  """The (video_id, prediction, reference, fps) tuples `write_signals` wrote."""
+  try:
+    with np.load(path) as z:
+      return [
+          (str(z[f"video_id_{i}"]), z[f"pred_{i}"].astype(np.float64),
+           z[f"ref_{i}"].astype(np.float64), float(z[f"fps_{i}"]))
+          for i in range(int(z["num_videos"]))
+      ]
+  except (OSError, KeyError, ValueError) as e:
+    raise ValueError(f"{path}: not a signals file written by eval_lib.write_signals ({e})") from e
+
+
 def write_outputs(
     workdir: str,
     result: evaluation.EvalResult,
@@ -165,6 +200,7 @@ def write_outputs(
   metrics.update(extra or {})
   jsonio.write_json(os.path.join(workdir, "metrics.json"), metrics)
   evaluation.write_per_video_csv(result.rows, os.path.join(workdir, "per_video.csv"))
+  write_signals(os.path.join(workdir, SIGNALS_FILE), results)
   rows = result.rows
   plots.bland_altman(
       [r["hr_pred"] for r in rows],

@@ -294,6 +294,11 @@ def test_eval_py_accepts_each_checkpoint(run, tmp_path):
     assert metrics["num_videos"] == 1
     for name in ("metrics.json", "per_video.csv", "bland_altman.png"):
       assert os.path.exists(os.path.join(out, name))
+    # The saved signals score to the same metrics.
+    signals = eval_lib.read_signals(os.path.join(out, eval_lib.SIGNALS_FILE))
+    assert len(signals) == 1 and signals[0][1].shape == signals[0][2].shape
+    rescored = eval_lib.score(signals, cfg.eval)
+    assert rescored.metrics["mae"] == pytest.approx(metrics["mae"], abs=1e-3)
   # Crop size unset: taken from the checkpoint (16 here, eval.py's default would be 72).
   cfg = ml_collections.ConfigDict(
       dict(
