@@ -7,6 +7,11 @@ another tree, with other settings or with bad items skipped is never reused
 silently: they land in different TFDS config directories. `prepare` records
 which tree and settings made a prepared dataset in `provenance.json`.
 
+Processes that prepare into one data_dir at once (several trainings started
+together) take turns: `prepare` holds an exclusive lock per dataset name
+(`.<name>.prepare.lock` in the data_dir) while it prepares, and a process that
+waited reads what the other prepared instead of preparing it again.
+
 A bad raw item stops preparation with an `alignment.PreparationError` naming
 it, unless the config was made with `options={"skip_bad_items": True}`: then
 each bad item is logged with its reason, left out, and recorded in the prepared
@@ -20,7 +25,9 @@ does not import `rppg_builder`; builders are typed as TFDS builders here.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import json
 import os
@@ -142,26 +149,55 @@ def prepare(
   removed again, so a failed preparation leaves nothing half-written.
   """
   if builder.is_prepared():
-    return builder
-  root = os.path.join(os.fspath(builder.data_dir_root), builder.name)
-  before = _tree(root)
-  download_config = tfds.download.DownloadConfig(manual_dir=manual_dir)
-  try:
-    # TF-free at any size: TFDS would spill splits past 1 GB through tf.io.gfile.
-    with tfds_spill.spill_without_tensorflow():
-      builder.download_and_prepare(download_config=download_config, file_format="array_record")
-    _write_provenance(builder, manual_dir)
-    jsonio.write_json(
-        os.path.join(os.fspath(builder.data_path), SKIPPED_FILE),
-        metadata_get(builder.info.metadata, "skipped"),
-        sort_keys=True,
-    )
-  except BaseException:
-    _remove_new(root, before)
-    raise
+    return _read_info(builder)
+  data_dir_root = os.fspath(builder.data_dir_root)
+  os.makedirs(data_dir_root, exist_ok=True)
+  # One lock per dataset name: a failed preparation removes what it created
+  # under the dataset's directory, which must not be another process's work.
+  with _exclusive(os.path.join(data_dir_root, f".{builder.name}.prepare.lock")):
+    if builder.is_prepared():  # another process prepared it while this one waited
+      return _read_info(builder)
+    root = os.path.join(data_dir_root, builder.name)
+    before = _tree(root)
+    download_config = tfds.download.DownloadConfig(manual_dir=manual_dir)
+    try:
+      # TF-free at any size: TFDS would spill splits past 1 GB through tf.io.gfile.
+      with tfds_spill.spill_without_tensorflow():
+        builder.download_and_prepare(download_config=download_config, file_format="array_record")
+      _write_provenance(builder, manual_dir)
+      jsonio.write_json(
+          os.path.join(os.fspath(builder.data_path), SKIPPED_FILE),
+          metadata_get(builder.info.metadata, "skipped"),
+          sort_keys=True,
+      )
+    except BaseException:
+      _remove_new(root, before)
+      raise
   cache = getattr(builder, "_example_cache", None)
   if cache is not None:
     shutil.rmtree(cache.directory, ignore_errors=True)
+  return builder
+
+
+@contextlib.contextmanager
+def _exclusive(path: str):
+  """An exclusive advisory lock (flock) on `path`, across processes; waits for it."""
+  with open(path, "a") as f:
+    fcntl.flock(f, fcntl.LOCK_EX)
+    try:
+      yield
+    finally:
+      fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _read_info(builder: BuilderT) -> BuilderT:
+  """`builder` with the prepared dataset's info (splits, metadata) read from disk.
+
+  A builder made before another process prepared its dataset holds the code's
+  info, without splits, until this reads it.
+  """
+  if not builder.info.splits:
+    builder.info.read_from_directory(builder.data_path)
   return builder
 
 

@@ -65,8 +65,10 @@ def assert_bad_item_fails(
         name, data_dir=str(data_dir), manual_dir=str(tree), preprocess={"size": 16}
     )
   assert key in str(err.value) and message in str(err.value)
+  # Nothing but the (empty) lock file that preparations in one data_dir share.
   written = [os.path.join(r, f) for r, _, fs in os.walk(data_dir) for f in fs]
-  assert written == [], written
+  assert written == [os.path.join(data_dir, f".{name}.prepare.lock")], written
+  assert os.path.getsize(written[0]) == 0
 
 
 def marker_landing(

@@ -376,3 +376,39 @@ def test_readme_eval_command_on_a_tree_with_every_quirk(tmp_path):
   (provenance,) = list((tmp_path / "tfds").rglob("provenance.json"))
   counts = json.loads(provenance.read_text())["item_counts"]
   assert counts["written"] == 3 and counts["trimmed"] == 3 and counts["repaired"] == 0
+
+
+def test_concurrent_preparations_take_turns(tmp_path):
+  """Two processes preparing one data_dir at once: one prepares, the other reads it."""
+  data_dir = tmp_path / "tfds"
+  code = (
+      "import sys; from codephys_jax import data as data_lib;"
+      f"b = data_lib.load_builder('ubfc_rppg', data_dir={str(data_dir)!r}, manual_dir={DUMMY!r},"
+      " preprocess={'size': 16});"
+      "print('videos', len(data_lib.open_split(b, 'full')))"
+  )
+  env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), CODEPHYS_PREP_WORKERS="1")
+  procs = [
+      subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True)
+      for _ in range(2)
+  ]
+  outs = [p.communicate(timeout=600) for p in procs]
+  for p, (out, err) in zip(procs, outs):
+    assert p.returncode == 0, err[-2000:]
+    assert "videos 5" in out
+  # Prepared once: a single config directory with one version in it.
+  configs = [d for d in os.listdir(data_dir / "ubfc_rppg") if not d.startswith(".")]
+  assert len(configs) == 1
+  assert len(os.listdir(data_dir / "ubfc_rppg" / configs[0])) == 1  # one version directory
+
+
+def test_builder_made_before_another_prepared_reads_its_info(tmp_path):
+  kwargs = dict(data_dir=str(tmp_path / "tfds"), manual_dir=DUMMY, preprocess={"size": 16})
+  early = data_lib.make_builder("ubfc_rppg", **kwargs)
+  assert not early.is_prepared()
+  data_lib.load_builder("ubfc_rppg", **kwargs)  # "another process" prepares it
+  assert early.is_prepared() and not early.info.splits
+  preparation.prepare(early, manual_dir=DUMMY)
+  assert early.info.splits["full"].num_examples == 5
+  assert len(data_lib.open_split(early, "full")) == 5
