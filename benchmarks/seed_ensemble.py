@@ -13,7 +13,7 @@ every run are used. For every learned method (label as in the crossval table:
   min and max;
 - for each ensemble size k of `--members`, the pooled MAE of the ensemble of k
   runs: each video's predicted signals (`signals.npz` of the fold's eval dir),
-  each scaled to unit standard deviation, averaged, and scored under the
+  averaged as `methods.ensemble` does at inference, and scored under the
   config's `eval` convention like any method. Given as the mean over all
   combinations of k runs (at most `--max_combinations`, drawn with a fixed
   seed), with its min and max.
@@ -34,11 +34,11 @@ from typing import Any, Sequence
 from absl import app
 from absl import flags
 from ml_collections import config_flags
-import numpy as np
 
 from codephys_jax import crossval
 from codephys_jax import data as data_lib
 from codephys_jax import eval_lib
+from codephys_jax import methods
 from codephys_jax import metrics as metrics_lib
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "The runs' training config.", lock_config=True)
@@ -74,11 +74,6 @@ def fold_signals(run_dir: str, fold: int) -> dict[str, dict[str, Any]]:
   return out
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-  x = x - x.mean()
-  return x / (x.std() + 1e-12)
-
-
 def ensemble_mae(signals, members: Sequence[int], folds: Sequence[int], method: str, eval_cfg) -> float:
   """Pooled MAE of the ensemble of the runs `members` (indices into `signals`)."""
   pred_hr, ref_hr = [], []
@@ -86,9 +81,9 @@ def ensemble_mae(signals, members: Sequence[int], folds: Sequence[int], method: 
     vids = signals[members[0]][fold][method]
     results = []
     for vid in vids:
-      preds = [_unit(signals[m][fold][method][vid][0]) for m in members]
+      preds = [signals[m][fold][method][vid][0] for m in members]
       _, ref, fps = vids[vid]
-      results.append((vid, np.mean(preds, axis=0), ref, fps))
+      results.append((vid, methods.average_waveforms(preds), ref, fps))
     scored = eval_lib.score(results, eval_cfg)
     pred_hr += [r["hr_pred"] for r in scored.rows]
     ref_hr += [r["hr_ref"] for r in scored.rows]

@@ -44,7 +44,8 @@ def eval_settings(config: ml_collections.ConfigDict, fps: float) -> evaluation.E
 def make_predictor(config: ml_collections.ConfigDict) -> methods.Predictor:
   """The predictor of `config.method`: an unsupervised method or a shipped model by
   name, or a trained model's (`methods.model_methods`) from the stage directory
-  `config.checkpoint`."""
+  `config.checkpoint`; several stage directories separated by commas give the
+  ensemble of their models (`methods.ensemble`)."""
   method = config.method.lower()
   if method in unsupervised.METHODS:
     return methods.from_name(method).predictor
@@ -58,9 +59,13 @@ def make_predictor(config: ml_collections.ConfigDict) -> methods.Predictor:
     )
   if not config.get("checkpoint"):
     raise ValueError(f"method {method!r} needs --config.checkpoint=<training workdir>")
-  return methods.from_workdir(
-      config.checkpoint, method=method, batch_size=config.get("batch_size", 4)
-  ).predictor
+  batch_size = config.get("batch_size", 4)
+  dirs = [d.strip() for d in config.checkpoint.split(methods.ENSEMBLE_SEPARATOR) if d.strip()]
+  if len(dirs) > 1:  # several runs of one recipe (e.g. seeds): their ensemble
+    return methods.ensemble(
+        [methods.from_workdir(d, method=method, batch_size=batch_size) for d in dirs]
+    ).predictor
+  return methods.from_workdir(dirs[0], method=method, batch_size=batch_size).predictor
 
 
 DEFAULT_SIZE = 72  # crop size when neither the config nor a checkpoint sets one

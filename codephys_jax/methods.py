@@ -17,6 +17,11 @@ A method is one of:
   ``codephys-synthetic``): an exported model under ``assets/pretrained/<name>/``
   with its sidecar and a MODEL_CARD.md saying how it was made.
 
+* an ensemble (`ensemble`): several of the trained kinds above, named in one
+  string separated by commas (``run_seed0,run_seed1,run_seed2``); the mean of
+  their waveforms, each scaled to unit variance first. For models of one recipe
+  trained with different seeds (``--config.seed``).
+
 `resolve` tells them apart from one string (predict.py's ``--method``);
 eval.py names the method and the checkpoint separately (`eval_lib.make_predictor`).
 Every predictor maps a video dict (``frames``, ``rgb``, ``fps``, ``video_id``) to
@@ -163,6 +168,53 @@ def from_workdir(
   raise ValueError(f"{path}: {err}")
 
 
+ENSEMBLE_SEPARATOR = ","
+
+
+def average_waveforms(waveforms: list[np.ndarray]) -> np.ndarray:
+  """The mean of equally long waveforms, each with zero mean and unit standard
+  deviation first (a constant one contributes zeros)."""
+  out = []
+  for w in waveforms:
+    w = np.asarray(w, np.float64)
+    w = w - w.mean()
+    std = w.std()
+    out.append(w / std if std > 0 else w)
+  return np.mean(out, axis=0)
+
+
+def ensemble(members: list[Method]) -> Method:
+  """The mean of the members' waveforms, each with zero mean and unit standard
+  deviation first, so that no member outweighs another by its output scale.
+
+  Every member must take the same frames (the same preprocessing settings): the
+  video is prepared once for all of them.
+
+  Raises:
+    ValueError: fewer than two members, or members that need different frames.
+  """
+  if len(members) < 2:
+    raise ValueError(f"an ensemble needs at least two models, got {len(members)}")
+  settings = members[0].preprocess
+  for m in members[1:]:
+    if m.preprocess != settings:
+      raise ValueError(
+          "the models of an ensemble must take the same frames: "
+          f"{members[0].description} takes {settings}, {m.description} takes {m.preprocess}"
+      )
+  predictors = [m.predictor for m in members]
+
+  def predict(video: Mapping[str, Any]) -> np.ndarray:
+    return average_waveforms([p(video) for p in predictors])
+
+  for attr in ("preprocess", "input_norm"):
+    if hasattr(predictors[0], attr):
+      setattr(predict, attr, getattr(predictors[0], attr))
+  return Method(
+      predict, dict(settings), f"ensemble of {len(members)}: " + "; ".join(m.description for m in members)
+  )
+
+
 def from_exported(path: str | os.PathLike, *, batch_size: int = 4) -> Method:
   """An exported model file (``export.py`` output and its ``.json`` sidecar)."""
   from codephys_jax import clips  # NumPy: no model code for an exported model
@@ -197,11 +249,22 @@ def from_exported(path: str | os.PathLike, *, batch_size: int = 4) -> Method:
 
 def resolve(spec: str) -> Method:
   """The method one string names: an existing directory is a training workdir,
-  an existing file an exported model, anything else an unsupervised method name.
+  an existing file an exported model, anything else an unsupervised method name;
+  several trained models separated by commas are their `ensemble`.
 
   Raises:
-    ValueError: none of the three (the message names the unsupervised methods).
+    ValueError: none of the three (the message names the unsupervised methods),
+      or an ensemble member that is not a trained or exported model.
   """
+  if ENSEMBLE_SEPARATOR in spec and not Path(spec).exists():
+    parts = [p.strip() for p in spec.split(ENSEMBLE_SEPARATOR) if p.strip()]
+    for part in parts:
+      if not Path(part).exists() and part.lower() not in pretrained_models():
+        raise ValueError(
+            f"ensemble member {part!r} (of --method {spec!r}) is not an existing training "
+            "workdir, exported model file or shipped model name"
+        )
+    return ensemble([resolve(part) for part in parts])
   if spec.lower() in pretrained_models():
     return from_pretrained(spec)
   path = Path(spec)

@@ -85,6 +85,19 @@ def test_predict_with_an_exported_model_file(face_video, tmp_path):
   want = inference.predict_video(video.frames, clip_fn, clip_length=clip, batch_size=4)
   np.testing.assert_allclose(pred.rppg, sig.postprocess(want, FPS), atol=1e-4)
   assert np.isfinite(pred.hr_bpm) and 45 <= pred.hr_bpm <= 150
+  # Two models separated by a comma: their ensemble (a second model of twice the
+  # scale counts as much as the first: the same waveform at unit scale).
+  model2 = tmp_path / "export2" / "model.bin"
+  export.export_inference(
+      green_mean, {"w": jnp.float32(4.0)}, (clip, size, size, 3), np.uint8, model2, fs=FPS
+  )
+  ens = predict_lib.predict(
+      open_input(str(path)), f"{model},{model2}", window_s=6.0, progress=False
+  )
+  assert ens.method.startswith("ensemble of 2")
+  unit = (want - want.mean()) / want.std()
+  np.testing.assert_allclose(ens.rppg, sig.postprocess(unit, FPS), atol=1e-4)
+  assert ens.hr_bpm == pytest.approx(pred.hr_bpm)
 
 
 @pytest.mark.parametrize("roi", ["box", "landmarks"])

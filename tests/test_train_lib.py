@@ -317,7 +317,16 @@ def test_eval_py_accepts_each_checkpoint(run, tmp_path):
   )
   resolved = eval_lib.resolve_preprocess(cfg, eval_lib.make_predictor(cfg))
   assert resolved.preprocess.size == config.preprocess.size and cfg.preprocess.size is None
-  assert eval_lib.evaluate(cfg, str(tmp_path / "from_ckpt"))["num_videos"] == 1
+  single = eval_lib.evaluate(cfg, str(tmp_path / "from_ckpt"))
+  assert single["num_videos"] == 1
+  # Two runs separated by a comma: their ensemble (here one run twice, whose
+  # ensemble is that run's waveform at unit scale: the same heart rate).
+  cfg.checkpoint = os.path.join(workdir, "codephys") + "," + os.path.join(workdir, "codephys")
+  both = eval_lib.evaluate(cfg, str(tmp_path / "ensemble"))
+  assert both["num_videos"] == 1 and both["mae"] == pytest.approx(single["mae"], abs=1e-6)
+  sig_one = eval_lib.read_signals(str(tmp_path / "from_ckpt" / eval_lib.SIGNALS_FILE))[0][1]
+  sig_two = eval_lib.read_signals(str(tmp_path / "ensemble" / eval_lib.SIGNALS_FILE))[0][1]
+  np.testing.assert_allclose(sig_two, (sig_one - sig_one.mean()) / sig_one.std(), atol=1e-4)
   # A checkpoint of the other kind is refused with a clear message.
   with pytest.raises(ValueError, match="holds a 'physnet' run"):
     inference.load_predictor(os.path.join(workdir, "physnet"), method="codephys")
