@@ -27,25 +27,10 @@ LIMIT_S=${LIMIT_S:-430}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 WORK=${WORK:-/tmp/gpu_crossval}
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
-export PYTHONUNBUFFERED=1
-export CODEPHYS_PREP_WORKERS=${CODEPHYS_PREP_WORKERS:-$(nproc)}
-# Folds 2.. reuse the first fold's compiled steps.
-export JAX_COMPILATION_CACHE_DIR=${JAX_COMPILATION_CACHE_DIR:-$WORK/jax_cache}
-export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0
-PY=${PYTHON:-python3}
-if [[ -n "${WHEELS:-}" ]]; then
-  "$PY" -m pip install -q --no-index --find-links "$WHEELS" "$WHEELS"/*.whl 2>&1 | tail -3
-fi
+# shellcheck source=benchmarks/gpu_common.sh
+source benchmarks/gpu_common.sh
+gpu_setup "config=$CONFIG steps=$STEPS eval_every=$EVAL_EVERY folds=$FOLDS num_val=$NUM_VAL tree=$TREE"
 start=$(date +%s)
-{
-  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || true
-  nproc
-  "$PY" -c "import jax, flax, cv2; print('jax', jax.__version__, jax.devices()); print('flax', flax.__version__, 'cv2', cv2.__version__)"
-  echo "config=$CONFIG steps=$STEPS eval_every=$EVAL_EVERY folds=$FOLDS num_val=$NUM_VAL tree=$TREE"
-} > "$OUT/environment.txt" 2>&1
-cat "$OUT/environment.txt"
 
 stage_flags=()
 for stage in codebook codephys physnet; do
