@@ -35,7 +35,9 @@ frames, half the steps, coded synthetic clips mixed into training with
 scale, a second pass trained on the validation subjects too with `refit`). The
 recipe's seed-0 folds read CodePhys 6.65 / 6.98 on another machine (2026-12-04;
 baseline identical): CodePhys is not bit for bit across machines. A 4-fold run
-takes about 14-20 min on an idle 2-core machine.
+takes about 14-20 min on an idle 2-core machine. Training seeds 0-3 on one
+machine (2026-12-04): CodePhys 6.77 +- 1.83, baseline 7.77 +- 1.12; the ensemble
+of the four runs (eval.py --config.checkpoint=A,B,C,D) 5.33 and 7.42.
 
 Cross-validation over the subjects of any UBFC-layout tree (the way this recipe
 is measured; codephys_jax/crossval.py):
