@@ -15,7 +15,11 @@ resumes at the first unfinished fold.
 Outputs in the workdir: `folds.json` (the subjects of every fold),
 `fold<i>/` (a training workdir each), `per_subject.csv` (one row per test
 video and method), `crossval.json` (pooled metrics per method and per fold) and
-`crossval.md` (the pooled table).
+`crossval.md` (the pooled table, then one row per subject). Next to each
+subject's reference HR stands the range of rates whose power in the reference's
+spectrum is at least half its peak's: a heart rate that drifts over a recording
+spreads it over many bins, and a prediction inside it is one the whole-video
+reference cannot tell from its own value.
 """
 
 from __future__ import annotations
@@ -110,6 +114,9 @@ def fold_rows(workdir: str, results: Mapping[str, Any]) -> list[dict[str, Any]]:
                 "video_id": r["video_id"],
                 "hr_pred": float(r["hr_pred"]),
                 "hr_ref": float(r["hr_ref"]),
+                # Absent from per_video.csv files written before these columns existed.
+                "ref_range_lo": float(r["ref_range_lo"]) if r.get("ref_range_lo") else None,
+                "ref_range_hi": float(r["ref_range_hi"]) if r.get("ref_range_hi") else None,
                 "step": entry.get("step"),
             }
         )
@@ -144,22 +151,26 @@ def format_table(pooled: Mapping[str, Mapping[str, float]], per_fold: Sequence[M
 
 
 def format_subjects(rows: Sequence[Mapping[str, Any]]) -> str:
-  """Markdown: one row per test video (reference HR, each method's HR), in subject order."""
+  """Markdown: one row per test video (reference HR, the range of rates holding at
+  least half the reference's peak power, each method's HR), in subject order."""
   methods = list(dict.fromkeys(r["method"] for r in rows))
   videos = sorted(
       {(r["subject"], r["video_id"], r["fold"]) for r in rows}, key=lambda t: _natural_key(t[0])
   )
   hr = {(r["video_id"], r["method"]): r for r in rows}
   lines = [
-      "| subject | fold | reference HR | " + " | ".join(methods) + " |",
-      "|---" * (3 + len(methods)) + "|",
+      "| subject | fold | reference HR | reference half-power range | "
+      + " | ".join(methods) + " |",
+      "|---" * (4 + len(methods)) + "|",
   ]
   for subject, vid, fold in videos:
-    ref = next(r["hr_ref"] for r in rows if r["video_id"] == vid)
+    first = next(r for r in rows if r["video_id"] == vid)
+    lo, hi = first.get("ref_range_lo"), first.get("ref_range_hi")
+    spread = f"{lo:.1f}-{hi:.1f}" if lo is not None and hi is not None else ""
     cells = " | ".join(
         f"{hr[(vid, m)]['hr_pred']:.1f}" if (vid, m) in hr else "" for m in methods
     )
-    lines.append(f"| {subject} | {fold} | {ref:.1f} | {cells} |")
+    lines.append(f"| {subject} | {fold} | {first['hr_ref']:.1f} | {spread} | {cells} |")
   return "\n".join(lines)
 
 
@@ -231,7 +242,10 @@ def run(
 
 
 def _write_rows(path: str, rows: Sequence[Mapping[str, Any]]) -> None:
-  columns = ["fold", "subject", "video_id", "method", "step", "hr_pred", "hr_ref", "abs_error"]
+  columns = [
+      "fold", "subject", "video_id", "method", "step", "hr_pred", "hr_ref",
+      "ref_range_lo", "ref_range_hi", "abs_error",
+  ]
   tmp = path + ".tmp"
   with open(tmp, "w", newline="") as f:
     w = csv.DictWriter(f, fieldnames=columns)

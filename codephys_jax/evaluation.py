@@ -130,6 +130,8 @@ def _evaluate_window(pred: np.ndarray, ref: np.ndarray, settings: EvalSettings) 
     suffix = "" if name == settings.hr_method else f"_{name}"
     row[f"hr_pred{suffix}"] = hr_lib.estimate_hr(p, settings.fs, method=name, **band)
     row[f"hr_ref{suffix}"] = hr_lib.estimate_hr(r, settings.fs, method=name, **band)
+  # The reference's own spread: the FFT bins holding at least half its peak power.
+  row["ref_range_lo"], row["ref_range_hi"] = hr_lib.fft_half_power_range(r, settings.fs, **band)
   row["snr"] = metrics_lib.snr_db(p, settings.fs, row["hr_ref"], **band)
   row["macc"] = metrics_lib.macc(p, r)
   row["quality"] = hr_lib.robust_hr(p, settings.fs, **band).quality
@@ -151,7 +153,9 @@ def evaluate_signals(
   """Evaluate (video_id, predicted_signal, reference_ppg) triples sampled at
   settings.fs. Rows carry hr_pred/hr_ref of the standard estimator and
   hr_pred_<name>/hr_ref_<name> for the others, plus snr (dB, prediction vs reference
-  HR), macc and quality (robust SQI of the prediction).
+  HR), macc, quality (robust SQI of the prediction) and ref_range_lo/ref_range_hi
+  (bpm: the reference's FFT bins with at least half its peak power,
+  `hr.fft_half_power_range`).
 
   metrics: hr_metrics of the standard estimator at top level, 'snr'/'snr_se' and
   'macc'/'macc_se' (mean over rows; infinite SNRs are left out of the mean),

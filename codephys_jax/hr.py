@@ -52,6 +52,29 @@ def hr_fft(x, fs: float, *, low_hz: float = 0.75, high_hz: float = 2.5) -> float
   return float(band_f[np.argmax(pxx[mask])] * 60.0)
 
 
+def fft_half_power_range(
+    x, fs: float, *, low_hz: float = 0.75, high_hz: float = 2.5, fraction: float = 0.5
+) -> tuple[float, float]:
+  """(lowest, highest) bpm of the `hr_fft` periodogram bins inside the band whose
+  power is at least `fraction` of the in-band peak.
+
+  For a reference PPG this says how well one number describes the recording: a
+  steady pulse gives a range one or two bins wide around `hr_fft`'s value, a heart
+  rate that drifts during the recording spreads the range over the rates it held,
+  and `hr_fft` is then only the largest of several nearly equal bins.
+  """
+  if not 0.0 < fraction <= 1.0:
+    raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+  arr = _check(x, fs, low_hz, high_hz)
+  freqs, pxx = scipy.signal.periodogram(arr, fs=fs, nfft=sig.next_pow2(arr.shape[0]), detrend=False)
+  mask = (freqs >= low_hz) & (freqs <= high_hz)
+  if not np.any(mask):
+    raise ValueError(f"no periodogram bin inside [{low_hz}, {high_hz}] Hz for N={arr.shape[0]}")
+  band_f, band_p = freqs[mask], pxx[mask]
+  strong = band_f[band_p >= fraction * band_p.max()]
+  return float(strong.min() * 60.0), float(strong.max() * 60.0)
+
+
 def hr_peak(x, fs: float, *, low_hz: float = 0.75, high_hz: float = 2.5) -> float:
   """60 / mean inter-beat interval of the detected peaks, in bpm.
 

@@ -98,8 +98,11 @@ def test_crossval_on_dummy_ubfc(tmp_path, monkeypatch):
   m = metrics_lib.hr_metrics([float(r["hr_pred"]) for r in rows], [float(r["hr_ref"]) for r in rows])
   np.testing.assert_allclose(out["pooled"]["pos"]["mae"], m["mae"])
   np.testing.assert_allclose(out["pooled"]["pos"]["rmse"], m["rmse"])
+  for r in rows:  # the reference's half-power range holds its own HR
+    assert float(r["ref_range_lo"]) <= float(r["hr_ref"]) <= float(r["ref_range_hi"])
   table = open(os.path.join(workdir, "crossval.md")).read()
   assert "| pos |" in table and "| 45 |" in table
+  assert "reference half-power range" in table
   # A second call reads the finished folds instead of training again.
   again = crossval.run(c, workdir, num_folds=2, num_val=1)
   assert len(seen) == 2
@@ -123,3 +126,18 @@ def test_missing_comparison_split_fails_before_training(tmp_path):
   with pytest.raises(ValueError, match=r"no videos in split 'validation'.*crossval"):
     crossval.train_lib.train_and_evaluate(c, str(tmp_path / "run"))
   assert not os.path.exists(tmp_path / "run" / "codebook")
+
+
+def test_format_subjects_with_and_without_reference_range():
+  """Rows read from per_video.csv files of older runs have no range: the cell is
+  left empty instead of failing."""
+  rows = [
+      dict(subject="9", video_id="subject9", fold=0, method="pos", hr_pred=95.8,
+           hr_ref=105.5, ref_range_lo=101.1, ref_range_hi=109.0),
+      dict(subject="3", video_id="subject3", fold=1, method="pos", hr_pred=92.3,
+           hr_ref=92.3, ref_range_lo=None, ref_range_hi=None),
+  ]
+  lines = crossval.format_subjects(rows).splitlines()
+  assert lines[0].startswith("| subject | fold | reference HR | reference half-power range | pos")
+  assert lines[2] == "| 3 | 1 | 92.3 |  | 92.3 |"
+  assert lines[3] == "| 9 | 0 | 105.5 | 101.1-109.0 | 95.8 |"

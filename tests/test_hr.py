@@ -134,3 +134,21 @@ def test_robust_short_signal_single_window():
   res = hr.robust_hr(sig.postprocess(_pulse(_t(6), 90.0), FS), FS)
   assert res.window_hr.shape == (1,)
   assert abs(res.hr - 90.0) < 2.0
+
+
+def test_half_power_range_steady_and_drifting_pulse():
+  """A steady 90 bpm pulse: the range is the FFT peak's bin and its neighbours
+  (within 2 bins of 90). A pulse drifting from 100 to 125 bpm over the
+  recording: the range covers most of the drift, and hr_fft lies inside it."""
+  fs, seconds = 30.0, 64.0
+  t = np.arange(int(fs * seconds)) / fs
+  bin_bpm = 60.0 * fs / sig.next_pow2(t.size)
+  lo, hi = hr.fft_half_power_range(np.sin(2 * np.pi * 1.5 * t), fs)
+  assert 90.0 - 2 * bin_bpm <= lo <= hi <= 90.0 + 2 * bin_bpm
+  inst_hz = np.linspace(100.0, 125.0, t.size) / 60.0
+  drifting = np.sin(2 * np.pi * np.cumsum(inst_hz) / fs)
+  lo, hi = hr.fft_half_power_range(drifting, fs)
+  assert lo < 105.0 and hi > 120.0
+  assert lo <= hr.hr_fft(drifting, fs) <= hi
+  with pytest.raises(ValueError, match="fraction"):
+    hr.fft_half_power_range(drifting, fs, fraction=0.0)
