@@ -26,7 +26,8 @@ the same videos; the demo's recipe (`:demo`, 1 validation subject) 29.28 /
 8.40, baseline 7.75 / 8.02; with `--config.seed=1` (training seed, seed-0
 folds): CodePhys 9.39 / 5.33, baseline 9.34 / 6.32. One subject's flip moves
 these by 2-4 bpm: expect 5-9.5 bpm on 8 subjects. Leave one subject out
-(`--folds=8`, 5 trained): CodePhys 5.05 / 4.89, baseline 6.21 / 5.05. The ablation behind each
+(`--folds=8`, 5 trained): CodePhys 5.05 / 4.89, baseline 6.21 / 5.05; over
+training seeds 0-2 (2026-12-05) CodePhys 6.02 +- 0.84, baseline 7.01 +- 0.70. The ablation behind each
 change, and the test reads it followed: benchmarks/RESULTS.md, which also has
 the changes tried and not kept (colour changes projected orthogonal to (1, 1,
 1), the baseline fine-tuned from a synthetic run, 160-frame clips, 32 px
