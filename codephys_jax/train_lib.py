@@ -51,8 +51,12 @@ STAGES = tuple(stages_lib.STAGES)
 # What a video stage's `select_metric` may name (lower is better): whole-video HR
 # MAE of the validation subjects, or the negative SNR of their predictions (the
 # power at the reference HR and its harmonic against the rest of the band),
-# which unlike the MAE of one or two videos changes smoothly between checkpoints.
-SELECTION_METRICS = ("mae", "neg_snr")
+# which unlike the MAE of one or two videos changes smoothly between checkpoints;
+# or that SNR in windows of SELECTION_WINDOW_S seconds, each against its own
+# window's reference HR, averaged: a heart rate that drifts by 10-15 bpm over a
+# recording spreads the pulse over bins that the whole-video SNR counts as noise.
+SELECTION_METRICS = ("mae", "neg_snr", "neg_window_snr")
+SELECTION_WINDOW_S = 10.0
 
 
 def _builder(config: ml_collections.ConfigDict):
@@ -110,6 +114,12 @@ def _video_eval(model, videos, config, *, batch_size: int):
     out = {k: m[k] for k in ("mae", "rmse", "pearson", "snr")}
     # Lower is better for every selection metric: SNR as its negative.
     out["neg_snr"] = -m["snr"]
+    windowed = ml_collections.ConfigDict(config.eval.to_dict())
+    windowed.window_seconds = SELECTION_WINDOW_S
+    windowed.window_stride_seconds = None
+    windowed.extra_hr_methods = ()
+    out["window_snr"] = eval_lib.score(results, windowed).metrics["snr"]
+    out["neg_window_snr"] = -out["window_snr"]
     # Pearson over a handful of videos is undefined when all HRs coincide;
     # only the selection metrics (MAE, SNR) must be finite.
     return {k: v for k, v in out.items() if k in SELECTION_METRICS or np.isfinite(v)}

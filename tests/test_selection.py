@@ -23,10 +23,15 @@ def test_video_eval_reports_every_selection_metric(monkeypatch):
   """The evaluation hook returns each selectable metric, finite, lower = better."""
 
   class FakeResult:
-    metrics = {"mae": 3.0, "rmse": 4.0, "pearson": float("nan"), "snr": 2.5}
+    def __init__(self, windowed):
+      snr = 1.5 if windowed else 2.5
+      self.metrics = {"mae": 3.0, "rmse": 4.0, "pearson": float("nan"), "snr": snr}
 
   monkeypatch.setattr(train_lib.eval_lib, "run_method", lambda *a, **k: [])
-  monkeypatch.setattr(train_lib.eval_lib, "score", lambda *a, **k: FakeResult())
+  monkeypatch.setattr(
+      train_lib.eval_lib, "score",
+      lambda results, cfg: FakeResult(cfg.get("window_seconds") == train_lib.SELECTION_WINDOW_S),
+  )
   monkeypatch.setattr(train_lib.inference, "rppg_fn", lambda *a, **k: (lambda v, x: x))
   monkeypatch.setattr(train_lib.inference, "frames_predictor", lambda *a, **k: None)
   monkeypatch.setattr(train_lib.trainer, "fetch", lambda x: x)
@@ -38,4 +43,27 @@ def test_video_eval_reports_every_selection_metric(monkeypatch):
   out = train_lib._video_eval(None, [], config, batch_size=1)(State(), 0)
   assert set(train_lib.SELECTION_METRICS) <= set(out)
   assert out["neg_snr"] == -2.5 and np.isfinite(out["mae"])
+  assert out["neg_window_snr"] == -1.5 and out["window_snr"] == 1.5
+  assert "window_seconds" not in config.eval  # the config itself is not changed
   assert "pearson" not in out  # non-finite diagnostics are dropped
+
+
+def test_window_snr_follows_a_drifting_pulse():
+  """A prediction that follows a pulse drifting from 100 to 125 bpm exactly: its
+  whole-video SNR against the one reference HR counts most of the drift as
+  noise; in 10 s windows, each against its own reference HR, it is far higher.
+  A prediction at a fixed wrong rate stays low either way."""
+  from codephys_jax import eval_lib
+  fs = 30.0
+  t = np.arange(int(fs * 60)) / fs
+  ref = np.sin(2 * np.pi * np.cumsum(np.linspace(100.0, 125.0, t.size) / 60.0) / fs)
+  wrong = np.sin(2 * np.pi * 84.0 / 60.0 * t)
+  cfg = ml_collections.ConfigDict(
+      dict(detrend_lambda=100.0, low_hz=0.75, high_hz=2.5, hr_method="fft", extra_hr_methods=())
+  )
+  whole = eval_lib.score([("v", ref, ref, fs)], cfg).metrics["snr"]
+  win_cfg = ml_collections.ConfigDict(cfg.to_dict())
+  win_cfg.window_seconds = train_lib.SELECTION_WINDOW_S
+  windowed = eval_lib.score([("v", ref, ref, fs)], win_cfg).metrics["snr"]
+  assert windowed > whole + 5.0
+  assert eval_lib.score([("v", wrong, ref, fs)], win_cfg).metrics["snr"] < 0.0
