@@ -52,9 +52,10 @@ STAGES = tuple(stages_lib.STAGES)
 # MAE of the validation subjects, or the negative SNR of their predictions (the
 # power at the reference HR and its harmonic against the rest of the band),
 # which unlike the MAE of one or two videos changes smoothly between checkpoints;
-# or that SNR in windows of SELECTION_WINDOW_S seconds, each against its own
-# window's reference HR, averaged: a heart rate that drifts by 10-15 bpm over a
-# recording spreads the pulse over bins that the whole-video SNR counts as noise.
+# or that SNR in windows of SELECTION_WINDOW_S seconds (at most the shortest
+# video), each against its own window's reference HR, averaged: a heart rate
+# that drifts by 10-15 bpm over a recording spreads the pulse over bins that the
+# whole-video SNR counts as noise.
 SELECTION_METRICS = ("mae", "neg_snr", "neg_window_snr")
 SELECTION_WINDOW_S = 10.0
 
@@ -115,7 +116,9 @@ def _video_eval(model, videos, config, *, batch_size: int):
     # Lower is better for every selection metric: SNR as its negative.
     out["neg_snr"] = -m["snr"]
     windowed = ml_collections.ConfigDict(config.eval.to_dict())
-    windowed.window_seconds = SELECTION_WINDOW_S
+    # Never longer than the shortest video: each video gives at least one window.
+    shortest_s = min(len(pred) / fps for _, pred, _, fps in results)
+    windowed.window_seconds = min(SELECTION_WINDOW_S, shortest_s)
     windowed.window_stride_seconds = None
     windowed.extra_hr_methods = ()
     out["window_snr"] = eval_lib.score(results, windowed).metrics["snr"]

@@ -27,7 +27,8 @@ def test_video_eval_reports_every_selection_metric(monkeypatch):
       snr = 1.5 if windowed else 2.5
       self.metrics = {"mae": 3.0, "rmse": 4.0, "pearson": float("nan"), "snr": snr}
 
-  monkeypatch.setattr(train_lib.eval_lib, "run_method", lambda *a, **k: [])
+  video = ("v", np.zeros(1800), np.zeros(1800), 30.0)  # 60 s
+  monkeypatch.setattr(train_lib.eval_lib, "run_method", lambda *a, **k: [video])
   monkeypatch.setattr(
       train_lib.eval_lib, "score",
       lambda results, cfg: FakeResult(cfg.get("window_seconds") == train_lib.SELECTION_WINDOW_S),
@@ -67,3 +68,28 @@ def test_window_snr_follows_a_drifting_pulse():
   windowed = eval_lib.score([("v", ref, ref, fs)], win_cfg).metrics["snr"]
   assert windowed > whole + 5.0
   assert eval_lib.score([("v", wrong, ref, fs)], win_cfg).metrics["snr"] < 0.0
+
+
+def test_window_snr_of_videos_shorter_than_the_window(monkeypatch):
+  """Validation videos shorter than SELECTION_WINDOW_S give one window each
+  (the whole video), not an empty, non-finite mean."""
+  fs = 30.0
+  t = np.arange(int(fs * 4)) / fs  # 4 s
+  ref = np.sin(2 * np.pi * 90.0 / 60.0 * t)
+  monkeypatch.setattr(train_lib.eval_lib, "run_method", lambda *a, **k: [("v", ref, ref, fs)])
+  monkeypatch.setattr(train_lib.inference, "rppg_fn", lambda *a, **k: (lambda v, x: x))
+  monkeypatch.setattr(train_lib.inference, "frames_predictor", lambda *a, **k: None)
+  monkeypatch.setattr(train_lib.trainer, "fetch", lambda x: x)
+
+  class State:
+    eval_variables = {}
+
+  config = ml_collections.ConfigDict(
+      {
+          "input_norm": "standardized",
+          "eval": dict(detrend_lambda=100.0, low_hz=0.75, high_hz=2.5, hr_method="fft", extra_hr_methods=()),
+      }
+  )
+  out = train_lib._video_eval(None, [], config, batch_size=1)(State(), 0)
+  assert np.isfinite(out["neg_window_snr"])
+  assert out["window_snr"] == pytest.approx(out["snr"])
