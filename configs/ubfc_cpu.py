@@ -33,7 +33,9 @@ the changes tried and not kept (colour changes projected orthogonal to (1, 1,
 1), the baseline fine-tuned from a synthetic run, 160-frame clips, 32 px
 frames, half the steps, coded synthetic clips mixed into training with
 `cotrain`, the illumination changes on other folds, flicker at the pulse's
-scale, a second pass trained on the validation subjects too with `refit`). The
+scale, a second pass trained on the validation subjects too with `refit`,
+no random resized crop, pixel noise at the frames' level, selection on the SNR
+in 10 s windows with `select_metric=neg_window_snr`, batch size 8). The
 recipe's seed-0 folds read CodePhys 6.65 / 6.98 on another machine (2026-12-04;
 baseline identical): CodePhys is not bit for bit across machines. A 4-fold run
 takes about 14-20 min on an idle 2-core machine. Training seeds 0-3 on one
