@@ -19,6 +19,20 @@ def test_selection_metric_per_stage():
     train_lib._selection_metric(stages.get_stage("codebook"), cfg)
 
 
+def _run_video_eval(monkeypatch, results, config):
+  """The metrics train_lib._video_eval's hook returns when inference yields
+  `results` ((video_id, prediction, reference, fps) tuples); no model runs."""
+  monkeypatch.setattr(train_lib.eval_lib, "run_method", lambda *a, **k: results)
+  monkeypatch.setattr(train_lib.inference, "rppg_fn", lambda *a, **k: (lambda v, x: x))
+  monkeypatch.setattr(train_lib.inference, "frames_predictor", lambda *a, **k: None)
+  monkeypatch.setattr(train_lib.trainer, "fetch", lambda x: x)
+
+  class State:
+    eval_variables = {}
+
+  return train_lib._video_eval(None, [], config, batch_size=1)(State(), 0)
+
+
 def test_video_eval_reports_every_selection_metric(monkeypatch):
   """The evaluation hook returns each selectable metric, finite, lower = better."""
 
@@ -27,21 +41,13 @@ def test_video_eval_reports_every_selection_metric(monkeypatch):
       snr = 1.5 if windowed else 2.5
       self.metrics = {"mae": 3.0, "rmse": 4.0, "pearson": float("nan"), "snr": snr}
 
-  video = ("v", np.zeros(1800), np.zeros(1800), 30.0)  # 60 s
-  monkeypatch.setattr(train_lib.eval_lib, "run_method", lambda *a, **k: [video])
   monkeypatch.setattr(
       train_lib.eval_lib, "score",
       lambda results, cfg: FakeResult(cfg.get("window_seconds") == train_lib.SELECTION_WINDOW_S),
   )
-  monkeypatch.setattr(train_lib.inference, "rppg_fn", lambda *a, **k: (lambda v, x: x))
-  monkeypatch.setattr(train_lib.inference, "frames_predictor", lambda *a, **k: None)
-  monkeypatch.setattr(train_lib.trainer, "fetch", lambda x: x)
-
-  class State:
-    eval_variables = {}
-
   config = ml_collections.ConfigDict({"input_norm": "standardized", "eval": {}})
-  out = train_lib._video_eval(None, [], config, batch_size=1)(State(), 0)
+  video = ("v", np.zeros(1800), np.zeros(1800), 30.0)  # 60 s
+  out = _run_video_eval(monkeypatch, [video], config)
   assert set(train_lib.SELECTION_METRICS) <= set(out)
   assert out["neg_snr"] == -2.5 and np.isfinite(out["mae"])
   assert out["neg_window_snr"] == -1.5 and out["window_snr"] == 1.5
@@ -76,20 +82,12 @@ def test_window_snr_of_videos_shorter_than_the_window(monkeypatch):
   fs = 30.0
   t = np.arange(int(fs * 4)) / fs  # 4 s
   ref = np.sin(2 * np.pi * 90.0 / 60.0 * t)
-  monkeypatch.setattr(train_lib.eval_lib, "run_method", lambda *a, **k: [("v", ref, ref, fs)])
-  monkeypatch.setattr(train_lib.inference, "rppg_fn", lambda *a, **k: (lambda v, x: x))
-  monkeypatch.setattr(train_lib.inference, "frames_predictor", lambda *a, **k: None)
-  monkeypatch.setattr(train_lib.trainer, "fetch", lambda x: x)
-
-  class State:
-    eval_variables = {}
-
   config = ml_collections.ConfigDict(
       {
           "input_norm": "standardized",
           "eval": dict(detrend_lambda=100.0, low_hz=0.75, high_hz=2.5, hr_method="fft", extra_hr_methods=()),
       }
   )
-  out = train_lib._video_eval(None, [], config, batch_size=1)(State(), 0)
+  out = _run_video_eval(monkeypatch, [("v", ref, ref, fs)], config)
   assert np.isfinite(out["neg_window_snr"])
   assert out["window_snr"] == pytest.approx(out["snr"])
