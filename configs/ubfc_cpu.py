@@ -27,16 +27,16 @@ the same videos; the demo's recipe (`:demo`, 1 validation subject) 29.28 /
 folds): CodePhys 9.39 / 5.33, baseline 9.34 / 6.32. One subject's flip moves
 these by 2-4 bpm: expect 5-9.5 bpm on 8 subjects. Leave one subject out
 (`--folds=8`, 5 trained): CodePhys 5.05 / 4.89, baseline 6.21 / 5.05; over
-training seeds 0-2 (2026-12-05) CodePhys 6.02 +- 0.84, baseline 7.01 +- 0.70. The ablation behind each
-change, and the test reads it followed: benchmarks/RESULTS.md, which also has
+training seeds 0-2 (2026-12-05) CodePhys 6.02 +- 0.84, baseline 7.01 +- 0.70.
+The ablation behind each change, and the test reads it followed: benchmarks/RESULTS.md, which also has
 the changes tried and not kept (colour changes projected orthogonal to (1, 1,
 1), the baseline fine-tuned from a synthetic run, 160-frame clips, 32 px
 frames, half the steps, twice the steps (2026-12-06: CodePhys 7.42 / 11.10),
 coded synthetic clips mixed into training with `cotrain`, the illumination
-changes on other folds, flicker at the pulse's scale, a second pass trained on the validation subjects too with `refit`
-(training seeds 0-2, 2026-12-05: CodePhys 6.43, its baseline 5.62),
-no random resized crop, pixel noise at the frames' level, selection on the SNR
-in 10 s windows with `select_metric=neg_window_snr`, batch size 8). The
+changes on other folds, flicker at the pulse's scale, a second pass trained
+on the validation subjects too with `refit` (training seeds 0-2, 2026-12-05:
+CodePhys 6.43, its baseline 5.62), no random resized crop, pixel noise at the
+frames' level, selection on the SNR in 10 s windows with `select_metric=neg_window_snr`, batch size 8). The
 recipe's seed-0 folds read CodePhys 6.65 / 6.98 on another machine (2026-12-04;
 baseline identical): CodePhys is not bit for bit across machines. A 4-fold run
 takes about 14-20 min on an idle 2-core machine. Training seeds 0-3 on one
