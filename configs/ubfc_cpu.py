@@ -21,27 +21,28 @@ Expected result, measured with the cross-validation below on the 8 subjects of
 the UBFC-rPPG development subset (4 folds of 2 test subjects, 2 validation
 subjects per fold; whole-video HR MAE in bpm, 2026-12-03): CodePhys 5.55
 (selected) / 6.10 (final), its baseline 6.70 / 5.49, POS 18.62, CHROM 20.93 on
-the same videos; the demo's recipe (`:demo`, 1 validation subject) 29.28 /
-30.60 and 28.12 / 26.64. With the folds drawn by `--seed=1`: CodePhys 5.27 /
-8.40, baseline 7.75 / 8.02; with `--config.seed=1` (training seed, seed-0
-folds): CodePhys 9.39 / 5.33, baseline 9.34 / 6.32. One subject's flip moves
-these by 2-4 bpm: expect 5-9.5 bpm on 8 subjects. Leave one subject out
-(`--folds=8`, 5 trained): CodePhys 5.05 / 4.89, baseline 6.21 / 5.05; over
-training seeds 0-2 (2026-12-05) CodePhys 6.02 +- 0.84, baseline 7.01 +- 0.70.
-The ablation behind each change, and the test reads it followed: benchmarks/RESULTS.md, which also has
-the changes tried and not kept (colour changes projected orthogonal to (1, 1,
-1), the baseline fine-tuned from a synthetic run, 160-frame clips, 32 px
+the same videos; the demo's recipe (`:demo`, 1 validation subject) 29.28 / 30.60
+and 28.12 / 26.64. With the folds drawn by `--seed=1`: CodePhys 5.27 / 8.40,
+baseline 7.75 / 8.02; with `--config.seed=1` (training seed, seed-0 folds):
+CodePhys 9.39 / 5.33, baseline 9.34 / 6.32. One subject's flip moves these by
+2-4 bpm: expect 5-9.5 bpm on 8 subjects. Leave one subject out (`--folds=8`, 5
+trained): CodePhys 5.05 / 4.89, baseline 6.21 / 5.05; over training seeds 0-2
+(2026-12-05) CodePhys 6.02 +- 0.84, baseline 7.01 +- 0.70. The ablation behind
+each change, and the test reads it followed: benchmarks/RESULTS.md, which also
+has the changes tried and not kept (colour changes projected orthogonal to (1,
+1, 1), the baseline fine-tuned from a synthetic run, 160-frame clips, 32 px
 frames, half the steps, twice the steps (2026-12-06: CodePhys 7.42 / 11.10),
 coded synthetic clips mixed into training with `cotrain`, the illumination
-changes on other folds, flicker at the pulse's scale, a second pass trained
-on the validation subjects too with `refit` (training seeds 0-2, 2026-12-05:
+changes on other folds, flicker at the pulse's scale, a second pass trained on
+the validation subjects too with `refit` (training seeds 0-2, 2026-12-05:
 CodePhys 6.43, its baseline 5.62), no random resized crop, pixel noise at the
-frames' level, selection on the SNR in 10 s windows with `select_metric=neg_window_snr`, batch size 8). The
-recipe's seed-0 folds read CodePhys 6.65 / 6.98 on another machine (2026-12-04;
-baseline identical): CodePhys is not bit for bit across machines. A 4-fold run
-takes about 14-20 min on an idle 2-core machine. Training seeds 0-3 on one
-machine (2026-12-04): CodePhys 6.77 +- 1.83, baseline 7.77 +- 1.12; the ensemble
-of the four runs (eval.py --config.checkpoint=A,B,C,D) 5.33 and 7.42.
+frames' level, selection on the SNR in 10 s windows with
+`select_metric=neg_window_snr`, batch size 8). The recipe's seed-0 folds read
+CodePhys 6.65 / 6.98 on another machine (2026-12-04; baseline identical):
+CodePhys is not bit for bit across machines. A 4-fold run takes about 14-20 min
+on an idle 2-core machine. Training seeds 0-3 on one machine (2026-12-04):
+CodePhys 6.77 +- 1.83, baseline 7.77 +- 1.12; the ensemble of the four runs
+(eval.py --config.checkpoint=A,B,C,D) 5.33 and 7.42.
 
 Cross-validation over the subjects of any UBFC-layout tree (the way this recipe
 is measured; codephys_jax/crossval.py):
