@@ -31,12 +31,12 @@ trained): CodePhys 5.05 / 4.89, baseline 6.21 / 5.05; over training seeds 0-2
 each change, and the test reads it followed: benchmarks/RESULTS.md, which also
 has the changes tried and not kept (colour changes projected orthogonal to (1,
 1, 1), the baseline fine-tuned from a synthetic run, 160-frame clips, 32 px
-frames, half the steps, twice the steps (2026-12-06: CodePhys 7.42 / 11.10),
-coded synthetic clips mixed into training with `cotrain`, the illumination
-changes on other folds, flicker at the pulse's scale, a second pass trained on
-the validation subjects too with `refit` (training seeds 0-2, 2026-12-05:
-CodePhys 6.43, its baseline 5.62), no random resized crop, pixel noise at the
-frames' level, selection on the SNR in 10 s windows with
+frames, half the steps, twice the steps (2026-12-06, seeds 0-1: CodePhys 8.41 /
+8.30), coded synthetic clips mixed into training with `cotrain`, the
+illumination changes on other folds, flicker at the pulse's scale, a second pass
+trained on the validation subjects too with `refit` (training seeds 0-2,
+2026-12-05: CodePhys 6.43, its baseline 5.62), no random resized crop, pixel
+noise at the frames' level, selection on the SNR in 10 s windows with
 `select_metric=neg_window_snr`, batch size 8). The recipe's seed-0 folds read
 CodePhys 6.65 / 6.98 on another machine (2026-12-04; baseline identical):
 CodePhys is not bit for bit across machines. A 4-fold run takes about 14-20 min
