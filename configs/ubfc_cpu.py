@@ -31,8 +31,8 @@ trained): CodePhys 5.05 / 4.89, baseline 6.21 / 5.05; over training seeds 0-2
 each change, and the test reads it followed: benchmarks/RESULTS.md, which also
 has the changes tried and not kept (colour changes projected orthogonal to (1,
 1, 1), the baseline fine-tuned from a synthetic run, 160-frame clips, 32 px
-frames, half the steps, twice the steps (2026-12-06, seeds 0-1: CodePhys 8.41 /
-8.30), coded synthetic clips mixed into training with `cotrain`, the
+frames, half the steps, twice the steps (2026-12-06, seeds 0-2: CodePhys 7.45 /
+7.86), coded synthetic clips mixed into training with `cotrain`, the
 illumination changes on other folds, flicker at the pulse's scale, a second pass
 trained on the validation subjects too with `refit` (training seeds 0-2,
 2026-12-05: CodePhys 6.43, its baseline 5.62), no random resized crop, pixel
