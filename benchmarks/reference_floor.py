@@ -49,8 +49,6 @@ from codephys_jax import eval_lib
 from codephys_jax import metrics as metrics_lib
 from codephys_jax import signal as sig
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "The runs' config.", lock_config=True)
-_MARKDOWN = flags.DEFINE_string("markdown", "", "Also write the table here.")
 
 
 def read_references(dirs: Sequence[str]) -> list[tuple[str, np.ndarray, float]]:
@@ -138,18 +136,23 @@ def main(argv):
   dirs = argv[1:]
   if not dirs:
     raise app.UsageError("give one or more crossval workdirs or eval output directories")
-  config = _CONFIG.value
+  config = flags.FLAGS.config
   if config.eval.get("window_seconds"):
     raise ValueError("the floor is defined for whole-video evaluation (eval.window_seconds unset)")
   rows, pooled = floor_rows(read_references(dirs), config)
   lines = table(rows, pooled)
   print("\n".join(lines))
-  if _MARKDOWN.value:
-    tmp = _MARKDOWN.value + ".tmp"
+  markdown = flags.FLAGS.markdown
+  if markdown:
+    tmp = markdown + ".tmp"
     with open(tmp, "w") as f:
       f.write("\n".join(lines) + "\n")
-    os.replace(tmp, _MARKDOWN.value)
+    os.replace(tmp, markdown)
 
 
 if __name__ == "__main__":
+  # Defined here, not at import, so that tests can import this module next to
+  # other benchmark scripts that define flags of the same names.
+  config_flags.DEFINE_config_file("config", None, "The runs' config.", lock_config=True)
+  flags.DEFINE_string("markdown", "", "Also write the table here.")
   app.run(main)
