@@ -50,7 +50,6 @@ from codephys_jax import metrics as metrics_lib
 from codephys_jax import signal as sig
 
 
-
 def read_references(dirs: Sequence[str]) -> list[tuple[str, np.ndarray, float]]:
   """(video_id, reference, fps) of every video in the signals files below `dirs`."""
   refs: dict[str, tuple[np.ndarray, float]] = {}
